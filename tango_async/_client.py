@@ -1,0 +1,165 @@
+"""TangoClient: credentials, the session, and the policies shared by its resources."""
+
+from __future__ import annotations
+
+import os
+from types import TracebackType
+
+import aiohttp
+
+from ._constants import (
+    DEFAULT_CONNECTOR_LIMIT,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_ORDER_RATE,
+    DEFAULT_RATE_MARGIN,
+    DEFAULT_RESEND_COOLDOWN,
+    DEFAULT_RESULT_WINDOW,
+    DEFAULT_TIMEOUT,
+    SANDBOX_URL,
+)
+from ._cooldown import CooldownStore, LocalCooldownStore
+from ._exceptions import ValidationError
+from ._logs import setup_logging
+from ._ratelimit import LocalRateLimiter, RateLimiter
+from ._retry import RetryPolicy
+from ._transport import Transport, check_base_url
+from .resources.line_items import LineItems
+from .resources.orders import Orders
+
+__all__ = ["TangoClient"]
+
+
+class TangoClient:
+    """An async client of Tango's RaaS v2 orders API.
+
+    Use it as an async context manager (or call :meth:`close`)::
+
+        async with TangoClient("my-platform", "my-key") as tango:
+            order = await tango.orders.get("RA231012-1234-56")
+
+    Credentials fall back to TANGO_PLATFORM_NAME / TANGO_PLATFORM_KEY and the base URL
+    to TANGO_BASE_URL, then to SANDBOX_URL. All requests share one aiohttp session with
+    pooled keep-alive connections; pass ``session=`` to use your own (it is not closed).
+
+    Order creation is paced by ``rate_limiter`` (default: an in-process limiter at
+    ``order_rate`` per second plus ``rate_margin``); resends by ``cooldown_store`` (default:
+    in-process, ``resend_cooldown`` seconds). Pass shared ones (e.g. on Redis) to pace
+    several clients or processes together.
+
+    Raises ValidationError for a missing credential or a bad argument. A client is bound
+    to the event loop it is first used in; using it after :meth:`close` or from another
+    loop raises ClientClosedError.
+    """
+
+    def __init__(
+        self,
+        platform_name: str | None = None,
+        platform_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        order_rate: float = DEFAULT_ORDER_RATE,
+        resend_cooldown: float = DEFAULT_RESEND_COOLDOWN,
+        rate_limiter: RateLimiter | None = None,
+        cooldown_store: CooldownStore | None = None,
+        session: aiohttp.ClientSession | None = None,
+        retry: RetryPolicy | None = None,
+        rate_margin: float = DEFAULT_RATE_MARGIN,
+        result_window: int = DEFAULT_RESULT_WINDOW,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        connector_limit: int = DEFAULT_CONNECTOR_LIMIT,
+    ) -> None:
+        setup_logging()
+        name = platform_name if platform_name is not None else os.environ.get("TANGO_PLATFORM_NAME")
+        key = platform_key if platform_key is not None else os.environ.get("TANGO_PLATFORM_KEY")
+        if not name:
+            raise ValidationError(
+                "platform_name", "is required: pass it or set TANGO_PLATFORM_NAME"
+            )
+        if not key:
+            raise ValidationError("platform_key", "is required: pass it or set TANGO_PLATFORM_KEY")
+        if ":" in name:
+            raise ValidationError("platform_name", "must not contain ':' (HTTP Basic auth)")
+        url = base_url if base_url is not None else os.environ.get("TANGO_BASE_URL") or SANDBOX_URL
+        if not _positive(timeout):
+            raise ValidationError("timeout", "must be a number of seconds greater than 0")
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ValidationError("max_retries", "must be an int of at least 0")
+        if not _positive(resend_cooldown, allow_zero=True):
+            raise ValidationError("resend_cooldown", "must be a number of seconds, at least 0")
+        if (
+            isinstance(result_window, bool)
+            or not isinstance(result_window, int)
+            or result_window < 1
+        ):
+            raise ValidationError("result_window", "must be an int of at least 1")
+        if rate_limiter is not None and not isinstance(rate_limiter, RateLimiter):
+            raise ValidationError("rate_limiter", "must have async acquire() and penalize(delay)")
+        if cooldown_store is not None and not isinstance(cooldown_store, CooldownStore):
+            raise ValidationError(
+                "cooldown_store", "must have async claim(), extend() and release()"
+            )
+        if session is not None and not isinstance(session, aiohttp.ClientSession):
+            raise ValidationError("session", "must be an aiohttp.ClientSession")
+
+        self.platform_name = name
+        self.base_url = check_base_url(url)
+        self.resend_cooldown = float(resend_cooldown)
+        self.result_window = result_window
+        policy = (retry or RetryPolicy()).with_options(max_retries=max_retries)
+        self.rate_limiter: RateLimiter = rate_limiter or LocalRateLimiter(
+            order_rate, margin=rate_margin
+        )
+        self.cooldown_store: CooldownStore = cooldown_store or LocalCooldownStore()
+        self._transport = Transport(
+            base_url=self.base_url,
+            authorization=aiohttp.encode_basic_auth(name, key),
+            timeout=float(timeout),
+            retry=policy,
+            session=session,
+            connector_limit=connector_limit,
+            max_response_bytes=max_response_bytes,
+        )
+        self.orders = Orders(self)
+        self.line_items = LineItems(self)
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return (
+            f"TangoClient(platform_name={self.platform_name!r}, "
+            f"base_url={self.base_url!r}, {state})"
+        )
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._transport.closed
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """The retry policy in force."""
+        return self._transport.retry
+
+    async def close(self) -> None:
+        """Close the session this client opened (a caller's session is left open)."""
+        await self._transport.close()
+
+    async def __aenter__(self) -> TangoClient:
+        self._transport.session()  # fail early if closed; binds to this loop
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+def _positive(value: object, *, allow_zero: bool = False) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return value >= 0 if allow_zero else value > 0

@@ -1,0 +1,213 @@
+"""The typed error hierarchy: every error a public call raises derives from TangoError."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIResponseValidationError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ClientClosedError",
+    "ConflictError",
+    "ErrorDetail",
+    "InsufficientFundsError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ResendCooldownError",
+    "ResultWindowError",
+    "ServerError",
+    "TangoError",
+    "UnprocessableEntityError",
+    "ValidationError",
+]
+
+
+class TangoError(Exception):
+    """Base class of every error raised by tango_async.
+
+    ``external_ref_id`` is set on errors raised by ``orders.create()``: the externalRefID
+    the order was (or would have been) sent with, so it can be retried without risk of
+    paying twice.
+    """
+
+    external_ref_id: str | None = None
+
+
+class ValidationError(TangoError, ValueError):
+    """The request breaks a documented rule.
+
+    Raised before anything is sent and before a rate-limit slot is spent.
+    ``field`` is the offending field in snake_case, dotted for nesting
+    (``recipient.address.postal_code``); ``rule`` says what it must satisfy.
+    """
+
+    def __init__(self, field: str, rule: str) -> None:
+        self.field = field
+        self.rule = rule
+        super().__init__(f"{field}: {rule}")
+
+
+class ClientClosedError(TangoError, RuntimeError):
+    """The client was closed (or used from another event loop) and cannot send requests."""
+
+
+class ResultWindowError(TangoError):
+    """An order search matches more results than the API's result window can page through.
+
+    Raised by ``orders.list()`` when no date range was given, so the range cannot be split.
+    """
+
+
+class ResendCooldownError(TangoError):
+    """The order or line item was resent less than the cooldown ago.
+
+    ``retry_after`` is the number of seconds until it may be resent.
+    """
+
+    def __init__(self, key: str, retry_after: float) -> None:
+        self.key = key
+        self.retry_after = max(0.0, retry_after)
+        super().__init__(
+            f"{key} was resent less than the cooldown ago; retry after {self.retry_after:.1f} s"
+        )
+
+
+class APIConnectionError(TangoError):
+    """The request could not be completed: connection refused, reset or dropped.
+
+    ``maybe_sent`` is False only when the request certainly never reached the server.
+    """
+
+    def __init__(self, message: str, *, method: str = "", path: str = "", maybe_sent: bool = True):
+        self.method = method
+        self.path = path
+        self.maybe_sent = maybe_sent
+        super().__init__(message)
+
+
+class APITimeoutError(APIConnectionError):
+    """One HTTP attempt took longer than the client's ``timeout``."""
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorDetail:
+    """One item of a Tango error body's ``errors[]`` (or its top-level i18nKey/message)."""
+
+    code: int | str | None = None
+    i18n_key: str | None = None
+    message: str | None = None
+    path: str | None = None
+    invalid_value: Any = None
+    constraint: str | None = None
+
+
+class APIError(TangoError):
+    """The API answered with an error status (or a body that could not be decoded).
+
+    Carries ``status_code``, ``request_id``, ``path``, ``timestamp`` and every item of the
+    body's ``errors[]`` as ``errors``; ``body`` is the raw body (bytes, possibly empty).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        request_id: str | None = None,
+        path: str | None = None,
+        timestamp: str | None = None,
+        errors: list[ErrorDetail] | None = None,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.status_code = status_code
+        self.request_id = request_id
+        self.path = path
+        self.timestamp = timestamp
+        self.errors: list[ErrorDetail] = errors or []
+        self.body = body
+        self.headers: dict[str, str] = headers or {}
+        super().__init__(message)
+
+    @property
+    def i18n_key(self) -> str | None:
+        """The i18nKey of the first error item, if any (e.g. ``"403.005"``)."""
+        for e in self.errors:
+            if e.i18n_key:
+                return e.i18n_key
+        return None
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(status_code={self.status_code}, "
+            f"i18n_key={self.i18n_key!r}, request_id={self.request_id!r}, path={self.path!r})"
+        )
+
+
+class APIResponseValidationError(APIError):
+    """A success response whose body does not decode into the expected model."""
+
+
+class BadRequestError(APIError):
+    """400."""
+
+
+class AuthenticationError(APIError):
+    """401: wrong platform name or key."""
+
+
+class InsufficientFundsError(APIError):
+    """402: the account cannot cover the order."""
+
+
+class PermissionDeniedError(APIError):
+    """403."""
+
+
+class NotFoundError(APIError):
+    """404."""
+
+
+class ConflictError(APIError):
+    """409: e.g. an order with the same externalRefID is still in process (409.002)."""
+
+
+class UnprocessableEntityError(APIError):
+    """422: e.g. a frozen account, or a search period that is too long."""
+
+
+class RateLimitError(APIError):
+    """429: the TPS limit was reached. ``retry_after`` is the server's hint in seconds, if any."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kw)
+
+
+class ServerError(APIError):
+    """5xx: the server failed. An order creation may still have been processed."""
+
+
+_BY_STATUS: dict[int, type[APIError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    402: InsufficientFundsError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+
+def error_class_for(status: int) -> type[APIError]:
+    """The APIError subclass for an HTTP status."""
+    if status >= 500:
+        return ServerError
+    return _BY_STATUS.get(status, APIError)

@@ -1,0 +1,63 @@
+"""Retry policy: which failures are retried, and how long to wait between attempts."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+__all__ = ["RetryPolicy", "parse_retry_after"]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff, capped, with upward-only jitter; Retry-After is a floor.
+
+    A small immutable policy object; derive variants with :meth:`with_options`::
+
+        policy = RetryPolicy().with_options(max_retries=5, max_delay=30.0)
+
+    ``rate_limit_delay`` is the least wait after a 429 (Tango: "wait 1 second") and
+    ``conflict_delay`` the least wait after a 409 (an order with the same externalRefID is
+    still in process: "retry after at least 2 s"). Tests may shorten all of them.
+    """
+
+    max_retries: int = 3
+    initial_delay: float = 0.5
+    max_delay: float = 8.0
+    jitter: float = 0.25
+    rate_limit_delay: float = 1.0
+    conflict_delay: float = 2.0
+
+    def with_options(self, **changes: float | int) -> RetryPolicy:
+        """A copy of this policy with some fields changed."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    def backoff(
+        self, attempt: int, *, retry_after: float | None = None, floor: float = 0.0
+    ) -> float:
+        """Seconds to wait before retry number ``attempt + 1`` (``attempt`` counts from 0)."""
+        base = min(self.max_delay, self.initial_delay * (2.0**attempt))
+        delay = base * (1.0 + random.uniform(0.0, self.jitter))
+        return max(delay, floor, retry_after or 0.0)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date); None if absent/bad."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    if seconds != seconds or seconds < 0:  # NaN or in the past
+        return 0.0 if seconds < 0 else None
+    return min(seconds, 3600.0)

@@ -1,0 +1,425 @@
+"""HTTP transport: one aiohttp session, auth, timeouts, bounded reads, error mapping, retries.
+
+Retries follow three modes, because a resend and an order creation are not alike:
+
+- ``read`` (GETs): retried on 429, 5xx, timeouts and connection errors.
+- ``create`` (POST /orders, always carrying an externalRefID): retried on 429 (at least
+  ``rate_limit_delay``), 409 (at least ``conflict_delay``), 5xx, timeouts and connection
+  errors; every attempt takes a rate slot first, since the server counts arrivals.
+- ``resend`` (not idempotent): retried only on 429 and on failures that certainly
+  happened before the request was sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import aiohttp
+import msgspec
+from yarl import URL
+
+from ._exceptions import (
+    APIConnectionError,
+    APIError,
+    APIResponseValidationError,
+    APITimeoutError,
+    ClientClosedError,
+    ErrorDetail,
+    RateLimitError,
+    ValidationError,
+    error_class_for,
+)
+from ._retry import RetryPolicy, parse_retry_after
+from ._version import __version__
+
+log = logging.getLogger("tango_async")
+
+Mode = Literal["read", "create", "resend"]
+
+_JSON_DECODER = msgspec.json.Decoder()
+
+
+@dataclass(slots=True)
+class Response:
+    """A completed HTTP exchange: status, headers, the whole body."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    method: str
+    path: str
+
+
+def check_base_url(base_url: str) -> str:
+    """The base URL without a trailing slash; plain http only for loopback hosts."""
+    try:
+        url = URL(base_url)
+    except (TypeError, ValueError):
+        raise ValidationError("base_url", "must be an absolute http(s) URL") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValidationError("base_url", "must be an absolute http(s) URL")
+    if url.user or url.password or url.query_string or url.fragment:
+        raise ValidationError("base_url", "must not carry credentials, a query or a fragment")
+    if url.scheme == "http" and not _is_loopback(url.host):
+        raise ValidationError(
+            "base_url", "plain http:// is allowed for loopback hosts only; use https://"
+        )
+    return str(url).rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class Transport:
+    """Sends requests for one client. Owns its aiohttp session unless one was given."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        authorization: str,
+        timeout: float,
+        retry: RetryPolicy,
+        session: aiohttp.ClientSession | None,
+        connector_limit: int,
+        max_response_bytes: int,
+    ) -> None:
+        self.base_url = base_url
+        self._base_path = URL(base_url).path.rstrip("/")
+        self._headers = {
+            "Authorization": authorization,
+            "Accept": "application/json",
+            "User-Agent": f"tango-async/{__version__}",
+        }
+        self._post_headers = {**self._headers, "Content-Type": "application/json"}
+        self.timeout = timeout
+        self._client_timeout = aiohttp.ClientTimeout(total=timeout)
+        self.retry = retry
+        self._session = session
+        self._owns_session = session is None
+        self._connector_limit = connector_limit
+        self.max_response_bytes = max_response_bytes
+        self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def session(self) -> aiohttp.ClientSession:
+        """The session, created on first use inside the running loop."""
+        if self._closed:
+            raise ClientClosedError("this TangoClient is closed; create a new one")
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif loop is not self._loop:
+            raise ClientClosedError(
+                "this TangoClient was first used in another event loop; "
+                "create one client per event loop"
+            )
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self._connector_limit, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(connector=connector)
+        elif self._session.closed:
+            raise ClientClosedError("the aiohttp session given to this TangoClient is closed")
+        return self._session
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+        self._session = None
+
+    # --- one attempt --------------------------------------------------------------------
+
+    async def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        params: Sequence[tuple[str, str]] | None = None,
+        attempt: int = 1,
+        before_send: Callable[[], Awaitable[None]] | None = None,
+    ) -> Response:
+        """One HTTP attempt. Raises APIConnectionError / APITimeoutError; never APIError."""
+        session = self.session()
+        url = self.base_url + path
+        headers = self._post_headers if body is not None else self._headers
+        if before_send is not None:
+            await before_send()  # the rate slot, taken as late as possible
+        start = time.perf_counter()
+        try:
+            async with session.request(
+                method,
+                url,
+                data=body,
+                params=params,
+                headers=headers,
+                timeout=self._client_timeout,
+                allow_redirects=False,  # never carry the Authorization header elsewhere
+            ) as resp:
+                data = await self._read(resp, method, path)
+                result = Response(resp.status, resp.headers, data, method, path)
+        except aiohttp.ConnectionTimeoutError:
+            self._log_attempt(method, path, None, attempt, start, None, "connect timeout")
+            raise APITimeoutError(
+                f"{method} {path}: timed out connecting after {self.timeout:g} s",
+                method=method,
+                path=path,
+                maybe_sent=False,
+            ) from None
+        except TimeoutError:
+            self._log_attempt(method, path, None, attempt, start, None, "timeout")
+            raise APITimeoutError(
+                f"{method} {path}: no complete answer within {self.timeout:g} s",
+                method=method,
+                path=path,
+                maybe_sent=True,
+            ) from None
+        except aiohttp.ClientConnectorError as e:
+            self._log_attempt(method, path, None, attempt, start, None, type(e).__name__)
+            raise APIConnectionError(
+                f"{method} {path}: could not connect ({type(e).__name__}: {e.os_error})",
+                method=method,
+                path=path,
+                maybe_sent=False,
+            ) from None
+        except (aiohttp.ClientError, OSError) as e:
+            self._log_attempt(method, path, None, attempt, start, None, type(e).__name__)
+            raise APIConnectionError(
+                f"{method} {path}: connection failed after sending ({type(e).__name__})",
+                method=method,
+                path=path,
+                maybe_sent=True,
+            ) from None
+        self._log_attempt(
+            method, path, result.status, attempt, start, result.headers.get("X-Request-Id"), None
+        )
+        return result
+
+    async def _read(self, resp: aiohttp.ClientResponse, method: str, path: str) -> bytes:
+        limit = self.max_response_bytes
+        if resp.content_length is not None and resp.content_length <= limit:
+            return await resp.read()
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in resp.content.iter_chunked(65536):
+            size += len(chunk)
+            if size > limit:
+                raise APIResponseValidationError(
+                    f"{method} {path}: response body larger than {limit} bytes; not read",
+                    status_code=resp.status,
+                    path=path,
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _log_attempt(
+        self,
+        method: str,
+        path: str,
+        status: int | None,
+        attempt: int,
+        start: float,
+        request_id: str | None,
+        failure: str | None,
+    ) -> None:
+        if log.isEnabledFor(logging.DEBUG):
+            elapsed = (time.perf_counter() - start) * 1000
+            log.debug(
+                "%s %s -> %s attempt=%d elapsed_ms=%.1f request_id=%s",
+                method,
+                path,
+                status if status is not None else failure,
+                attempt,
+                elapsed,
+                request_id or "-",
+            )
+
+    # --- a call, with retries -------------------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        mode: Mode,
+        body: bytes | None = None,
+        params: Sequence[tuple[str, str]] | None = None,
+        before_send: Callable[[], Awaitable[None]] | None = None,
+        on_rate_limited: Callable[[float], Awaitable[None]] | None = None,
+    ) -> Response:
+        """Send with retries as ``mode`` allows; return a 2xx Response or raise a TangoError."""
+        policy = self.retry
+        attempt = 0
+        while True:
+            try:
+                resp = await self.send(
+                    method,
+                    path,
+                    body=body,
+                    params=params,
+                    attempt=attempt + 1,
+                    before_send=before_send,
+                )
+            except APIConnectionError as e:
+                if attempt >= policy.max_retries or (mode == "resend" and e.maybe_sent):
+                    raise
+                delay = policy.backoff(attempt)
+                log.info(
+                    "%s %s: %s; retry %d in %.2f s",
+                    method,
+                    path,
+                    type(e).__name__,
+                    attempt + 1,
+                    delay,
+                )
+            else:
+                if 200 <= resp.status < 300:
+                    return resp
+                error = build_api_error(resp)
+                delay_or_none = self._retry_delay(error, mode, attempt)
+                if delay_or_none is None:
+                    raise error
+                delay = delay_or_none
+                if error.status_code == 429 and on_rate_limited is not None:
+                    await on_rate_limited(delay)
+                log.info(
+                    "%s %s: HTTP %d %s; retry %d in %.2f s",
+                    method,
+                    path,
+                    error.status_code,
+                    error.i18n_key or "",
+                    attempt + 1,
+                    delay,
+                )
+            await asyncio.sleep(delay)
+            attempt += 1
+
+    def _retry_delay(self, error: APIError, mode: Mode, attempt: int) -> float | None:
+        policy = self.retry
+        if attempt >= policy.max_retries:
+            return None
+        status = error.status_code
+        retry_after = parse_retry_after(error.headers.get("Retry-After"))
+        if status == 429:
+            return policy.backoff(attempt, retry_after=retry_after, floor=policy.rate_limit_delay)
+        if mode == "resend":
+            return None
+        if status >= 500:
+            return policy.backoff(attempt, retry_after=retry_after)
+        if status == 409 and mode == "create":
+            return policy.backoff(attempt, retry_after=retry_after, floor=policy.conflict_delay)
+        return None
+
+
+# --- error bodies ---------------------------------------------------------------------------
+
+
+def build_api_error(resp: Response) -> APIError:
+    """The typed APIError for a non-2xx response, whatever its body (JSON, HTML, empty, cut)."""
+    status = resp.status
+    headers = dict(resp.headers)
+    parsed: Any = None
+    if resp.body:
+        try:
+            parsed = _JSON_DECODER.decode(resp.body)
+        except msgspec.DecodeError:
+            parsed = None
+    details: list[ErrorDetail] = []
+    request_id = headers.get("X-Request-Id")
+    path: str | None = resp.path
+    timestamp: str | None = None
+    phrase = ""
+    if isinstance(parsed, dict):
+        request_id = _opt_str(parsed.get("requestId")) or request_id
+        path = _opt_str(parsed.get("path")) or path
+        timestamp = _opt_str(parsed.get("timestamp"))
+        phrase = _opt_str(parsed.get("httpPhrase")) or ""
+        items = parsed.get("errors")
+        if isinstance(items, list):
+            details.extend(_detail(item) for item in items)
+        if parsed.get("i18nKey") is not None or parsed.get("message") is not None:
+            top = ErrorDetail(
+                code=_opt_code(parsed.get("code")),
+                i18n_key=_opt_str(parsed.get("i18nKey")),
+                message=_opt_str(parsed.get("message")),
+            )
+            if not any(d.i18n_key == top.i18n_key and d.message == top.message for d in details):
+                details.append(top)
+    if parsed is None:
+        what = (
+            "empty body"
+            if not resp.body
+            else (
+                f"non-JSON body ({len(resp.body)} bytes, "
+                f"{headers.get('Content-Type', 'no content type')})"
+            )
+        )
+    else:
+        what = (
+            "; ".join(
+                f"{d.i18n_key + ' ' if d.i18n_key else ''}{d.message or ''}".strip()
+                for d in details
+            )
+            or "no error details"
+        )
+    message = f"{resp.method} {resp.path}: HTTP {status}{' ' + phrase if phrase else ''}: {what}"
+    if request_id:
+        message += f" (requestId={request_id})"
+    cls = error_class_for(status)
+    kwargs: dict[str, Any] = {
+        "status_code": status,
+        "request_id": request_id,
+        "path": path,
+        "timestamp": timestamp,
+        "errors": details,
+        "body": resp.body,
+        "headers": headers,
+    }
+    if cls is RateLimitError:
+        return RateLimitError(
+            message, retry_after=parse_retry_after(headers.get("Retry-After")), **kwargs
+        )
+    return cls(message, **kwargs)
+
+
+def _detail(item: Any) -> ErrorDetail:
+    if not isinstance(item, dict):
+        return ErrorDetail(message=str(item))
+    return ErrorDetail(
+        code=_opt_code(item.get("code")),
+        i18n_key=_opt_str(item.get("i18nKey")),
+        message=_opt_str(item.get("message")),
+        path=_opt_str(item.get("path")),
+        invalid_value=item.get("invalidValue"),
+        constraint=_opt_str(item.get("constraint")),
+    )
+
+
+def _opt_str(v: Any) -> str | None:
+    return None if v is None else str(v)
+
+
+def _opt_code(v: Any) -> int | str | None:
+    if v is None or (isinstance(v, (int, str)) and not isinstance(v, bool)):
+        return v
+    return str(v)

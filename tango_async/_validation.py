@@ -1,0 +1,427 @@
+"""Client-side checks of every documented request rule, run before anything is sent.
+
+Where the sources disagree the newest wins (tangocard-openapi.json, then the 2025 page,
+then the 2024 pages): see ../shared/API.md. Each failure is a ValidationError naming
+the field (snake_case, dotted) and the rule.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from datetime import UTC as _UTC
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+from ._exceptions import ValidationError
+from .types.enums import DeliveryMethod, ResendReasonCode
+from .types.orders import Address, CreateOrderRequest, Recipient, Sender
+
+IDENTIFIER = re.compile(r"[-a-zA-Z0-9]{5,100}")
+UTID = re.compile(r"[uU]\d+")
+PTID = re.compile(r"[pP]\d+")
+ETID = re.compile(r"[eE]\d{6}")
+E164 = re.compile(r"\+[1-9]\d{1,14}")
+US_MOBILE = re.compile(r"\+1\d{10}")
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+PHYSICAL_NAME = re.compile(r"[0-9A-Za-z .,&-]+")
+STREET = re.compile(r"[0-9A-Za-z .,/&%#@'-]+")
+CITY = re.compile(r"[0-9A-Za-z .&'-]+")
+POSTAL = re.compile(r"[0-9A-Za-z -]{1,12}")
+US_ZIP = re.compile(r"\d{5}")
+REGION_CODE = re.compile(r"[A-Z]{2}")
+COUNTRY = re.compile(r"[A-Za-z]{2}")
+FORBIDDEN_NAME_CHARS = re.compile(r"[<>/]")
+
+# Delivery methods accepted on order creation (CreateOrderCriteria) and on resends.
+CREATE_METHODS = frozenset(
+    {"NONE", "EMAIL", "PHONE", "ADDRESS", "EMBEDDED", "EMBEDDED_COMPONENT", "WHATSAPP"}
+)
+RESEND_METHODS = frozenset({"NONE", "EMAIL", "PHONE", "WHATSAPP"})
+
+MAX_EXTERNAL_REF_ID = 100
+MAX_MESSAGE = 3000
+MAX_CAMPAIGN = 1024
+MAX_NOTES = 1024
+MAX_PURCHASE_ORDER_NUMBER = 100
+MAX_DIGITAL_NAME = 100
+MAX_PHYSICAL_NAME = 25
+MAX_EMAIL = 100
+MAX_STREET = 35
+MAX_CITY = 30
+MAX_REGION = 35
+
+
+def _fail(field: str, rule: str) -> ValidationError:
+    return ValidationError(field, rule)
+
+
+def check_str(value: object, field: str, *, required: bool = False) -> str | None:
+    """Type check: None (if allowed) or a str."""
+    if value is None:
+        if required:
+            raise _fail(field, "is required")
+        return None
+    if not isinstance(value, str):
+        raise _fail(field, f"must be a string, not {type(value).__name__}")
+    return value
+
+
+def check_len(value: str | None, field: str, max_len: int, *, min_len: int = 0) -> None:
+    if value is not None and not (min_len <= len(value) <= max_len):
+        if min_len:
+            raise _fail(field, f"must be {min_len} to {max_len} characters (got {len(value)})")
+        raise _fail(field, f"must be at most {max_len} characters (got {len(value)})")
+
+
+def check_pattern(value: str | None, field: str, pattern: re.Pattern[str], rule: str) -> None:
+    if value is not None and not pattern.fullmatch(value):
+        raise _fail(field, rule)
+
+
+def check_identifier(value: object, field: str) -> str:
+    s = check_str(value, field, required=True)
+    assert s is not None
+    check_pattern(s, field, IDENTIFIER, "must be 5-100 letters, digits or hyphens")
+    return s
+
+
+def check_external_ref_id(value: object, field: str = "external_ref_id") -> str | None:
+    s = check_str(value, field)
+    if s is not None:
+        if not s.strip():
+            raise _fail(field, "must not be empty or blank")
+        check_len(s, field, MAX_EXTERNAL_REF_ID)
+    return s
+
+
+def check_path_id(value: object, field: str) -> str:
+    """A reference ID used as a URL path segment: a non-empty string without '/' or spaces."""
+    s = check_str(value, field, required=True)
+    assert s is not None
+    if not s or s != s.strip() or "/" in s or any(c.isspace() for c in s):
+        raise _fail(field, "must be a non-empty ID without spaces or '/'")
+    check_len(s, field, 200)
+    return s
+
+
+def check_email(value: object, field: str) -> str | None:
+    s = check_str(value, field)
+    check_len(s, field, MAX_EMAIL)
+    check_pattern(s, field, EMAIL, "must be an email address like name@example.com")
+    return s
+
+
+def check_etid(value: object, field: str) -> None:
+    check_pattern(check_str(value, field), field, ETID, "must be E followed by 6 digits")
+
+
+def check_mobile(value: object, field: str, *, us_only: bool) -> None:
+    s = check_str(value, field)
+    if us_only:
+        check_pattern(s, field, US_MOBILE, "PHONE delivery takes US numbers only: +1 and 10 digits")
+    else:
+        check_pattern(s, field, E164, "must be E.164: + and up to 15 digits")
+
+
+def _check_name(value: object, field: str, *, physical: bool, required: bool) -> None:
+    s = check_str(value, field, required=required)
+    if s is None:
+        return
+    if required and not s.strip():
+        raise _fail(field, "is required (not blank)")
+    if physical:
+        check_len(s, field, MAX_PHYSICAL_NAME)
+        check_pattern(
+            s,
+            field,
+            PHYSICAL_NAME,
+            "physical rewards allow only letters, digits, space, period, comma, & and hyphen",
+        )
+    else:
+        check_len(s, field, MAX_DIGITAL_NAME)
+        if FORBIDDEN_NAME_CHARS.search(s):
+            raise _fail(field, "must not contain <, > or /")
+
+
+def check_amount(value: object, field: str = "amount") -> None:
+    if isinstance(value, bool) or not isinstance(value, (Decimal, int, float)):
+        raise _fail(field, f"must be a number (Decimal, int or float), not {type(value).__name__}")
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise _fail(field, "must be a finite number")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise _fail(field, "must be a finite number")
+    if value < 0:
+        raise _fail(field, "must be at least 0")
+
+
+def check_aware(value: object, field: str) -> None:
+    if value is None:
+        return
+    if not isinstance(value, datetime):
+        raise _fail(field, f"must be a timezone-aware datetime, not {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise _fail(field, "must be timezone-aware (a naive datetime is not guessed)")
+
+
+def check_address(addr: object, field: str) -> None:
+    if not isinstance(addr, Address):
+        raise _fail(field, f"must be an Address, not {type(addr).__name__}")
+    f = f"{field}."
+    street1 = check_str(addr.street_line1, f + "street_line1", required=True)
+    street2 = check_str(addr.street_line2, f + "street_line2")
+    for name, s, req in (("street_line1", street1, True), ("street_line2", street2, False)):
+        if s is None:
+            continue
+        if req and not s.strip():
+            raise _fail(f + name, "is required (not blank)")
+        check_len(s, f + name, MAX_STREET)
+        check_pattern(
+            s,
+            f + name,
+            STREET,
+            "allows letters, digits, space and . , - / & % # @ ' only",
+        )
+    city = check_str(addr.city, f + "city", required=True)
+    if city is not None and not city.strip():
+        raise _fail(f + "city", "is required (not blank)")
+    check_len(city, f + "city", MAX_CITY)
+    check_pattern(city, f + "city", CITY, "allows letters, digits, space and . - & ' only")
+    country = check_str(addr.country, f + "country", required=True)
+    check_pattern(country, f + "country", COUNTRY, "must be a 2-letter country code")
+    assert country is not None
+    domestic = country.upper() in ("US", "CA")
+    region = check_str(addr.state_or_province, f + "state_or_province", required=True)
+    assert region is not None
+    if domestic:
+        check_pattern(
+            region,
+            f + "state_or_province",
+            REGION_CODE,
+            "must be a 2-letter uppercase state or province code for US and CA addresses",
+        )
+    else:
+        if not region.strip():
+            raise _fail(f + "state_or_province", "is required (not blank)")
+        check_len(region, f + "state_or_province", MAX_REGION)
+    postal = check_str(addr.postal_code, f + "postal_code", required=True)
+    if country.upper() == "US":
+        check_pattern(
+            postal, f + "postal_code", US_ZIP, "US addresses take a 5-digit ZIP code only"
+        )
+    else:
+        check_pattern(
+            postal, f + "postal_code", POSTAL, "must be 1-12 letters, digits, spaces or hyphens"
+        )
+    check_str(addr.company_name, f + "company_name")
+
+
+def _method(value: object, field: str, allowed: frozenset[str]) -> DeliveryMethod | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in allowed:
+        raise _fail(field, f"must be one of {', '.join(sorted(allowed))}")
+    return DeliveryMethod(value)
+
+
+def effective_delivery_method(req: CreateOrderRequest) -> DeliveryMethod:
+    """The delivery method the order will use, from delivery_method, an address or send_email."""
+    explicit = _method(req.delivery_method, "delivery_method", CREATE_METHODS)
+    if req.send_email is not None and not isinstance(req.send_email, bool):
+        raise _fail("send_email", "must be a bool")
+    if explicit is not None:
+        if req.send_email is True and explicit is not DeliveryMethod.EMAIL:
+            raise _fail(
+                "send_email",
+                f"send_email=True conflicts with delivery_method={explicit.value}; "
+                "set only delivery_method",
+            )
+        if req.send_email is False and explicit is DeliveryMethod.EMAIL:
+            raise _fail(
+                "send_email",
+                "send_email=False conflicts with delivery_method=EMAIL; set only delivery_method",
+            )
+        return explicit
+    recipient = req.recipient
+    if isinstance(recipient, Recipient) and recipient.address is not None:
+        return DeliveryMethod.ADDRESS  # as the API itself infers it
+    if req.send_email is False:
+        return DeliveryMethod.NONE
+    return DeliveryMethod.EMAIL  # legacy send_email=True, or the API's default
+
+
+def prepare_order(req: CreateOrderRequest) -> CreateOrderRequest:
+    """Check every documented rule of ``req`` and return the request to put on the wire.
+
+    The returned copy has ``delivery_method`` set (inferred where not given) and, for EMAIL
+    and NONE, the legacy ``send_email`` that matches it, so both old and new servers read it
+    the same way. Raises ValidationError naming the field and the rule.
+    """
+    if not isinstance(req, CreateOrderRequest):
+        raise _fail("request", f"must be a CreateOrderRequest, not {type(req).__name__}")
+    check_identifier(req.customer_identifier, "customer_identifier")
+    check_identifier(req.account_identifier, "account_identifier")
+    utid = check_str(req.utid, "utid", required=True)
+    check_pattern(utid, "utid", UTID, "must be U followed by digits (e.g. U561593)")
+    check_amount(req.amount)
+    check_external_ref_id(req.external_ref_id)
+    check_pattern(check_str(req.ptid, "ptid"), "ptid", PTID, "must be P followed by digits")
+    check_etid(req.etid, "etid")
+    check_str(req.email_subject, "email_subject")
+    check_len(check_str(req.message, "message"), "message", MAX_MESSAGE)
+    check_len(check_str(req.campaign, "campaign"), "campaign", MAX_CAMPAIGN)
+    check_len(check_str(req.notes, "notes"), "notes", MAX_NOTES)
+    check_len(
+        check_str(req.purchase_order_number, "purchase_order_number"),
+        "purchase_order_number",
+        MAX_PURCHASE_ORDER_NUMBER,
+    )
+    check_aware(req.expiration_date, "expiration_date")
+    if req.custom_fields is not None and not isinstance(req.custom_fields, Mapping):
+        raise _fail("custom_fields", "must be a mapping of field name to value")
+
+    method = effective_delivery_method(req)
+    physical = method is DeliveryMethod.ADDRESS
+
+    if req.sender is not None:
+        if not isinstance(req.sender, Sender):
+            raise _fail("sender", f"must be a Sender, not {type(req.sender).__name__}")
+        _check_name(req.sender.first_name, "sender.first_name", physical=False, required=False)
+        _check_name(req.sender.last_name, "sender.last_name", physical=False, required=False)
+        check_email(req.sender.email, "sender.email")
+
+    r = req.recipient
+    if r is None:
+        if method in (DeliveryMethod.EMAIL, DeliveryMethod.PHONE, DeliveryMethod.ADDRESS):
+            raise _fail("recipient", f"is required for {method.value} delivery")
+    else:
+        if not isinstance(r, Recipient):
+            raise _fail("recipient", f"must be a Recipient, not {type(r).__name__}")
+        needs_first = method in (DeliveryMethod.EMAIL, DeliveryMethod.PHONE, DeliveryMethod.ADDRESS)
+        _check_name(r.first_name, "recipient.first_name", physical=physical, required=needs_first)
+        _check_name(r.last_name, "recipient.last_name", physical=physical, required=physical)
+        email = check_email(r.email, "recipient.email")
+        if method is DeliveryMethod.EMAIL and email is None:
+            raise _fail("recipient.email", "is required for EMAIL delivery")
+        if method is DeliveryMethod.PHONE and r.mobile_number is None:
+            raise _fail("recipient.mobile_number", "is required for PHONE delivery")
+        check_mobile(
+            r.mobile_number, "recipient.mobile_number", us_only=method is DeliveryMethod.PHONE
+        )
+        if r.address is not None:
+            # Sent as given on digital orders too: newer API pages allow it for some rewards.
+            check_address(r.address, "recipient.address")
+    if physical and (r is None or r.address is None):
+        raise _fail("recipient.address", "is required for ADDRESS delivery")
+
+    send_email = req.send_email
+    if send_email is None and method in (DeliveryMethod.EMAIL, DeliveryMethod.NONE):
+        send_email = method is DeliveryMethod.EMAIL
+    return msgspec.structs.replace(req, delivery_method=method, send_email=send_email)
+
+
+def check_order_resend(
+    *, new_email: object, new_etid: object, new_mobile: object, new_delivery_method: object
+) -> DeliveryMethod | None:
+    check_email(new_email, "new_email")
+    check_etid(new_etid, "new_etid")
+    method = _method(new_delivery_method, "new_delivery_method", RESEND_METHODS)
+    check_mobile(new_mobile, "new_mobile", us_only=True)
+    return method
+
+
+def check_line_item_resend(
+    *,
+    new_delivery_method: object,
+    new_email: object,
+    new_mobile_number: object,
+    new_etid: object,
+    reason_code: object,
+    other_reason: object,
+) -> tuple[DeliveryMethod | None, ResendReasonCode | None]:
+    method = check_order_resend(
+        new_email=new_email,
+        new_etid=new_etid,
+        new_mobile=None,
+        new_delivery_method=new_delivery_method,
+    )
+    check_mobile(new_mobile_number, "new_mobile_number", us_only=True)
+    code: ResendReasonCode | None = None
+    if reason_code is not None:
+        if not isinstance(reason_code, str) or reason_code not in ResendReasonCode.__members__:
+            raise _fail("reason_code", f"must be one of {', '.join(ResendReasonCode.__members__)}")
+        code = ResendReasonCode(reason_code)
+    other = check_str(other_reason, "other_reason")
+    if code is ResendReasonCode.OTHER and not (other and other.strip()):
+        raise _fail("other_reason", "is required when reason_code is OTHER")
+    return method, code
+
+
+def format_query_datetime(value: object, field: str, *, end: bool = False) -> tuple[str, datetime]:
+    """An RFC 3339 query value and the aware datetime it stands for.
+
+    A ``date`` means its whole day in UTC: the start of it, or (``end=True``) its last
+    millisecond. Strings are parsed; naive datetimes are refused.
+    """
+    if isinstance(value, datetime):
+        check_aware(value, field)
+        dt = value
+    elif isinstance(value, date):
+        dt = datetime(value.year, value.month, value.day, tzinfo=_UTC)
+        if end:
+            dt = dt.replace(hour=23, minute=59, second=59, microsecond=999000)
+    elif isinstance(value, str):
+        return format_query_datetime(_parse_rfc3339(value, field), field, end=end)
+    else:
+        raise _fail(
+            field,
+            f"must be a date, an aware datetime or an RFC 3339 string, not {type(value).__name__}",
+        )
+    return to_rfc3339(dt), dt
+
+
+def to_rfc3339(dt: datetime) -> str:
+    """``2016-01-01T00:00:00.000Z``: UTC with milliseconds."""
+    utc = dt.astimezone(_UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def _parse_rfc3339(value: str, field: str) -> datetime | date:
+    try:
+        if len(value) == 10:
+            return date.fromisoformat(value)
+        return datetime.fromisoformat(value.replace("z", "Z"))
+    except ValueError:
+        raise _fail(
+            field, "must be an RFC 3339 date or date-time, e.g. 2016-01-01 or 2016-01-01T00:00:00Z"
+        ) from None
+
+
+def check_bool(value: object, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise _fail(field, "must be a bool")
+    return value
+
+
+def check_int(value: object, field: str, *, lo: int, hi: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _fail(field, "must be an int")
+    if value < lo or (hi is not None and value > hi):
+        raise _fail(field, f"must be {lo} to {hi}" if hi is not None else f"must be at least {lo}")
+    return value
+
+
+def _as_query_scalar(value: Any, field: str) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, Decimal, float)):
+        check_amount(value, field)
+        return str(value)
+    if isinstance(value, str):
+        return value
+    raise _fail(field, f"must be a string, number or bool, not {type(value).__name__}")

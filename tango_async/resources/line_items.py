@@ -1,0 +1,60 @@
+"""``client.line_items``: resend a line item."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from .._validation import check_line_item_resend, check_path_id
+from ..types.enums import DeliveryMethod, ResendReasonCode
+from ..types.resends import LineItemResend, LineItemResendRequest
+from ._base import ENCODER, Resource
+
+__all__ = ["LineItems"]
+
+
+class LineItems(Resource):
+    """Line-item calls of the API."""
+
+    async def resend(
+        self,
+        reference_line_item_id: str,
+        /,
+        *,
+        new_delivery_method: DeliveryMethod | str | None = None,
+        new_email: str | None = None,
+        new_mobile_number: str | None = None,
+        new_etid: str | None = None,
+        reason_code: ResendReasonCode | str | None = None,
+        other_reason: str | None = None,
+        wait: bool = False,
+    ) -> LineItemResend:
+        """Resend a line item's reward: ``POST /lineItems/{referenceLineItemId}/resends``.
+
+        The body says ``newMobileNumber`` (unlike order resends). ``reason_code`` OTHER
+        needs ``other_reason``. One resend per line item per ``resend_cooldown`` seconds:
+        sooner raises ResendCooldownError without a network call, or waits with
+        ``wait=True``. Not retried once it may have reached the server (resends are not
+        idempotent). Raises ValidationError before sending; APIError subclasses on
+        refusal (403.003: Tango did not deliver the original); APIConnectionError.
+        """
+        ref = check_path_id(reference_line_item_id, "reference_line_item_id")
+        method, code = check_line_item_resend(
+            new_delivery_method=new_delivery_method,
+            new_email=new_email,
+            new_mobile_number=new_mobile_number,
+            new_etid=new_etid,
+            reason_code=reason_code,
+            other_reason=other_reason,
+        )
+        body = ENCODER.encode(
+            LineItemResendRequest(
+                new_delivery_method=method,
+                new_email=new_email,
+                new_mobile_number=new_mobile_number,
+                new_etid=new_etid,
+                reason_code=code,
+                other_reason=other_reason,
+            )
+        )
+        path = f"/lineItems/{quote(ref, safe='')}/resends"
+        return await self._resend("line_item", ref, path, body, LineItemResend, wait)

@@ -1,0 +1,254 @@
+"""Order models: the creation request and the order views Tango answers with.
+
+Attributes are snake_case; wire names are camelCase except the irregular ones
+(``referenceOrderID``, ``externalRefID``, ``referenceLineItemID``), which are spelled
+out field by field. Unknown response fields are ignored, so new API fields never
+break decoding; ``status`` and ``delivery_method`` stay plain strings for the same reason.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+import msgspec
+
+from .enums import DeliveryMethod
+
+__all__ = [
+    "Address",
+    "AddressView",
+    "CreateOrderRequest",
+    "CreatedOrder",
+    "Credential",
+    "Money",
+    "Order",
+    "OrderPage",
+    "Recipient",
+    "RecipientView",
+    "Reward",
+    "Sender",
+]
+
+AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
+
+_MASK = "'***'"
+
+
+class _Wire(msgspec.Struct, rename="camel", omit_defaults=True):
+    """Base of every model: camelCase wire names, None fields left off the wire."""
+
+
+# --- requests ---------------------------------------------------------------------------
+
+
+class Sender(_Wire, kw_only=True):
+    """Who the reward is from (tracking only; it does not change the sending address)."""
+
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+
+
+class Address(_Wire):
+    """A postal address, required for ADDRESS (physical) delivery."""
+
+    street_line1: str
+    city: str
+    state_or_province: str
+    postal_code: str
+    country: str
+    street_line2: str | None = None
+    company_name: str | None = None
+
+
+class Recipient(_Wire, kw_only=True):
+    """Who receives the reward."""
+
+    email: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    mobile_number: str | None = None
+    address: Address | None = None
+
+
+class _CreateOrderRequired(_Wire):
+    customer_identifier: str
+    account_identifier: str
+    utid: str
+    amount: Decimal | float
+
+    def __post_init__(self) -> None:
+        # Keep amounts exact: a float becomes the Decimal of its shortest repr, so 10.1
+        # goes on the wire as 10.1, never as 10.0999999999999996447.
+        a: object = self.amount
+        if isinstance(a, float) or (isinstance(a, int) and not isinstance(a, bool)):
+            self.amount = Decimal(repr(a)) if isinstance(a, float) else Decimal(a)
+
+
+class CreateOrderRequest(_CreateOrderRequired, kw_only=True):
+    """The body of ``POST /orders``.
+
+    ``amount`` takes Decimal, int or float and goes on the wire as a JSON number.
+    ``delivery_method`` may be left out: it is inferred (ADDRESS when the recipient has an
+    address, else from the legacy ``send_email``: EMAIL / NONE, else EMAIL).
+    """
+
+    external_ref_id: str | None = msgspec.field(default=None, name="externalRefID")
+    delivery_method: DeliveryMethod | str | None = None
+    sender: Sender | None = None
+    recipient: Recipient | None = None
+    ptid: str | None = None
+    etid: str | None = None
+    email_subject: str | None = None
+    message: str | None = None
+    campaign: str | None = None
+    purchase_order_number: str | None = None
+    notes: str | None = None
+    expiration_date: datetime | None = None
+    send_email: bool | None = None
+    custom_fields: dict[str, Any] | None = None
+
+
+# --- responses --------------------------------------------------------------------------
+
+
+class Money(_Wire, kw_only=True):
+    """An amount with its currency; every number decodes to an exact Decimal."""
+
+    value: Decimal | None = None
+    currency_code: str | None = None
+    exchange_rate: Decimal | None = None
+    fee: Decimal | None = None
+    total: Decimal | None = None
+
+
+class Credential(_Wire, kw_only=True):
+    """One reward credential (a code, PIN or redemption link). Its value is masked in repr."""
+
+    label: str | None = None
+    value: str | None = None
+    type: str | None = None
+    credential_type: str | None = None
+
+    def __repr__(self) -> str:
+        value = _MASK if self.value is not None else "None"
+        return (
+            f"Credential(label={self.label!r}, value={value}, type={self.type!r}, "
+            f"credential_type={self.credential_type!r})"
+        )
+
+
+class Reward(_Wire, kw_only=True):
+    """The reward's credentials. ``credentials`` (label -> value) is deprecated by Tango in
+    favour of ``credential_list``. Credential values are masked in repr."""
+
+    credentials: dict[str, Any] | str | None = None
+    credential_list: list[Credential] = msgspec.field(default_factory=list)
+    redemption_instructions: str | None = None
+
+    def __repr__(self) -> str:
+        if isinstance(self.credentials, dict):
+            creds = "{" + ", ".join(f"{k!r}: {_MASK}" for k in self.credentials) + "}"
+        else:
+            creds = _MASK if self.credentials is not None else "None"
+        return (
+            f"Reward(credentials={creds}, credential_list={self.credential_list!r}, "
+            f"redemption_instructions=...)"
+        )
+
+
+class AddressView(_Wire, kw_only=True):
+    """A postal address as the API returns it (every field optional)."""
+
+    street_line1: str | None = None
+    street_line2: str | None = None
+    city: str | None = None
+    state_or_province: str | None = None
+    postal_code: str | None = None
+    country: str | None = None
+    company_name: str | None = None
+
+
+class RecipientView(_Wire, kw_only=True):
+    """The recipient as the API returns it."""
+
+    email: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    mobile_number: str | None = None
+    address: AddressView | None = None
+
+
+class Order(_Wire, kw_only=True):
+    """An order, from ``POST /orders``, ``GET /orders/{id}`` or a ``GET /orders`` page.
+
+    Only ``reference_order_id`` is always present; list items carry no ``reward``.
+    """
+
+    reference_order_id: str = msgspec.field(name="referenceOrderID")
+    reference_line_item_id: str | None = msgspec.field(default=None, name="referenceLineItemID")
+    external_ref_id: str | None = msgspec.field(default=None, name="externalRefID")
+    customer_identifier: str | None = None
+    account_identifier: str | None = None
+    account_number: str | None = None
+    amount_charged: Money | None = None
+    denomination: Money | None = None
+    utid: str | None = None
+    ptid: str | None = None
+    reward_name: str | None = None
+    sender: Sender | None = None
+    recipient: RecipientView | None = None
+    email_subject: str | None = None
+    message: str | None = None
+    send_email: bool | None = None
+    delivery_method: str | None = None
+    etid: str | None = None
+    status: str | None = None
+    order_status: str | None = None
+    line_item_status: str | None = None
+    campaign: str | None = None
+    created_at: AwareDatetime | None = None
+    notes: str | None = None
+    order_client_source: str | None = None
+    purchase_order_number: str | None = None
+    reward: Reward | None = None
+
+
+class CreatedOrder(Order, kw_only=True):
+    """What ``orders.create()`` returns: an Order, plus whether the server made it now.
+
+    ``created`` is True for 201 (a new order) and False for 200 (the order that already
+    existed for this externalRefID).
+    """
+
+    created: bool = msgspec.field(default=True, name="__tango_async_created__")
+
+    @property
+    def existing(self) -> bool:
+        """True when the server answered 200: the order already existed."""
+        return not self.created
+
+
+class OrderPage(msgspec.Struct, kw_only=True):
+    """One page of ``GET /orders``: its paging figures and its orders."""
+
+    number: int
+    elements_per_block: int
+    result_count: int
+    total_count: int
+    orders: list[Order]
+
+
+# The wire shape of GET /orders, flattened into OrderPage by the resource.
+class _PageInfo(_Wire, kw_only=True):
+    number: int = 0
+    elements_per_block: int = 0
+    result_count: int = 0
+    total_count: int = 0
+
+
+class OrderListWire(_Wire, kw_only=True):
+    page: _PageInfo = msgspec.field(default_factory=_PageInfo)
+    orders: list[Order] = msgspec.field(default_factory=list)
