@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import msgspec
 
-from .._exceptions import TangoError
+from .._exceptions import TangoError, ValidationError
 from .._validation import check_order_resend, check_path_id, prepare_order
 from ..pagination import OrderHistory, build_list_query
 from ..types.enums import DeliveryMethod, LineItemStatus, OrderStatus
@@ -50,6 +50,10 @@ class Orders(Resource):
         if wire.external_ref_id is None:
             wire = msgspec.structs.replace(wire, external_ref_id=new_external_ref_id())
         ref = wire.external_ref_id
+        try:
+            body = ENCODER.encode(wire)
+        except (TypeError, ValueError, msgspec.EncodeError) as e:
+            raise ValidationError("custom_fields", f"must hold JSON values only ({e})") from None
         client = self._client
         limiter = client.rate_limiter
         try:
@@ -57,7 +61,7 @@ class Orders(Resource):
                 "POST",
                 "/orders",
                 mode="create",
-                body=ENCODER.encode(wire),
+                body=body,
                 before_send=limiter.acquire,
                 on_rate_limited=limiter.penalize,
             )
