@@ -178,42 +178,30 @@ class Transport:
             ) as resp:
                 data = await self._read(resp, method, path)
                 result = Response(resp.status, resp.headers, data, method, path)
-        except aiohttp.ConnectionTimeoutError:
-            self._log_attempt(method, path, None, attempt, start, None, "connect timeout")
-            raise APITimeoutError(
-                f"{method} {path}: timed out connecting after {self.timeout:g} s",
-                method=method,
-                path=path,
-                maybe_sent=False,
-            ) from None
-        except TimeoutError:
-            self._log_attempt(method, path, None, attempt, start, None, "timeout")
-            raise APITimeoutError(
-                f"{method} {path}: no complete answer within {self.timeout:g} s",
-                method=method,
-                path=path,
-                maybe_sent=True,
-            ) from None
-        except aiohttp.ClientConnectorError as e:
+        except (TimeoutError, aiohttp.ClientError, OSError) as e:
             self._log_attempt(method, path, None, attempt, start, None, type(e).__name__)
-            raise APIConnectionError(
-                f"{method} {path}: could not connect ({type(e).__name__}: {e.os_error})",
-                method=method,
-                path=path,
-                maybe_sent=False,
-            ) from None
-        except (aiohttp.ClientError, OSError) as e:
-            self._log_attempt(method, path, None, attempt, start, None, type(e).__name__)
-            raise APIConnectionError(
-                f"{method} {path}: connection failed after sending ({type(e).__name__})",
-                method=method,
-                path=path,
-                maybe_sent=True,
-            ) from None
+            raise self._connection_error(e, method, path) from None
         self._log_attempt(
             method, path, result.status, attempt, start, result.headers.get("X-Request-Id"), None
         )
         return result
+
+    def _connection_error(self, e: BaseException, method: str, path: str) -> APIConnectionError:
+        """The typed error for a failed attempt; ``maybe_sent`` False only before any write."""
+        cls: type[APIConnectionError] = APIConnectionError
+        if isinstance(e, aiohttp.ConnectionTimeoutError):
+            cls, what, sent = (
+                APITimeoutError,
+                f"timed out connecting after {self.timeout:g} s",
+                False,
+            )
+        elif isinstance(e, TimeoutError):
+            cls, what, sent = APITimeoutError, f"no complete answer within {self.timeout:g} s", True
+        elif isinstance(e, aiohttp.ClientConnectorError):
+            what, sent = f"could not connect ({type(e).__name__}: {e.os_error})", False
+        else:
+            what, sent = f"connection failed after sending ({type(e).__name__})", True
+        return cls(f"{method} {path}: {what}", method=method, path=path, maybe_sent=sent)
 
     async def _read(self, resp: aiohttp.ClientResponse, method: str, path: str) -> bytes:
         limit = self.max_response_bytes

@@ -20,19 +20,21 @@ import msgspec
 from ._exceptions import ValidationError
 from .types.enums import DeliveryMethod, ResendReasonCode
 from .types.orders import Address, CreateOrderRequest, Recipient, Sender
+from .types.resends import LineItemResendRequest, OrderResendRequest
 
+# ASCII only: the OpenAPI patterns' \d is [0-9]; Python's \d also matches other scripts.
 IDENTIFIER = re.compile(r"[-a-zA-Z0-9]{5,100}")
-UTID = re.compile(r"[uU]\d+")
-PTID = re.compile(r"[pP]\d+")
-ETID = re.compile(r"[eE]\d{6}")
-E164 = re.compile(r"\+[1-9]\d{1,14}")
-US_MOBILE = re.compile(r"\+1\d{10}")
+UTID = re.compile(r"[uU][0-9]+")
+PTID = re.compile(r"[pP][0-9]+")
+ETID = re.compile(r"[eE][0-9]{6}")
+E164 = re.compile(r"\+[1-9][0-9]{1,14}")
+US_MOBILE = re.compile(r"\+1[0-9]{10}")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 PHYSICAL_NAME = re.compile(r"[0-9A-Za-z .,&-]+")
 STREET = re.compile(r"[0-9A-Za-z .,/&%#@'-]+")
 CITY = re.compile(r"[0-9A-Za-z .&'-]+")
 POSTAL = re.compile(r"[0-9A-Za-z -]{1,12}")
-US_ZIP = re.compile(r"\d{5}")
+US_ZIP = re.compile(r"[0-9]{5}")
 REGION_CODE = re.compile(r"[A-Z]{2}")
 COUNTRY = re.compile(r"[A-Za-z]{2}")
 FORBIDDEN_NAME_CHARS = re.compile(r"[<>/]")
@@ -116,16 +118,19 @@ def check_email(value: object, field: str) -> str | None:
     return s
 
 
-def check_etid(value: object, field: str) -> None:
-    check_pattern(check_str(value, field), field, ETID, "must be E followed by 6 digits")
+def check_etid(value: object, field: str) -> str | None:
+    s = check_str(value, field)
+    check_pattern(s, field, ETID, "must be E followed by 6 digits")
+    return s
 
 
-def check_mobile(value: object, field: str, *, us_only: bool) -> None:
+def check_mobile(value: object, field: str, *, us_only: bool) -> str | None:
     s = check_str(value, field)
     if us_only:
         check_pattern(s, field, US_MOBILE, "PHONE delivery takes US numbers only: +1 and 10 digits")
     else:
         check_pattern(s, field, E164, "must be E.164: + and up to 15 digits")
+    return s
 
 
 def _check_name(value: object, field: str, *, physical: bool, required: bool) -> None:
@@ -235,7 +240,12 @@ def effective_delivery_method(req: CreateOrderRequest) -> DeliveryMethod:
     if req.send_email is not None and not isinstance(req.send_email, bool):
         raise _fail("send_email", "must be a bool")
     if explicit is not None:
-        if req.send_email is True and explicit is not DeliveryMethod.EMAIL:
+        # sendEmail=true means "Tango emails it": it contradicts NONE and the other digital
+        # methods, not ADDRESS, which legacy physical orders combined with it.
+        if req.send_email is True and explicit not in (
+            DeliveryMethod.EMAIL,
+            DeliveryMethod.ADDRESS,
+        ):
             raise _fail(
                 "send_email",
                 f"send_email=True conflicts with delivery_method={explicit.value}; "
@@ -313,9 +323,12 @@ def prepare_order(req: CreateOrderRequest) -> CreateOrderRequest:
         check_mobile(
             r.mobile_number, "recipient.mobile_number", us_only=method is DeliveryMethod.PHONE
         )
-        if r.address is not None:
-            # Sent as given on digital orders too: newer API pages allow it for some rewards.
+        if physical and r.address is not None:
             check_address(r.address, "recipient.address")
+        elif r.address is not None and not isinstance(r.address, Address):
+            raise _fail("recipient.address", f"must be an Address, not {type(r.address).__name__}")
+        # On a digital order an address is sent as given: newer API pages allow one for some
+        # digital cash rewards, so the server decides (API.md).
     if physical and (r is None or r.address is None):
         raise _fail("recipient.address", "is required for ADDRESS delivery")
 
@@ -325,17 +338,19 @@ def prepare_order(req: CreateOrderRequest) -> CreateOrderRequest:
     return msgspec.structs.replace(req, delivery_method=method, send_email=send_email)
 
 
-def check_order_resend(
+def order_resend_request(
     *, new_email: object, new_etid: object, new_mobile: object, new_delivery_method: object
-) -> DeliveryMethod | None:
-    check_email(new_email, "new_email")
-    check_etid(new_etid, "new_etid")
-    method = _method(new_delivery_method, "new_delivery_method", RESEND_METHODS)
-    check_mobile(new_mobile, "new_mobile", us_only=True)
-    return method
+) -> OrderResendRequest:
+    """The checked body of an order resend (``newMobile``: US numbers, as for PHONE)."""
+    return OrderResendRequest(
+        new_email=check_email(new_email, "new_email"),
+        new_etid=check_etid(new_etid, "new_etid"),
+        new_mobile=check_mobile(new_mobile, "new_mobile", us_only=True),
+        new_delivery_method=_method(new_delivery_method, "new_delivery_method", RESEND_METHODS),
+    )
 
 
-def check_line_item_resend(
+def line_item_resend_request(
     *,
     new_delivery_method: object,
     new_email: object,
@@ -343,14 +358,15 @@ def check_line_item_resend(
     new_etid: object,
     reason_code: object,
     other_reason: object,
-) -> tuple[DeliveryMethod | None, ResendReasonCode | None]:
-    method = check_order_resend(
+) -> LineItemResendRequest:
+    """The checked body of a line-item resend (``newMobileNumber``; OTHER needs a reason)."""
+    base = order_resend_request(
         new_email=new_email,
         new_etid=new_etid,
         new_mobile=None,
         new_delivery_method=new_delivery_method,
     )
-    check_mobile(new_mobile_number, "new_mobile_number", us_only=True)
+    mobile = check_mobile(new_mobile_number, "new_mobile_number", us_only=True)
     code: ResendReasonCode | None = None
     if reason_code is not None:
         if not isinstance(reason_code, str) or reason_code not in ResendReasonCode.__members__:
@@ -359,7 +375,14 @@ def check_line_item_resend(
     other = check_str(other_reason, "other_reason")
     if code is ResendReasonCode.OTHER and not (other and other.strip()):
         raise _fail("other_reason", "is required when reason_code is OTHER")
-    return method, code
+    return LineItemResendRequest(
+        new_delivery_method=base.new_delivery_method,
+        new_email=base.new_email,
+        new_mobile_number=mobile,
+        new_etid=base.new_etid,
+        reason_code=code,
+        other_reason=other,
+    )
 
 
 def format_query_datetime(value: object, field: str, *, end: bool = False) -> tuple[str, datetime]:

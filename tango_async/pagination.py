@@ -33,7 +33,7 @@ from ._validation import (
     format_query_datetime,
     to_rfc3339,
 )
-from .types.orders import Order, OrderListWire, OrderPage
+from .types.orders import Order, OrderListWire, OrderPage, PageInfoWire
 
 if TYPE_CHECKING:
     from ._transport import Transport
@@ -150,13 +150,18 @@ class OrderHistory:
         params.append(("page", str(number)))
         resp = await self._transport.request("GET", "/orders", mode="read", params=params)
         wire = decode(resp, OrderListWire)
-        p = wire.page
+        # Tango writes explicit nulls; a missing figure is inferred rather than fatal.
+        orders = [o for o in wire.orders or () if o is not None]
+        p = wire.page or PageInfoWire()
+        total = p.total_count
+        if total is None:  # unknown: a full page may have more behind it
+            total = number * self._per_page + len(orders) + (len(orders) == self._per_page)
         return OrderPage(
-            number=p.number,
-            elements_per_block=p.elements_per_block,
-            result_count=p.result_count,
-            total_count=p.total_count,
-            orders=wire.orders,
+            number=number if p.number is None else p.number,
+            elements_per_block=p.elements_per_block or self._per_page,
+            result_count=len(orders) if p.result_count is None else p.result_count,
+            total_count=total,
+            orders=orders,
         )
 
     async def _pages(self) -> AsyncIterator[OrderPage]:

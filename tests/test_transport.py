@@ -560,3 +560,35 @@ def test_tango_log_env_turns_on_debug(monkeypatch: pytest.MonkeyPatch) -> None:
     finally:
         logger.setLevel(saved[0])
         logger.handlers[:] = saved[1]
+
+
+def test_requests_decode_from_their_own_wire_json() -> None:
+    """Requests round-trip through wire JSON (bulk inputs are read that way)."""
+    import msgspec
+
+    from tango_async._validation import prepare_order
+    from tango_async.resources._base import ENCODER
+
+    req = order_request(
+        delivery_method=ta.DeliveryMethod.ADDRESS, external_ref_id="r-1",
+        recipient=ta.Recipient(first_name="Ann", last_name="Lee",
+                               address=ta.Address("1 Main St", "Town", "CA", "12345", "US")),
+    )
+    wire = ENCODER.encode(prepare_order(req))
+    back = msgspec.json.decode(wire, type=ta.CreateOrderRequest)
+    assert prepare_order(back) == prepare_order(req)
+    for t in (ta.OrderResendRequest, ta.LineItemResendRequest):
+        assert msgspec.json.decode(b'{"newDeliveryMethod": "EMAIL"}', type=t).new_delivery_method \
+            == ta.DeliveryMethod.EMAIL
+
+
+async def test_list_page_with_nulls_stops_cleanly(mocked_client: ta.TangoClient) -> None:
+    with aioresponses() as m:
+        m.get(re.compile(r".*/orders\?.*"), payload={"page": None, "orders": None})
+        got = [o async for o in mocked_client.orders.list()]
+    assert got == []
+    with aioresponses() as m:
+        m.get(re.compile(r".*/orders\?.*"), payload={"orders": [ORDER, None]})
+        pages = [p async for p in mocked_client.orders.list().pages()]
+    assert [len(p.orders) for p in pages] == [1]
+    assert pages[0].total_count == 1 and pages[0].number == 0

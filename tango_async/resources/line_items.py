@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from .._validation import check_line_item_resend, check_path_id
+from .._validation import check_path_id, line_item_resend_request
 from ..types.enums import DeliveryMethod, ResendReasonCode
-from ..types.resends import LineItemResend, LineItemResendRequest
+from ..types.resends import LineItemResend
 from ._base import ENCODER, Resource
 
 __all__ = ["LineItems"]
@@ -38,21 +38,13 @@ class LineItems(Resource):
         refusal (403.003: Tango did not deliver the original); APIConnectionError.
         """
         ref = check_path_id(reference_line_item_id, "reference_line_item_id")
-        method, code = check_line_item_resend(
-            new_delivery_method=new_delivery_method,
-            new_email=new_email,
-            new_mobile_number=new_mobile_number,
-            new_etid=new_etid,
-            reason_code=reason_code,
-            other_reason=other_reason,
-        )
         body = ENCODER.encode(
-            LineItemResendRequest(
-                new_delivery_method=method,
+            line_item_resend_request(
+                new_delivery_method=new_delivery_method,
                 new_email=new_email,
                 new_mobile_number=new_mobile_number,
                 new_etid=new_etid,
-                reason_code=code,
+                reason_code=reason_code,
                 other_reason=other_reason,
             )
         )

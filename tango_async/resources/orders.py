@@ -10,11 +10,11 @@ from urllib.parse import quote
 import msgspec
 
 from .._exceptions import TangoError, ValidationError
-from .._validation import check_order_resend, check_path_id, prepare_order
+from .._validation import check_path_id, order_resend_request, prepare_order
 from ..pagination import OrderHistory, build_list_query
 from ..types.enums import DeliveryMethod, LineItemStatus, OrderStatus
 from ..types.orders import CreatedOrder, CreateOrderRequest, Order
-from ..types.resends import OrderResendRequest, Resend
+from ..types.resends import Resend
 from ._base import ENCODER, Resource, decode
 
 __all__ = ["Orders"]
@@ -192,18 +192,12 @@ class Orders(Resource):
         deliver the original; other APIError subclasses; APIConnectionError.
         """
         ref = check_path_id(reference_order_id, "reference_order_id")
-        method = check_order_resend(
-            new_email=new_email,
-            new_etid=new_etid,
-            new_mobile=new_mobile,
-            new_delivery_method=new_delivery_method,
-        )
         body = ENCODER.encode(
-            OrderResendRequest(
+            order_resend_request(
                 new_email=new_email,
                 new_etid=new_etid,
                 new_mobile=new_mobile,
-                new_delivery_method=method,
+                new_delivery_method=new_delivery_method,
             )
         )
         path = f"/orders/{quote(ref, safe='')}/resends"

@@ -14,8 +14,6 @@ from typing import Annotated, Any
 
 import msgspec
 
-from .enums import DeliveryMethod
-
 __all__ = [
     "Address",
     "AddressView",
@@ -96,7 +94,7 @@ class CreateOrderRequest(_CreateOrderRequired, kw_only=True):
     """
 
     external_ref_id: str | None = msgspec.field(default=None, name="externalRefID")
-    delivery_method: DeliveryMethod | str | None = None
+    delivery_method: str | None = None  # a DeliveryMethod (a str enum) or its value
     sender: Sender | None = None
     recipient: Recipient | None = None
     ptid: str | None = None
@@ -145,8 +143,13 @@ class Reward(_Wire, kw_only=True):
     favour of ``credential_list``. Credential values are masked in repr."""
 
     credentials: dict[str, Any] | str | None = None
-    credential_list: list[Credential] = msgspec.field(default_factory=list)
+    # Optional on the wire (Tango writes explicit nulls); always a list once decoded.
+    credential_list: list[Credential] | None = msgspec.field(default_factory=list)
     redemption_instructions: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.credential_list is None:
+            self.credential_list = []
 
     def __repr__(self) -> str:
         if isinstance(self.credentials, dict):
@@ -242,13 +245,13 @@ class OrderPage(msgspec.Struct, kw_only=True):
 
 
 # The wire shape of GET /orders, flattened into OrderPage by the resource.
-class _PageInfo(_Wire, kw_only=True):
-    number: int = 0
-    elements_per_block: int = 0
-    result_count: int = 0
-    total_count: int = 0
+class PageInfoWire(_Wire, kw_only=True):
+    number: int | None = None
+    elements_per_block: int | None = None
+    result_count: int | None = None
+    total_count: int | None = None
 
 
 class OrderListWire(_Wire, kw_only=True):
-    page: _PageInfo = msgspec.field(default_factory=_PageInfo)
-    orders: list[Order] = msgspec.field(default_factory=list)
+    page: PageInfoWire | None = None
+    orders: list[Order | None] | None = None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import msgspec
 
-from .enums import DeliveryMethod, ResendReasonCode
 from .orders import AwareDatetime
 
 __all__ = ["LineItemResend", "LineItemResendRequest", "OrderResendRequest", "Resend"]
@@ -16,17 +15,17 @@ class OrderResendRequest(msgspec.Struct, rename="camel", omit_defaults=True, kw_
     new_email: str | None = None
     new_etid: str | None = None
     new_mobile: str | None = None
-    new_delivery_method: DeliveryMethod | str | None = None
+    new_delivery_method: str | None = None  # a DeliveryMethod or its value
 
 
 class LineItemResendRequest(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
     """Body of ``POST /lineItems/{referenceLineItemId}/resends`` (note: ``newMobileNumber``)."""
 
-    new_delivery_method: DeliveryMethod | str | None = None
+    new_delivery_method: str | None = None  # a DeliveryMethod or its value
     new_email: str | None = None
     new_mobile_number: str | None = None
     new_etid: str | None = None
-    reason_code: ResendReasonCode | str | None = None
+    reason_code: str | None = None  # a ResendReasonCode or its value
     other_reason: str | None = None
 
 
