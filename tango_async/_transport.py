@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -181,9 +182,10 @@ class Transport:
         except (TimeoutError, aiohttp.ClientError, OSError) as e:
             self._log_attempt(method, path, None, attempt, start, None, type(e).__name__)
             raise self._connection_error(e, method, path) from None
-        self._log_attempt(
-            method, path, result.status, attempt, start, result.headers.get("X-Request-Id"), None
-        )
+        if log.isEnabledFor(logging.DEBUG):
+            self._log_attempt(
+                method, path, result.status, attempt, start, _request_id(result), None
+            )
         return result
 
     def _connection_error(self, e: BaseException, method: str, path: str) -> APIConnectionError:
@@ -320,6 +322,17 @@ class Transport:
 
 
 # --- error bodies ---------------------------------------------------------------------------
+
+_REQUEST_ID = re.compile(rb'"requestId"\s*:\s*"([^"\\]{1,100})"')
+
+
+def _request_id(resp: Response) -> str | None:
+    """The request ID for the log: the header, else (error bodies) the body's requestId."""
+    rid = resp.headers.get("X-Request-Id")
+    if rid is None and resp.status >= 400:
+        m = _REQUEST_ID.search(resp.body, 0, 2048)
+        rid = m.group(1).decode("utf-8", "replace") if m else None
+    return rid
 
 
 def build_api_error(resp: Response) -> APIError:

@@ -18,6 +18,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from ._codec import decode
 from ._constants import MAX_ELEMENTS_PER_BLOCK
 from ._exceptions import (
     BadRequestError,
@@ -140,8 +141,6 @@ class OrderHistory:
         return self._pages()
 
     async def _fetch(self, window: tuple[datetime, datetime] | None, number: int) -> OrderPage:
-        from .resources._base import decode
-
         params = list(self._query)
         if window is not None:
             params.append(("startDate", to_rfc3339(window[0])))

@@ -566,8 +566,8 @@ def test_requests_decode_from_their_own_wire_json() -> None:
     """Requests round-trip through wire JSON (bulk inputs are read that way)."""
     import msgspec
 
+    from tango_async._codec import ENCODER
     from tango_async._validation import prepare_order
-    from tango_async.resources._base import ENCODER
 
     req = order_request(
         delivery_method=ta.DeliveryMethod.ADDRESS, external_ref_id="r-1",

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 import tango_async as ta
+from tango_async._codec import ENCODER
 from tango_async._validation import (
     format_query_datetime,
     line_item_resend_request,
@@ -22,7 +23,6 @@ from tango_async._validation import (
     prepare_order,
 )
 from tango_async.pagination import build_list_query
-from tango_async.resources._base import ENCODER
 
 # --- helpers ------------------------------------------------------------------------------
 

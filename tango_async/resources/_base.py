@@ -1,46 +1,19 @@
-"""What the resources share: response decoding and the resend procedure."""
+"""What the resources share: the client handle and the resend procedure."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import msgspec
-
-from .._exceptions import (
-    APIConnectionError,
-    APIError,
-    APIResponseValidationError,
-    ResendCooldownError,
-)
-from .._transport import Response
+from .._codec import decode
+from .._exceptions import APIConnectionError, APIError, ResendCooldownError
 
 if TYPE_CHECKING:
     from .._client import TangoClient
 
 T = TypeVar("T")
 
-ENCODER = msgspec.json.Encoder(decimal_format="number")
-_DECODERS: dict[Any, msgspec.json.Decoder[Any]] = {}
-
 COOLDOWN_KEY = "403.005"
-
-
-def decode(resp: Response, type_: type[T]) -> T:
-    """Decode a 2xx body into ``type_``; an undecodable one is APIResponseValidationError."""
-    decoder = _DECODERS.get(type_)
-    if decoder is None:
-        decoder = _DECODERS[type_] = msgspec.json.Decoder(type_)
-    try:
-        return decoder.decode(resp.body)  # type: ignore[no-any-return]
-    except (msgspec.DecodeError, msgspec.ValidationError) as e:
-        raise APIResponseValidationError(
-            f"{resp.method} {resp.path}: HTTP {resp.status} body does not decode: {e}",
-            status_code=resp.status,
-            path=resp.path,
-            body=resp.body,
-            headers=dict(resp.headers),
-        ) from None
 
 
 class Resource:

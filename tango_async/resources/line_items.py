@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from .._codec import ENCODER
 from .._validation import check_path_id, line_item_resend_request
 from ..types.enums import DeliveryMethod, ResendReasonCode
 from ..types.resends import LineItemResend
-from ._base import ENCODER, Resource
+from ._base import Resource
 
 __all__ = ["LineItems"]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
@@ -9,15 +11,18 @@ from urllib.parse import quote
 
 import msgspec
 
+from .._codec import ENCODER, decode
 from .._exceptions import TangoError, ValidationError
 from .._validation import check_path_id, order_resend_request, prepare_order
 from ..pagination import OrderHistory, build_list_query
 from ..types.enums import DeliveryMethod, LineItemStatus, OrderStatus
 from ..types.orders import CreatedOrder, CreateOrderRequest, Order
 from ..types.resends import Resend
-from ._base import ENCODER, Resource, decode
+from ._base import Resource
 
 __all__ = ["Orders"]
+
+log = logging.getLogger("tango_async")
 
 DateLike = date | datetime | str
 
@@ -56,18 +61,33 @@ class Orders(Resource):
             raise ValidationError("custom_fields", f"must hold JSON values only ({e})") from None
         client = self._client
         limiter = client.rate_limiter
+        slots = 0
+
+        async def take_slot() -> None:
+            nonlocal slots
+            await limiter.acquire()
+            slots += 1
+
         try:
             resp = await client._transport.request(
                 "POST",
                 "/orders",
                 mode="create",
                 body=body,
-                before_send=limiter.acquire,
+                before_send=take_slot,
                 on_rate_limited=limiter.penalize,
             )
             order = decode(resp, CreatedOrder)
         except TangoError as e:
             e.external_ref_id = ref
+            raise
+        except asyncio.CancelledError:
+            if slots:  # a request went out: the order may exist; say how to find it
+                log.warning(
+                    "orders.create cancelled after sending; the order may exist: "
+                    "retry with external_ref_id=%s to get it without paying twice",
+                    ref,
+                )
             raise
         order.created = resp.status != 200
         return order
