@@ -29,6 +29,8 @@ from ._exceptions import (
 from ._validation import (
     check_amount,
     check_bool,
+    check_external_ref_id,
+    check_identifier,
     check_int,
     check_str,
     format_query_datetime,
@@ -75,6 +77,10 @@ def build_list_query(**filters: object) -> list[tuple[str, str]]:
             text = check_str(value, name) or ""
             if name == "currency_code" and not (len(text) == 3 and text.isalpha()):
                 raise ValidationError(name, "must be a 3-letter currency code")
+            if name in ("customer_identifier", "account_identifier"):
+                check_identifier(text, name)
+            elif name == "external_ref_id":
+                check_external_ref_id(text, name)
         query.append((_camel(name), text))
     mins, maxs = filters.get("min_amount"), filters.get("max_amount")
     numbers = (Decimal, int, float)

@@ -1161,3 +1161,15 @@ def test_address_with_legacy_send_email_true_is_accepted(explicit: bool) -> None
     wire = prepare_order(order(recipient=r, **kw))
     assert wire.delivery_method == ta.DeliveryMethod.ADDRESS
     assert wire.send_email is True
+
+
+@pytest.mark.parametrize(
+    ("kw", "field"),
+    [({"customer_identifier": "abc"}, "customer_identifier"),
+     ({"account_identifier": "a_b_c_d_e"}, "account_identifier"),
+     ({"external_ref_id": "x" * 101}, "external_ref_id")],
+)
+def test_list_identifier_filters_checked(kw: dict[str, Any], field: str) -> None:
+    with pytest.raises(ta.ValidationError) as info:
+        build_list_query(**kw)
+    assert info.value.field == field
