@@ -1,8 +1,9 @@
 """The README quick start, runnable as it is.
 
 With TANGO_PLATFORM_NAME and TANGO_PLATFORM_KEY set, it runs against TANGO_BASE_URL (else
-Tango's sandbox). Without them, it serves the project's local fake of the API on 127.0.0.1
-(tests/fake_tango.py) and runs against that, so it works on a fresh machine with no account.
+Tango's sandbox). Without them, it starts the package's local sandbox on 127.0.0.1
+(tango_async.testing.Sandbox) and runs against that, so it works on a fresh machine with
+no Tango account.
 
     python examples/quickstart.py
 """
@@ -11,10 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 from contextlib import AsyncExitStack
 from decimal import Decimal
-from pathlib import Path
 
 import tango_async as ta
 
@@ -43,16 +42,15 @@ async def quickstart() -> None:
 async def main() -> None:
     async with AsyncExitStack() as stack:
         if not (os.environ.get("TANGO_PLATFORM_NAME") and os.environ.get("TANGO_PLATFORM_KEY")):
-            sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-            from tests.fake_tango import FakeTango
+            from tango_async.testing import Sandbox
 
-            fake = await stack.enter_async_context(FakeTango())
+            sandbox = await stack.enter_async_context(Sandbox())
             os.environ.update(
-                TANGO_PLATFORM_NAME=fake.platform_name,
-                TANGO_PLATFORM_KEY=fake.platform_key,
-                TANGO_BASE_URL=fake.base_url,
+                TANGO_PLATFORM_NAME=sandbox.platform_name,
+                TANGO_PLATFORM_KEY=sandbox.platform_key,
+                TANGO_BASE_URL=sandbox.base_url,
             )
-            print(f"No TANGO_* credentials set: using the local fake API at {fake.base_url}")
+            print(f"No TANGO_* credentials set: using the local sandbox at {sandbox.base_url}")
         await quickstart()
 
 

@@ -11,6 +11,8 @@ from ._aioresponses_compat import install as _install_aioresponses_compat
 
 _install_aioresponses_compat()
 
+pytest_plugins = ["pytester"]
+
 # Short waits so no test sleeps for real: the rules are the same, the numbers smaller.
 FAST_RETRY = ta.RetryPolicy(
     initial_delay=0.001, max_delay=0.005, jitter=0.1, rate_limit_delay=0.01, conflict_delay=0.02

@@ -1,4 +1,4 @@
-"""End-to-end tests: a real TangoClient against the fake Tango server on loopback."""
+"""End-to-end tests: a real TangoClient against the local sandbox over loopback sockets."""
 
 from __future__ import annotations
 
@@ -15,34 +15,36 @@ from typing import Any
 import pytest
 
 import tango_async as ta
+from tango_async.testing import Sandbox
 
 from .conftest import FAST_RETRY, order_request
-from .fake_tango import FakeTango
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
+CONTRACT = True  # every request and response checked against the OpenAPI description
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeTango]:
-    async with FakeTango(resend_cooldown=0.3) as server:
+async def fake() -> AsyncIterator[Sandbox]:
+    async with Sandbox(order_rate=None, resend_cooldown=0.3, contract=CONTRACT) as server:
         yield server
+    assert server.contract_violations == []
 
 
-def client_for(server: FakeTango, **kw: Any) -> ta.TangoClient:
+def client_for(server: Sandbox, **kw: Any) -> ta.TangoClient:
     options: dict[str, Any] = {"retry": FAST_RETRY, "order_rate": 200.0, "resend_cooldown": 0.3}
     options.update(kw)
     return ta.TangoClient(server.platform_name, server.platform_key, base_url=server.base_url,
                           **options)
 
 
-def orders_with_ref(server: FakeTango, ref: str) -> list[dict[str, Any]]:
+def orders_with_ref(server: Sandbox, ref: str) -> list[dict[str, Any]]:
     return [o for o in server.orders.values() if o["externalRefID"] == ref]
 
 
 # --- creation, pacing, no duplicates -------------------------------------------------------------
 
 
-async def test_create_and_get_round_trip(fake: FakeTango) -> None:
+async def test_create_and_get_round_trip(fake: Sandbox) -> None:
     async with client_for(fake) as tango:
         order = await tango.orders.create(order_request(amount=Decimal("10.10")))
         assert order.created
@@ -60,7 +62,7 @@ async def test_concurrent_creates_never_closer_than_the_spacing() -> None:
     rate = 10.0  # the server refuses anything under 100 ms apart at arrival
     # A wider margin than the default 5% absorbs scheduling jitter of a loaded CI machine:
     # the claim under test is "no burst, whatever the concurrency", not the margin's size.
-    async with FakeTango(order_rate=rate) as server, \
+    async with Sandbox(contract=CONTRACT, order_rate=rate) as server, \
             client_for(server, order_rate=rate, rate_margin=0.25) as tango:
         orders = await asyncio.gather(*(tango.orders.create(order_request()) for _ in range(20)))
         arrivals = server.arrivals("POST", "/orders", exact=True)
@@ -73,7 +75,7 @@ async def test_concurrent_creates_never_closer_than_the_spacing() -> None:
 
 @pytest.mark.parametrize("fault", ["500-after-commit", "drop-after-commit"])
 async def test_no_duplicate_when_the_reply_is_lost_after_commit(
-    fake: FakeTango, fault: str
+    fake: Sandbox, fault: str
 ) -> None:
     fake.inject("POST /orders", fault)
     async with client_for(fake) as tango:
@@ -86,7 +88,7 @@ async def test_no_duplicate_when_the_reply_is_lost_after_commit(
     assert len(sent) == 2 and len(set(sent)) == 1
 
 
-async def test_many_faults_still_one_order_each(fake: FakeTango) -> None:
+async def test_many_faults_still_one_order_each(fake: Sandbox) -> None:
     fake.inject("POST /orders", "drop-after-commit", times=3)
     fake.inject("POST /orders", "503", times=2)
     fake.inject("POST /orders", "500-after-commit", times=3)
@@ -98,7 +100,7 @@ async def test_many_faults_still_one_order_each(fake: FakeTango) -> None:
     assert {o.external_ref_id for o in orders} == set(refs)
 
 
-async def test_409_in_process_then_the_existing_order(fake: FakeTango) -> None:
+async def test_409_in_process_then_the_existing_order(fake: Sandbox) -> None:
     async with client_for(fake) as tango:
         first = await tango.orders.create(order_request(external_ref_id="ref-409"))
         fake.inject("POST /orders", "409-in-process")
@@ -110,7 +112,7 @@ async def test_409_in_process_then_the_existing_order(fake: FakeTango) -> None:
 
 async def test_server_side_429_is_retried_with_the_same_ref() -> None:
     # the server limit is stricter than the client's pacing: 429s happen and are absorbed
-    async with FakeTango(order_rate=20.0) as server, \
+    async with Sandbox(contract=CONTRACT, order_rate=20.0) as server, \
             client_for(server, order_rate=200.0, max_retries=10) as tango:
         orders = await asyncio.gather(*(tango.orders.create(order_request()) for _ in range(3)))
     statuses = Counter(r.status for r in server.requests)
@@ -119,7 +121,8 @@ async def test_server_side_429_is_retried_with_the_same_ref() -> None:
 
 
 async def test_cancelled_create_spends_no_slot_and_leaves_no_task() -> None:
-    async with FakeTango() as server, client_for(server, order_rate=4.0) as tango:
+    async with Sandbox(order_rate=None, contract=CONTRACT) as server, \
+            client_for(server, order_rate=4.0) as tango:
         spacing = tango.rate_limiter.spacing  # type: ignore[attr-defined]
         loop = asyncio.get_running_loop()
         first = asyncio.create_task(tango.orders.create(order_request()))
@@ -142,7 +145,7 @@ async def test_cancelled_create_spends_no_slot_and_leaves_no_task() -> None:
     assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
 
 
-async def test_validation_failure_sends_nothing(fake: FakeTango) -> None:
+async def test_validation_failure_sends_nothing(fake: Sandbox) -> None:
     async with client_for(fake) as tango:
         with pytest.raises(ta.ValidationError) as e:
             await tango.orders.create(order_request(recipient=ta.Recipient(first_name="Ann")))
@@ -153,7 +156,7 @@ async def test_validation_failure_sends_nothing(fake: FakeTango) -> None:
 # --- errors from a real server --------------------------------------------------------------------
 
 
-async def test_wrong_key_is_authentication_error(fake: FakeTango) -> None:
+async def test_wrong_key_is_authentication_error(fake: Sandbox) -> None:
     async with ta.TangoClient(fake.platform_name, "wrong-key", base_url=fake.base_url) as tango:
         with pytest.raises(ta.AuthenticationError) as e:
             await tango.orders.get("RA1")
@@ -168,7 +171,7 @@ async def test_wrong_key_is_authentication_error(fake: FakeTango) -> None:
      ("legacy-error-body", ta.BadRequestError, "400.001"), ("404", ta.NotFoundError, None)],
 )
 async def test_fault_bodies_map_to_typed_errors(
-    fake: FakeTango, fault: str, cls: type[ta.APIError], key: str | None
+    fake: Sandbox, fault: str, cls: type[ta.APIError], key: str | None
 ) -> None:
     fake.inject("GET /orders/*", fault, times=10)
     async with client_for(fake, max_retries=1) as tango:
@@ -178,7 +181,7 @@ async def test_fault_bodies_map_to_typed_errors(
         assert e.value.i18n_key == key
 
 
-async def test_dropped_connection_on_get_is_retried(fake: FakeTango) -> None:
+async def test_dropped_connection_on_get_is_retried(fake: Sandbox) -> None:
     (ref,) = fake.seed_orders(1, start=START, step=timedelta(seconds=1))
     fake.inject("GET /orders/*", "drop-before")
     async with client_for(fake) as tango:
@@ -186,14 +189,14 @@ async def test_dropped_connection_on_get_is_retried(fake: FakeTango) -> None:
     assert order.reference_order_id == ref
 
 
-async def test_slow_reply_times_out(fake: FakeTango) -> None:
+async def test_slow_reply_times_out(fake: Sandbox) -> None:
     fake.inject("GET /orders/*", "slow", times=5, delay=1.0)
     async with client_for(fake, timeout=0.05, max_retries=1) as tango:
         with pytest.raises(ta.APITimeoutError):
             await tango.orders.get("RA1")
 
 
-async def test_redirect_is_not_followed(fake: FakeTango) -> None:
+async def test_redirect_is_not_followed(fake: Sandbox) -> None:
     fake.inject("GET /orders/*", "redirect", location="http://127.0.0.2:9/steal")
     async with client_for(fake) as tango:
         with pytest.raises(ta.APIError) as e:
@@ -201,7 +204,7 @@ async def test_redirect_is_not_followed(fake: FakeTango) -> None:
     assert e.value.status_code == 302
 
 
-async def test_closing_leaves_no_unclosed_session_warning(fake: FakeTango) -> None:
+async def test_closing_leaves_no_unclosed_session_warning(fake: Sandbox) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         async with client_for(fake) as tango:
@@ -211,7 +214,7 @@ async def test_closing_leaves_no_unclosed_session_warning(fake: FakeTango) -> No
     assert not [w for w in caught if "Unclosed" in str(w.message)]
 
 
-async def test_one_client_two_event_loops_fails_clearly(fake: FakeTango) -> None:
+async def test_one_client_two_event_loops_fails_clearly(fake: Sandbox) -> None:
     tango = client_for(fake)
     await tango.orders.create(order_request())
 
@@ -229,7 +232,7 @@ async def test_one_client_two_event_loops_fails_clearly(fake: FakeTango) -> None
 # --- resends and the cooldown ------------------------------------------------------------------
 
 
-async def test_resend_cooldown_without_network_call(fake: FakeTango) -> None:
+async def test_resend_cooldown_without_network_call(fake: Sandbox) -> None:
     async with client_for(fake) as tango:
         order = await tango.orders.create(order_request())
         first = await tango.orders.resend(order.reference_order_id, new_email="new@example.com")
@@ -246,7 +249,7 @@ async def test_resend_cooldown_without_network_call(fake: FakeTango) -> None:
     assert len(fake.resends) == 2
 
 
-async def test_concurrent_resends_of_one_order_send_one(fake: FakeTango) -> None:
+async def test_concurrent_resends_of_one_order_send_one(fake: Sandbox) -> None:
     async with client_for(fake) as tango:
         order = await tango.orders.create(order_request())
         results = await asyncio.gather(
@@ -258,7 +261,7 @@ async def test_concurrent_resends_of_one_order_send_one(fake: FakeTango) -> None
     assert len(fake.resends) == 1
 
 
-async def test_server_cooldown_403_005_maps_and_refreshes(fake: FakeTango) -> None:
+async def test_server_cooldown_403_005_maps_and_refreshes(fake: Sandbox) -> None:
     fake.resend_cooldown = 5.0  # the server remembers longer than this client
     async with client_for(fake, resend_cooldown=0.05) as tango:
         order = await tango.orders.create(order_request())
@@ -274,7 +277,7 @@ async def test_server_cooldown_403_005_maps_and_refreshes(fake: FakeTango) -> No
         assert len(fake.requests) == before
 
 
-async def test_resend_of_undelivered_order_is_403_003(fake: FakeTango) -> None:
+async def test_resend_of_undelivered_order_is_403_003(fake: Sandbox) -> None:
     async with client_for(fake) as tango:
         order = await tango.orders.create(
             order_request(delivery_method=ta.DeliveryMethod.NONE, recipient=None)
@@ -287,7 +290,7 @@ async def test_resend_of_undelivered_order_is_403_003(fake: FakeTango) -> None:
             await tango.orders.resend(order.reference_order_id)
 
 
-async def test_resend_lost_after_sending_starts_the_cooldown(fake: FakeTango) -> None:
+async def test_resend_lost_after_sending_starts_the_cooldown(fake: Sandbox) -> None:
     async with client_for(fake) as tango:
         order = await tango.orders.create(order_request())
         fake.inject("POST /orders/*/resends", "drop-after-commit")
@@ -298,7 +301,7 @@ async def test_resend_lost_after_sending_starts_the_cooldown(fake: FakeTango) ->
     assert len(fake.resends) == 1  # delivered once, never retried
 
 
-async def test_line_item_resend_with_reason(fake: FakeTango) -> None:
+async def test_line_item_resend_with_reason(fake: Sandbox) -> None:
     async with client_for(fake) as tango:
         order = await tango.orders.create(order_request())
         assert order.reference_line_item_id
@@ -315,7 +318,7 @@ async def test_line_item_resend_with_reason(fake: FakeTango) -> None:
 # --- history ------------------------------------------------------------------------------------
 
 
-async def test_history_pages_short_last_and_empty(fake: FakeTango) -> None:
+async def test_history_pages_short_last_and_empty(fake: Sandbox) -> None:
     ids = fake.seed_orders(250, start=START, step=timedelta(minutes=1))
     async with client_for(fake) as tango:
         pages = [p async for p in tango.orders.list().pages()]
@@ -334,7 +337,7 @@ async def test_history_pages_short_last_and_empty(fake: FakeTango) -> None:
     assert fake.requests[-1].query["page"] == "4"
 
 
-async def test_history_is_lazy(fake: FakeTango) -> None:
+async def test_history_is_lazy(fake: Sandbox) -> None:
     fake.seed_orders(300, start=START, step=timedelta(minutes=1))
     async with client_for(fake) as tango:
         history = tango.orders.list()
@@ -344,7 +347,7 @@ async def test_history_is_lazy(fake: FakeTango) -> None:
     assert len(fake.requests) == 1
 
 
-async def test_history_never_loops_on_a_repeated_page(fake: FakeTango) -> None:
+async def test_history_never_loops_on_a_repeated_page(fake: Sandbox) -> None:
     fake.seed_orders(300, start=START, step=timedelta(minutes=1))
     fake.inject("GET /orders", "repeat-page", times=100)
     async with client_for(fake) as tango:
@@ -355,7 +358,7 @@ async def test_history_never_loops_on_a_repeated_page(fake: FakeTango) -> None:
 
 async def test_history_past_the_window_with_a_date_range() -> None:
     window = 1_000  # the same mechanism as 10,000, ten times smaller
-    async with FakeTango(max_window=window) as server:
+    async with Sandbox(order_rate=None, contract=CONTRACT, max_window=window) as server:
         ids = server.seed_orders(3_500, start=START, step=timedelta(seconds=7))
         # a burst of orders at one instant, and one exactly on a likely split boundary
         ids += server.seed_orders(40, start=START + timedelta(hours=3), step=timedelta(0))
@@ -369,7 +372,7 @@ async def test_history_past_the_window_with_a_date_range() -> None:
 
 
 async def test_history_past_the_real_10k_window() -> None:
-    async with FakeTango() as server:
+    async with Sandbox(order_rate=None, contract=CONTRACT) as server:
         ids = server.seed_orders(10_150, start=START, step=timedelta(seconds=30))
         async with client_for(server) as tango:
             got = [o.reference_order_id async for o in tango.orders.list(
@@ -380,7 +383,7 @@ async def test_history_past_the_real_10k_window() -> None:
 
 
 async def test_history_without_range_raises_at_the_window() -> None:
-    async with FakeTango(max_window=500) as server:
+    async with Sandbox(order_rate=None, contract=CONTRACT, max_window=500) as server:
         server.seed_orders(700, start=START, step=timedelta(seconds=1))
         async with client_for(server, result_window=500) as tango:
             got: list[ta.Order] = []
@@ -392,7 +395,7 @@ async def test_history_without_range_raises_at_the_window() -> None:
 
 
 async def test_history_splits_a_period_the_api_refuses_as_too_long() -> None:
-    async with FakeTango(max_range_days=10) as server:
+    async with Sandbox(order_rate=None, contract=CONTRACT, max_range_days=10) as server:
         ids = server.seed_orders(400, start=START, step=timedelta(hours=2))
         async with client_for(server) as tango:
             got = [o.reference_order_id async for o in tango.orders.list(
@@ -400,7 +403,7 @@ async def test_history_splits_a_period_the_api_refuses_as_too_long() -> None:
     assert sorted(got) == sorted(ids)
 
 
-async def test_history_filters_and_dates_on_the_wire(fake: FakeTango) -> None:
+async def test_history_filters_and_dates_on_the_wire(fake: Sandbox) -> None:
     fake.seed_orders(48, start=START, step=timedelta(hours=1))
     async with client_for(fake) as tango:
         day = [o async for o in tango.orders.list(start_date=date(2024, 1, 1),
@@ -415,7 +418,7 @@ async def test_history_filters_and_dates_on_the_wire(fake: FakeTango) -> None:
     assert q["elementsPerBlock"] == "100"
 
 
-async def test_history_bad_filters_fail_before_any_request(fake: FakeTango) -> None:
+async def test_history_bad_filters_fail_before_any_request(fake: Sandbox) -> None:
     async with client_for(fake) as tango:
         for kw in ({"elements_per_block": 101}, {"elements_per_block": 0}, {"page": -1},
                    {"start_date": datetime(2024, 1, 1)}, {"start_date": "yesterday"},
@@ -427,7 +430,7 @@ async def test_history_bad_filters_fail_before_any_request(fake: FakeTango) -> N
 
 
 async def test_cancel_after_sending_logs_the_ref(
-    fake: FakeTango, caplog: pytest.LogCaptureFixture
+    fake: Sandbox, caplog: pytest.LogCaptureFixture
 ) -> None:
     fake.inject("POST /orders", "slow", delay=5.0)
     async with client_for(fake) as tango:
@@ -441,7 +444,7 @@ async def test_cancel_after_sending_logs_the_ref(
 
 
 async def test_error_request_id_is_logged(
-    fake: FakeTango, caplog: pytest.LogCaptureFixture
+    fake: Sandbox, caplog: pytest.LogCaptureFixture
 ) -> None:
     import logging
 
