@@ -666,37 +666,24 @@ class Sandbox:
         if item.kind == "promo_link":
             url = f"https://sandbox.rewardlink.example/r/{seq:06d}{token:08d}"
             expires = expiration or iso(created + timedelta(days=365))
-            return {
-                "credentials": {"redemptionUrl": url, "expirationDate": expires},
-                "credentialList": [
-                    {
-                        "label": "redemptionUrl",
-                        "value": url,
-                        "type": "url",
-                        "credentialType": "redemptionUrl",
-                    },
-                    {
-                        "label": "expirationDate",
-                        "value": expires,
-                        "type": "date",
-                        "credentialType": "expirationDate",
-                    },
-                ],
-                "redemptionInstructions": "Open the link to choose your reward.",
-            }
-        code, pin = f"SBX{token:08d}{seq:05d}", f"{(token * 7) % 10**4:04d}"
+            creds = [
+                ("redemptionUrl", url, "url", "redemptionUrl"),
+                ("expirationDate", expires, "date", "expirationDate"),
+            ]
+            instructions = "Open the link to choose your reward."
+        else:
+            creds = [
+                ("Claim Code", f"SBX{token:08d}{seq:05d}", "text", "cardNumber"),
+                ("PIN", f"{(token * 7) % 10**4:04d}", "text", "cardPin"),
+            ]
+            instructions = "Enter the claim code and PIN at checkout."
         return {
-            "credentials": {"Claim Code": code, "PIN": pin},
+            "credentials": {label: value for label, value, _, _ in creds},
             "credentialList": [
-                {
-                    "label": "Claim Code",
-                    "value": code,
-                    "type": "text",
-                    "credentialType": "cardNumber",
-                },
-                {"label": "PIN", "value": pin, "type": "text", "credentialType": "cardPin"},
+                {"label": label, "value": value, "type": kind, "credentialType": ctype}
+                for label, value, kind, ctype in creds
             ],
-            "redemptionInstructions": "Enter the claim code and PIN at checkout.",
+            "redemptionInstructions": instructions,
         }
 
     def _status(self, stored: _Stored, now: float) -> str:
