@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import msgspec
@@ -20,6 +23,10 @@ from ..types.orders import CreatedOrder, CreateOrderRequest, Order
 from ..types.resends import Resend
 from ._base import Resource
 
+if TYPE_CHECKING:
+    from ..bulk._inputs import InputRow
+    from ..bulk._job import BulkJob
+
 __all__ = ["Orders"]
 
 log = logging.getLogger("tango_async")
@@ -30,6 +37,20 @@ DateLike = date | datetime | str
 def new_external_ref_id() -> str:
     """A fresh externalRefID: alphanumeric, 34 characters."""
     return "ta" + uuid.uuid4().hex
+
+
+def encode_order(
+    request: CreateOrderRequest, external_ref_id: str | None = None
+) -> tuple[str, bytes]:
+    """Check ``request`` (ValidationError) and encode it for the wire, with its
+    externalRefID: the request's own, else ``external_ref_id``, else a fresh one."""
+    wire = prepare_order(request)
+    ref = wire.external_ref_id or external_ref_id or new_external_ref_id()
+    wire = msgspec.structs.replace(wire, external_ref_id=ref)
+    try:
+        return ref, ENCODER.encode(wire)
+    except (TypeError, ValueError, msgspec.EncodeError) as e:
+        raise ValidationError("custom_fields", f"must hold JSON values only ({e})") from None
 
 
 class Orders(Resource):
@@ -51,14 +72,12 @@ class Orders(Resource):
         retried. Every error raised carries ``external_ref_id``, so the caller can retry
         the same order later without risk of paying twice.
         """
-        wire = prepare_order(request)
-        if wire.external_ref_id is None:
-            wire = msgspec.structs.replace(wire, external_ref_id=new_external_ref_id())
-        ref = wire.external_ref_id
-        try:
-            body = ENCODER.encode(wire)
-        except (TypeError, ValueError, msgspec.EncodeError) as e:
-            raise ValidationError("custom_fields", f"must hold JSON values only ({e})") from None
+        ref, body = encode_order(request)
+        return await self._send_encoded(ref, body)
+
+    async def _send_encoded(self, ref: str, body: bytes) -> CreatedOrder:
+        """POST an order already checked and encoded (with externalRefID ``ref``): the part
+        of create() that bulk jobs call with the exact bytes they journaled."""
         client = self._client
         limiter = client.rate_limiter
         slots = 0
@@ -91,6 +110,37 @@ class Orders(Resource):
             raise
         order.created = resp.status != 200
         return order
+
+    def submit_many(
+        self,
+        requests: Iterable[CreateOrderRequest | InputRow],
+        *,
+        journal: str | Path | None = None,
+        job_id: str | None = None,
+        concurrency: int = 2,
+        skip_invalid: bool = False,
+    ) -> BulkJob:
+        """A bulk order job over ``requests``; iterate it to send them and get RowResults.
+
+        Every row is checked before anything is sent: invalid rows raise
+        BulkValidationError listing them all (nothing sent), or with ``skip_invalid`` come
+        back as ``invalid`` results. Rows without an externalRefID get ``{job_id}r{row}``;
+        ``job_id`` defaults to a digest of the requests, so running the same input again
+        never makes a second order. Orders go out through this client's rate limiter,
+        ``concurrency`` at a time. With ``journal`` (a new SQLite file) every row's state
+        is on disk before its request goes out: ``BulkJob.resume(client, Journal.open(path))``
+        finishes an interrupted job with exactly one order per row.
+        """
+        from ..bulk._job import BulkJob
+
+        return BulkJob.prepare(
+            self._client,
+            requests,
+            job_id=job_id,
+            journal=journal,
+            concurrency=concurrency,
+            skip_invalid=skip_invalid,
+        )
 
     async def get(self, reference_order_id: str, /) -> Order:
         """Fetch one order with its reward credentials: ``GET /orders/{referenceOrderID}``.

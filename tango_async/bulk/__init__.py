@@ -1,0 +1,39 @@
+"""Bulk order jobs: read a file of orders, send them at the rate limit, survive crashes.
+
+::
+
+    from tango_async.bulk import BulkJob, Journal, read_orders
+
+    job = tango.orders.submit_many(read_orders("rewards.csv"), journal="rewards.journal")
+    async for result in job:
+        ...
+    # after a crash, the rest, with the same externalRefIDs:
+    job = BulkJob.resume(tango, Journal.open("rewards.journal"))
+"""
+
+from ._inputs import InputFileError, InputRow, RowError, detect_format, file_digest, read_orders
+from ._job import BulkJob, BulkValidationError, Progress, RowResult, derive_job_id
+from ._journal import Journal, JournalError, JournalMismatchError, JournalRow, RowState
+from ._report import REPORT_FIELDS, summary, write_report
+
+__all__ = [
+    "REPORT_FIELDS",
+    "BulkJob",
+    "BulkValidationError",
+    "InputFileError",
+    "InputRow",
+    "Journal",
+    "JournalError",
+    "JournalMismatchError",
+    "JournalRow",
+    "Progress",
+    "RowError",
+    "RowResult",
+    "RowState",
+    "derive_job_id",
+    "detect_format",
+    "file_digest",
+    "read_orders",
+    "summary",
+    "write_report",
+]

@@ -1,0 +1,619 @@
+"""The click application behind ``tango-async``.
+
+Exit codes: 0 everything done; 1 some rows failed or were invalid (or the API refused a
+call); 2 bad usage, input, credentials or journal; 130 interrupted (the journal keeps
+the job: the resume command is printed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import json
+import logging
+import shlex
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import msgspec
+
+from .. import TangoClient, TangoError
+from .._codec import ENCODER
+from .._exceptions import APIError, ValidationError
+from ..bulk._inputs import InputFileError, file_digest, read_orders
+from ..bulk._job import BulkJob, BulkValidationError, derive_job_id
+from ..bulk._journal import Journal, JournalError, RowState
+from ..bulk._report import summary, write_report
+from ..types.orders import Order
+
+T = TypeVar("T")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+@dataclass
+class Settings:
+    platform_name: str | None
+    platform_key: str | None
+    base_url: str | None
+    sandbox: str | None
+
+
+def echo_err(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def run(coro: Coroutine[Any, Any, int]) -> None:
+    """Run a command's coroutine and turn its result or error into the exit code."""
+    try:
+        code = asyncio.run(coro)
+    except (InputFileError, JournalError, ValidationError) as e:
+        echo_err(f"error: {e}")
+        code = EXIT_USAGE
+    except APIError as e:
+        echo_err(f"error: {e}")
+        code = EXIT_FAILED
+    except TangoError as e:
+        echo_err(f"error: {type(e).__name__}: {e}")
+        code = EXIT_FAILED
+    raise SystemExit(code)
+
+
+@asynccontextmanager
+async def connect(settings: Settings, **client_options: Any) -> AsyncIterator[TangoClient]:
+    """A client for the configured API, or for an in-process local sandbox."""
+    if settings.sandbox == "local":
+        from ..testing import Sandbox
+
+        rate = client_options.get("order_rate")
+        async with Sandbox(order_rate=rate or 1.0) as sandbox:
+            echo_err(f"local sandbox: {sandbox.base_url}")
+            async with sandbox.client(**client_options) as client:
+                yield client
+        return
+    async with TangoClient(
+        settings.platform_name, settings.platform_key, base_url=settings.base_url, **client_options
+    ) as client:
+        yield client
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--platform-name", envvar="TANGO_PLATFORM_NAME", help="[env: TANGO_PLATFORM_NAME]")
+@click.option("--platform-key", envvar="TANGO_PLATFORM_KEY", help="[env: TANGO_PLATFORM_KEY]")
+@click.option(
+    "--base-url",
+    envvar="TANGO_BASE_URL",
+    help="API base URL with /raas/v2 [env: TANGO_BASE_URL; default: Tango's sandbox]",
+)
+@click.option(
+    "--sandbox",
+    type=click.Choice(["local"]),
+    help="Run against an in-process local sandbox instead of an API.",
+)
+@click.option("-v", "--verbose", count=True, help="Log retries (-v) or every request (-vv).")
+@click.version_option(package_name="tango-async")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    platform_name: str | None,
+    platform_key: str | None,
+    base_url: str | None,
+    sandbox: str | None,
+    verbose: int,
+) -> None:
+    """Send Tango rewards in bulk, and look up, list and resend orders."""
+    if verbose:
+        logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        logging.getLogger("tango_async").setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
+    ctx.obj = Settings(platform_name, platform_key, base_url, sandbox)
+
+
+# --- bulk jobs ----------------------------------------------------------------------------
+
+
+def _default_journal(file: Path) -> Path:
+    return file.with_name(file.name + ".journal")
+
+
+def _default_report(file: Path) -> Path:
+    return file.with_name(file.stem + ".results.csv")
+
+
+def _resume_command(journal: Path) -> str:
+    return f"tango-async resume {shlex.quote(str(journal))}"
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--journal",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Job journal (SQLite). Default: FILE.journal next to the input.",
+)
+@click.option(
+    "--order-rate",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Orders per second (Tango allows 1).",
+)
+@click.option("--concurrency", type=click.IntRange(1, 64), default=2, show_default=True)
+@click.option("--skip-invalid", is_flag=True, help="Send the valid rows even if some are not.")
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Results file, .csv or .jsonl. Default: FILE's name + .results.csv",
+)
+@click.option(
+    "--input-format", type=click.Choice(["csv", "jsonl"]), help="Default: from the file's suffix."
+)
+@click.option(
+    "--progress-interval",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Seconds between progress lines when not on a terminal.",
+)
+@click.pass_obj
+def submit(
+    settings: Settings,
+    file: Path,
+    journal: Path | None,
+    order_rate: float,
+    concurrency: int,
+    skip_invalid: bool,
+    report: Path | None,
+    input_format: str | None,
+    progress_interval: float,
+) -> None:
+    """Send every order in FILE (CSV or JSONL), journaled so it can resume after any crash.
+
+    Every row is checked first; bad rows are listed and nothing is sent (unless
+    --skip-invalid). Running it again on the same FILE resumes the same job: rows never
+    get a second order.
+    """
+    journal = journal or _default_journal(file)
+    report = report or _default_report(file)
+    input_path = str(file.absolute())
+
+    async def main() -> int:
+        digest = file_digest(file)
+        if journal.exists():
+            opened = Journal.open(journal)
+            opened.check_input(input_path, digest)
+            echo_err(f"journal {journal} exists for this file: resuming the job")
+            async with connect(settings, order_rate=order_rate) as client:
+                job = BulkJob.resume(client, opened, concurrency=concurrency)
+                return await drive(job, journal, report, progress_interval)
+        rows = read_orders(file, format=input_format)  # type: ignore[arg-type]
+        settings_saved = {
+            "order_rate": order_rate,
+            "concurrency": concurrency,
+            "base_url": settings.base_url,
+            "sandbox": settings.sandbox,
+            "report": str(report),
+        }
+        async with connect(settings, order_rate=order_rate) as client:
+            try:
+                job = BulkJob.prepare(
+                    client,
+                    rows,
+                    job_id=derive_job_id(digest),
+                    journal=journal,
+                    input_path=input_path,
+                    input_digest=digest,
+                    skip_invalid=skip_invalid,
+                    concurrency=concurrency,
+                    settings=settings_saved,
+                )
+            except BulkValidationError as e:
+                for error in e.errors:
+                    echo_err(str(error))
+                echo_err(
+                    f"{len({x.row for x in e.errors})} invalid row(s) in {file}; nothing "
+                    "sent. Fix them, or pass --skip-invalid to send the others."
+                )
+                return EXIT_FAILED
+            if skip_invalid and job.progress().failed:
+                echo_err(f"skipping {job.progress().failed} invalid row(s)")
+            return await drive(job, journal, report, progress_interval)
+
+    run(main())
+
+
+@cli.command()
+@click.argument("journal", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--input",
+    "input_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The job's input file, checked against the journal.",
+)
+@click.option("--order-rate", type=float, help="Default: the rate the job was started with.")
+@click.option("--concurrency", type=click.IntRange(1, 64))
+@click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="Also re-send rows that failed for good (a 4xx), same externalRefID.",
+)
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--progress-interval", type=float, default=10.0, show_default=True)
+@click.pass_obj
+def resume(
+    settings: Settings,
+    journal: Path,
+    input_file: Path | None,
+    order_rate: float | None,
+    concurrency: int | None,
+    retry_failed: bool,
+    report: Path | None,
+    progress_interval: float,
+) -> None:
+    """Finish the job of JOURNAL: rows in flight are re-sent with their externalRefID,
+    done rows are skipped."""
+
+    input_path = str(input_file.absolute()) if input_file is not None else None
+
+    async def main() -> int:
+        opened = Journal.open(journal)
+        if input_file is not None and input_path is not None:
+            opened.check_input(input_path, file_digest(input_file))
+        saved = opened.settings
+        if settings.sandbox is None and settings.base_url is None and saved.get("base_url"):
+            settings.base_url = saved["base_url"]
+        rate = order_rate or float(saved.get("order_rate") or 1.0)
+        out = report or Path(saved.get("report") or journal.with_suffix(".results.csv"))
+        async with connect(settings, order_rate=rate) as client:
+            job = BulkJob.resume(
+                client,
+                opened,
+                retry_failed=retry_failed,
+                concurrency=concurrency or int(saved.get("concurrency") or 2),
+            )
+            return await drive(job, journal, out, progress_interval)
+
+    run(main())
+
+
+@cli.command()
+@click.argument("journal", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def status(journal: Path) -> None:
+    """Where the job of JOURNAL stands (safe while it runs)."""
+
+    async def main() -> int:
+        with Journal.open(journal) as opened:
+            counts = opened.counts()
+            total = sum(counts.values())
+            click.echo(f"job {opened.job_id}  input {opened.input_path}")
+            click.echo(f"started {opened.created_at:%Y-%m-%d %H:%M:%S %Z}, {total} row(s)")
+            for state in RowState:
+                click.echo(f"  {state.value.lower():<8} {counts[state]}")
+            left = counts[RowState.PENDING] + counts[RowState.SENDING]
+            retriable = sum(1 for r in opened.to_send() if r.state is RowState.FAILED)
+            if left or retriable:
+                click.echo(f"not finished: {_resume_command(journal)}")
+            return EXIT_OK
+
+    run(main())
+
+
+async def drive(job: BulkJob, journal: Path, report: Path, interval: float) -> int:
+    """Run ``job`` with progress on the terminal (or log lines), Ctrl-C handling, the
+    report and the summary; return the exit code."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    interrupts = 0
+
+    def on_interrupt() -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts == 1:
+            job.stop()
+            echo_err("\nstopping after the requests in flight (Ctrl-C again to abort now)")
+        elif task is not None:
+            task.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, on_interrupt)
+    aborted = False
+    try:
+        await _with_progress(job, interval)
+    except asyncio.CancelledError:
+        aborted = True
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+    opened = job.journal
+    assert opened is not None
+    write_report(opened, report)
+    counts = opened.counts()
+    unfinished = counts[RowState.PENDING] + counts[RowState.SENDING]
+    resume_cmd = _resume_command(journal) if unfinished or aborted else None
+    click.echo(summary(opened, job.progress(), report_path=report, resume_command=resume_cmd))
+    opened.close()
+    if aborted or job.stopped or unfinished:
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if counts[RowState.FAILED] or counts[RowState.INVALID] else EXIT_OK
+
+
+async def _with_progress(job: BulkJob, interval: float) -> None:
+    if sys.stderr.isatty():
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+
+        columns = (
+            TextColumn("[bold]orders"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn(
+                "{task.completed}/{task.total}  failed {task.fields[failed]}  "
+                "{task.fields[rate]:.2f}/s  ETA {task.fields[eta]}"
+            ),
+        )
+        with Progress(*columns, transient=False) as bar:
+            p = job.progress()
+            task_id = bar.add_task(
+                "orders",
+                total=p.total,
+                completed=p.done + p.failed,
+                failed=p.failed,
+                rate=0.0,
+                eta="-",
+            )
+            async for _ in job:
+                p = job.progress()
+                bar.update(
+                    task_id,
+                    completed=p.done + p.failed,
+                    failed=p.failed,
+                    rate=p.rate,
+                    eta=_duration(p.eta),
+                )
+        return
+    last = time.monotonic()
+    async for _ in job:
+        if time.monotonic() - last >= interval:
+            last = time.monotonic()
+            echo_err(_progress_line(job))
+    echo_err(_progress_line(job))
+
+
+def _progress_line(job: BulkJob) -> str:
+    p = job.progress()
+    return (
+        f"progress: done {p.done}, failed {p.failed}, remaining {p.remaining} of {p.total}; "
+        f"{p.rate:.2f} orders/s; ETA {_duration(p.eta)}"
+    )
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds + 0.5)
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+# --- orders and line items --------------------------------------------------------------------
+
+LIST_FILTERS = (
+    "account_identifier",
+    "customer_identifier",
+    "external_ref_id",
+    "start_date",
+    "end_date",
+    "min_amount",
+    "max_amount",
+    "currency_code",
+    "utid",
+    "ptid",
+    "reward_name",
+    "sender_first_name",
+    "sender_last_name",
+    "sender_email",
+    "recipient_email",
+    "recipient_first_name",
+    "recipient_last_name",
+    "recipient_mobile_number",
+    "status",
+    "order_status",
+    "line_item_status",
+    "delivery_method",
+    "campaign",
+    "notes",
+    "line_item_notes",
+    "purchase_order_number",
+)
+CSV_COLUMNS: tuple[tuple[str, Callable[[Order], Any]], ...] = (
+    ("referenceOrderID", lambda o: o.reference_order_id),
+    ("externalRefID", lambda o: o.external_ref_id),
+    ("createdAt", lambda o: o.created_at.isoformat() if o.created_at else None),
+    ("status", lambda o: o.status),
+    ("customerIdentifier", lambda o: o.customer_identifier),
+    ("accountIdentifier", lambda o: o.account_identifier),
+    ("utid", lambda o: o.utid),
+    ("rewardName", lambda o: o.reward_name),
+    ("amount", lambda o: o.denomination.value if o.denomination else None),
+    ("currencyCode", lambda o: o.denomination.currency_code if o.denomination else None),
+    ("deliveryMethod", lambda o: o.delivery_method),
+    ("recipientEmail", lambda o: o.recipient.email if o.recipient else None),
+)
+
+
+@cli.group()
+def orders() -> None:
+    """Orders: list, get, resend."""
+
+
+def _filter_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    for name in reversed(LIST_FILTERS):
+        f = click.option(f"--{name.replace('_', '-')}", name, default=None)(f)
+    return click.option("--send-email", type=bool, default=None)(f)
+
+
+@orders.command("list")
+@_filter_options
+@click.option(
+    "--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Default: standard output.",
+)
+@click.option("--limit", type=int, help="Stop after this many orders.")
+@click.pass_obj
+def list_orders(
+    settings: Settings, /, fmt: str, output: Path | None, limit: int | None, **filters: Any
+) -> None:
+    """Stream order history (every filter of GET /orders; dates as RFC 3339)."""
+
+    async def main() -> int:
+        given = {k: v for k, v in filters.items() if v is not None}
+        out = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+        try:
+            writer = csv.writer(out) if fmt == "csv" else None
+            if writer is not None:
+                writer.writerow([c for c, _ in CSV_COLUMNS])
+            count = 0
+            async with connect(settings) as client:
+                async for order in client.orders.list(**given):
+                    if writer is not None:
+                        writer.writerow(
+                            ["" if (v := get(order)) is None else v for _, get in CSV_COLUMNS]
+                        )
+                    else:
+                        out.write(ENCODER.encode(order).decode() + "\n")
+                    count += 1
+                    if limit is not None and count >= limit:
+                        break
+        finally:
+            if output:
+                out.close()
+        echo_err(f"{count} order(s)")
+        return EXIT_OK
+
+    run(main())
+
+
+def _print_json(obj: Any) -> None:
+    click.echo(json.dumps(json.loads(msgspec.json.encode(obj)), indent=2))
+
+
+@orders.command("get")
+@click.argument("reference_order_id")
+@click.pass_obj
+def get_order(settings: Settings, reference_order_id: str) -> None:
+    """Print one order as JSON (with its reward credentials)."""
+
+    async def main() -> int:
+        async with connect(settings) as client:
+            _print_json(await client.orders.get(reference_order_id))
+        return EXIT_OK
+
+    run(main())
+
+
+@orders.command("resend")
+@click.argument("reference_order_id")
+@click.option("--new-email")
+@click.option("--new-etid")
+@click.option("--new-mobile")
+@click.option("--new-delivery-method")
+@click.option("--wait", is_flag=True, help="Wait out the 30-second cooldown instead of failing.")
+@click.pass_obj
+def resend_order(settings: Settings, /, reference_order_id: str, wait: bool, **kw: Any) -> None:
+    """Resend an order's reward."""
+
+    async def main() -> int:
+        async with connect(settings) as client:
+            _print_json(await client.orders.resend(reference_order_id, wait=wait, **kw))
+        return EXIT_OK
+
+    run(main())
+
+
+@cli.group("line-items")
+def line_items() -> None:
+    """Line items: resend."""
+
+
+@line_items.command("resend")
+@click.argument("reference_line_item_id")
+@click.option("--new-delivery-method")
+@click.option("--new-email")
+@click.option("--new-mobile-number")
+@click.option("--new-etid")
+@click.option(
+    "--reason-code",
+    type=click.Choice(
+        ["NOT_RECEIVED", "LOST_DELETED", "DELIVERY_INFO", "DELIVERY_METHOD", "REMINDER", "OTHER"]
+    ),
+)
+@click.option("--other-reason")
+@click.option("--wait", is_flag=True, help="Wait out the cooldown instead of failing.")
+@click.pass_obj
+def resend_line_item(
+    settings: Settings, /, reference_line_item_id: str, wait: bool, **kw: Any
+) -> None:
+    """Resend a line item's reward."""
+
+    async def main() -> int:
+        async with connect(settings) as client:
+            _print_json(await client.line_items.resend(reference_line_item_id, wait=wait, **kw))
+        return EXIT_OK
+
+    run(main())
+
+
+# --- the local sandbox ------------------------------------------------------------------------
+
+
+@cli.command("sandbox")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=0, help="Default: a free port.")
+@click.option(
+    "--order-rate",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Orders per second at arrival; 0 for no limit.",
+)
+@click.option("--resend-cooldown", type=float, default=30.0, show_default=True)
+@click.option("--pending-for", type=float, default=0.0, show_default=True)
+@click.option("--platform-name", "sb_platform_name", default="sandbox-platform", show_default=True)
+@click.option("--platform-key", "sb_platform_key", default=None, help="Default: random.")
+def sandbox_command(
+    host: str,
+    port: int,
+    order_rate: float,
+    resend_cooldown: float,
+    pending_for: float,
+    sb_platform_name: str,
+    sb_platform_key: str | None,
+) -> None:
+    """Serve the local sandbox (as `python -m tango_async.testing`)."""
+    import argparse
+
+    from ..testing.__main__ import serve
+
+    args = argparse.Namespace(
+        host=host,
+        port=port,
+        order_rate=order_rate,
+        resend_cooldown=resend_cooldown,
+        pending_for=pending_for,
+        platform_name=sb_platform_name,
+        platform_key=sb_platform_key,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(args))
