@@ -27,7 +27,7 @@ from tango_async.bulk._journal import Journal, RowState
 JOBS = int(os.environ.get("TANGO_CRASH_JOBS", "4"))
 KILLS = int(os.environ.get("TANGO_CRASH_KILLS", "3"))
 ROWS = 30
-RATE = 40.0  # orders per second, sandbox and job alike (the job's margin keeps it under)
+RATE = 25.0  # orders per second, sandbox and job alike (the job's margin keeps it under)
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +57,22 @@ def write_input(path: Path, customer: str) -> None:
         for i in range(1, ROWS + 1):
             w.writerow([customer, "crash-account", "U561593", f"{i}.00",
                         f"person{i}@example.com", f"Person{i}"])
+
+
+def wait_for_done(proc: subprocess.Popen[str], target: int, timeout: float = 30.0) -> None:
+    """Read the job's progress lines until this run has sent ``target`` more orders."""
+    assert proc.stderr is not None
+    deadline = time.monotonic() + timeout
+    first: int | None = None
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            return  # the run ended
+        if line.startswith("progress: done "):
+            done = int(line.split()[2].rstrip(","))
+            first = done if first is None else first
+            if done - first >= target:
+                return
 
 
 def cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
@@ -94,6 +110,7 @@ def test_kill_9_at_random_points_then_resume(
 ) -> None:
     rng = random.Random(20261124)
     kills = 0
+    mid_job = 0  # kills that left some rows done and some not
     for job in range(JOBS):
         customer = f"crash-customer-{job}"
         workdir = tmp_path / f"job{job}"
@@ -101,21 +118,31 @@ def test_kill_9_at_random_points_then_resume(
         source = workdir / "orders.csv"
         write_input(source, customer)
         args = ["submit", "orders.csv", "--order-rate", str(RATE), "--concurrency", "3",
-                "--progress-interval", "0.2"]
-        for _ in range(KILLS):
+                "--progress-interval", "0.02"]
+        for attempt in range(KILLS):
             proc = cli(args, sandbox_process, workdir)
-            # from interpreter start-up through journal creation to the middle of sending
-            time.sleep(rng.uniform(0.3, 1.5))
+            if attempt == 0 and job % 2 == 0:
+                # early: interpreter start-up, reading the input, creating the journal
+                time.sleep(rng.uniform(0.05, 0.8))
+            else:
+                # mid-send: after a random number of orders of this run
+                wait_for_done(proc, rng.randint(1, 12))
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 kills += 1
             proc.communicate(timeout=30)
+            journal = workdir / "orders.csv.journal"
+            if journal.exists() and journal.stat().st_size:
+                with Journal.open(journal) as j:
+                    done = j.counts()[RowState.DONE]
+                mid_job += 0 < done < ROWS
         proc = cli(args, sandbox_process, workdir)  # the same command resumes the job
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, (out, err)
         assert f"{ROWS} row(s)" in out
         assert_exactly_one_order_per_row(sandbox_process, customer, workdir / "orders.csv.journal")
-    assert kills >= min(10, JOBS * KILLS) * 0.8  # nearly every run was killed mid-way
+    assert kills >= min(10, JOBS * KILLS) * 0.8  # nearly every run was killed
+    assert mid_job >= 3  # and several of them in the middle of sending
 
 
 def test_ctrl_c_finishes_in_flight_and_prints_the_resume_command(
