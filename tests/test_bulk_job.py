@@ -306,14 +306,6 @@ async def test_stop_then_resume_finishes_with_one_order_per_row(
     journal.close()
 
 
-@pytest.mark.xfail(
-    reason=(
-        "BUG: BulkJob._worker takes and sends the next row before the consumer has seen the "
-        "previous result, so stop() called on the 3rd result with concurrency=1 still POSTs "
-        "row 4 after stop() returned (journal: DONE 4, PENDING 6; expected DONE 3, PENDING 7)"
-    ),
-    strict=True,
-)
 async def test_stop_after_three_results_with_concurrency_one_sends_three(
     sb: Sandbox, client: ta.TangoClient, tmp_path: Path
 ) -> None:
@@ -644,15 +636,6 @@ async def test_summary_mentions_counts_and_the_resume_command(
     job.journal.close()
 
 
-@pytest.mark.xfail(
-    reason=(
-        "BUG: an invalid row's RowResult.message keeps only the LAST RowError of the row "
-        "(BulkJob._run: {e.row: e for e in self._invalid}) and renders a whole-row error "
-        "(field '') as ': rule'; the journal keeps 'utid: is required; amount: bad' and "
-        "'row: rule'. So write_report(job.results) and write_report(journal) differ"
-    ),
-    strict=True,
-)
 async def test_invalid_result_message_names_every_error_of_the_row(
     sb: Sandbox, client: ta.TangoClient, tmp_path: Path
 ) -> None:
@@ -672,14 +655,6 @@ async def test_invalid_result_message_names_every_error_of_the_row(
     assert results[3].message == journaled[3]  # got ': is not valid JSON'
 
 
-@pytest.mark.xfail(
-    reason=(
-        "BUG: the JSONL report of an INVALID row says \"externalRefID\": \"\" when written "
-        "from the journal (JournalRow.external_ref_id is '' for NULL) but null when written "
-        "from the job's results (report_rows: res.external_ref_id or None)"
-    ),
-    strict=True,
-)
 async def test_jsonl_report_of_an_invalid_row_is_the_same_from_journal_and_results(
     sb: Sandbox, client: ta.TangoClient, tmp_path: Path
 ) -> None:

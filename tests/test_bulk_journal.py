@@ -739,3 +739,22 @@ def test_100k_rows_create_in_one_transaction(jpath: Path) -> None:
         f"one committed transition {marked * 1000:.2f} ms, file {jpath.stat().st_size / 1e6:.1f} MB"
     )
     assert created < 30  # generous: measured well under a second on a laptop SSD
+
+
+def test_discard_unfinished_and_the_job_lock(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.journal"
+    empty.write_bytes(b"")
+    assert Journal.discard_unfinished(empty) is True
+    assert not empty.exists()
+    path = tmp_path / "real.journal"
+    Journal.create(path, job_id="j1", input_path="in.csv", input_digest="d",
+                   rows=[(1, "ref-1", b"{}")]).close()
+    assert Journal.discard_unfinished(path) is False
+    assert path.exists()
+    first, second = Journal.open(path), Journal.open(path)
+    first.lock()
+    with pytest.raises(JournalError, match="in use by another running job"):
+        second.lock()
+    first.close()
+    second.lock()  # released with the first journal
+    second.close()

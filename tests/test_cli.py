@@ -348,3 +348,12 @@ def test_version() -> None:
     result = invoke("--version")
     assert result.exit_code == 0
     assert ta.__version__ in result.stdout
+
+
+def test_a_journal_whose_creation_never_finished_is_started_over(tmp_path: Path) -> None:
+    source = good_csv(tmp_path)
+    (tmp_path / "orders.csv.journal").write_bytes(b"")  # a kill -9 during Journal.create
+    result = submit(source)
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "creation never finished" in result.stderr
+    assert journal_counts(tmp_path / "orders.csv.journal")[RowState.DONE] == 5

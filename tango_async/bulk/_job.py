@@ -88,6 +88,14 @@ def derive_job_id(digest: str) -> str:
     return "tj" + hashlib.sha256(digest.encode()).hexdigest()[:12]
 
 
+def invalid_messages(errors: Iterable[RowError]) -> dict[int, str]:
+    """Each invalid row's errors as one message, by row number: ``"field: rule; ..."``."""
+    by_row: dict[int, list[str]] = {}
+    for err in errors:
+        by_row.setdefault(err.row, []).append(f"{err.field or 'row'}: {err.rule}")
+    return {row: "; ".join(parts) for row, parts in sorted(by_row.items())}
+
+
 def _content_digest(items: Sequence[CreateOrderRequest | InputRow]) -> str:
     """A digest of the requests themselves: the same input gives the same job ID."""
     from .._codec import ENCODER
@@ -203,16 +211,13 @@ class BulkJob:
         rows = [r for r in rows if r[0] not in bad]
         opened: Journal | None = None
         if journal is not None:
-            by_row: dict[int, list[str]] = {}
-            for err in errors:
-                by_row.setdefault(err.row, []).append(f"{err.field or 'row'}: {err.rule}")
             opened = Journal.create(
                 journal,
                 job_id=job_id,
                 input_path=input_path,
                 input_digest=input_digest,
                 rows=rows,
-                invalid=[(r, "; ".join(m)) for r, m in sorted(by_row.items())],
+                invalid=list(invalid_messages(errors).items()),
                 settings=settings or {},
             )
         return cls(
@@ -297,14 +302,16 @@ class BulkJob:
         return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
 
     async def _run(self) -> AsyncIterator[RowResult]:
+        if self._journal is not None:
+            self._journal.lock()  # one running job per journal
         self._t0 = time.monotonic()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tango-journal")
         queue: asyncio.Queue[tuple[int, str, bytes]] = asyncio.Queue()
         for row in self._rows:
             queue.put_nowait(row)
         results: asyncio.Queue[RowResult | None] = asyncio.Queue()
-        for e in sorted({e.row: e for e in self._invalid}.values(), key=lambda e: e.row):
-            results.put_nowait(RowResult(e.row, "", "invalid", message=f"{e.field}: {e.rule}"))
+        for number, message in invalid_messages(self._invalid).items():
+            results.put_nowait(RowResult(number, "", "invalid", message=message))
         workers = [
             asyncio.create_task(self._worker(queue, results))
             for _ in range(min(self._concurrency, max(1, len(self._rows))))
@@ -333,7 +340,11 @@ class BulkJob:
         self, queue: asyncio.Queue[tuple[int, str, bytes]], results: asyncio.Queue[RowResult | None]
     ) -> None:
         try:
-            while not self._stopping:
+            while True:
+                # Let the consumer see the last result (and maybe stop()) before taking a row.
+                await asyncio.sleep(0)
+                if self._stopping:
+                    return
                 try:
                     row, ref, body = queue.get_nowait()
                 except asyncio.QueueEmpty:

@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType, TracebackType
-from typing import Any, Final
+from typing import IO, Any, Final
 from urllib.parse import urlsplit
 
 from .._exceptions import TangoError
@@ -268,6 +268,7 @@ class Journal:
         """Internal: use :meth:`create` or :meth:`open`."""
         self._conn: sqlite3.Connection | None = conn
         self._lock = threading.Lock()
+        self._lock_file: IO[bytes] | None = None
         self.path = path
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
         missing = [k for k in _META_KEYS if k not in meta]
@@ -478,6 +479,46 @@ class Journal:
             if isinstance(e, sqlite3.Error):
                 raise JournalError(f"cannot open journal {p}: {e}") from e
             raise
+
+    @classmethod
+    def discard_unfinished(cls, path: str | os.PathLike[str]) -> bool:
+        """Delete ``path`` if it is a journal whose creation never finished (a crash during
+        create(): no row of it was ever sent); return whether it was deleted."""
+        p = Path(path)
+        if not p.is_file():
+            return False
+        try:
+            conn = _connect(p, create=False)
+            try:
+                empty = conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0] == 0
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            return False
+        if empty:
+            for leftover in (p, *_companions(p)):
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
+        return bool(empty)
+
+    def lock(self) -> None:
+        """Take this journal for one running job (an advisory lock, released when the
+        process ends, however it ends); JournalError when another process holds it."""
+        if self._lock_file is not None:
+            return
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: no lock
+            return
+        f = open(self.path.with_name(self.path.name + ".lock"), "a+b")  # noqa: SIM115
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            raise JournalError(
+                f"journal {self.path} is in use by another running job; wait for it, or stop it"
+            ) from None
+        self._lock_file = f
 
     def check_input(self, input_path: str, input_digest: str) -> None:
         """Refuse (JournalMismatchError) an input file whose digest is not the journal's."""
@@ -695,6 +736,9 @@ class Journal:
             conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
+        if self._lock_file is not None:
+            self._lock_file.close()  # releases the job lock
+            self._lock_file = None
 
     def __enter__(self) -> Journal:
         return self

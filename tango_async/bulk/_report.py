@@ -32,7 +32,7 @@ def report_rows(source: Journal | Iterable[RowResult]) -> Iterator[dict[str, Any
             failed = r.state.value in ("FAILED", "INVALID")
             yield {
                 "row": r.row,
-                "externalRefID": r.external_ref_id,
+                "externalRefID": r.external_ref_id or None,
                 "referenceOrderID": r.reference_order_id,
                 "outcome": journal_outcome(r),
                 "status": r.http_status if failed else r.order_status,

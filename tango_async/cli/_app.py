@@ -186,6 +186,8 @@ def submit(
 
     async def main() -> int:
         digest = file_digest(file)
+        if Journal.discard_unfinished(journal):
+            echo_err(f"{journal}: its creation never finished (nothing was sent): starting over")
         if journal.exists():
             opened = Journal.open(journal)
             opened.check_input(input_path, digest)
