@@ -113,6 +113,10 @@ class TangoClient:
             order_rate, margin=rate_margin
         )
         self.cooldown_store: CooldownStore = cooldown_store or LocalCooldownStore()
+        for shared in (self.rate_limiter, self.cooldown_store):
+            bind = getattr(shared, "bind", None)  # shared stores key by platform
+            if callable(bind):
+                bind(name)
         self._transport = Transport(
             base_url=self.base_url,
             authorization=aiohttp.encode_basic_auth(name, key),

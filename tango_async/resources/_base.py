@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, TypeVar
 
 from .._codec import decode
-from .._exceptions import APIConnectionError, APIError, ResendCooldownError
+from .._exceptions import APIConnectionError, APIError, ResendCooldownError, TangoError
 
 if TYPE_CHECKING:
     from .._client import TangoClient
 
 T = TypeVar("T")
+
+log = logging.getLogger("tango_async")
 
 COOLDOWN_KEY = "403.005"
 
@@ -46,18 +50,27 @@ class Resource:
                 resp = await client._transport.request("POST", path, mode="resend", body=body)
             except APIConnectionError as e:
                 if not e.maybe_sent:
-                    await store.release(key)
+                    await _settle(store.release(key))
                 raise
             except APIError as e:
                 if e.status_code == 403 and e.i18n_key == COOLDOWN_KEY:
-                    await store.extend(key, cooldown)
+                    await _settle(store.extend(key, cooldown))
                     server_refusals += 1
                     if wait and server_refusals <= client.retry.max_retries:
                         continue
                     raise ResendCooldownError(label, cooldown) from e
                 if e.status_code < 500:
-                    await store.release(key)
+                    await _settle(store.release(key))
                 raise
             # A cancellation mid-request propagates with the claim standing: it may have been sent.
-            await store.extend(key, cooldown)
+            await _settle(store.extend(key, cooldown))
             return decode(resp, type_)
+
+
+async def _settle(step: Awaitable[None]) -> None:
+    """Update the cooldown after the request; a store that fails now (a shared store gone
+    away) must not turn a resend that happened into an error: the claim still stands."""
+    try:
+        await step
+    except TangoError as e:
+        log.warning("could not update the resend cooldown: %s", e)
