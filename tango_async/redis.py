@@ -162,8 +162,9 @@ class RedisRateLimiter(_RedisBacked):
     the namespace and platform, no burst, first come first served within a process.
 
     Slots are ``(1 / rate) * (1 + margin)`` apart (5% margin by default, as in-process).
-    A worker that wakes later than ``late_tolerance`` after its slot (a stalled event loop,
-    a paused VM) books again instead of sending next to someone else's slot. Bookings go
+    A worker that wakes later than ``late_tolerance`` after its slot (default: the margin,
+    ``spacing - 1/rate``; a stalled event loop, a paused VM) books again instead of sending
+    closer than ``1/rate`` to the next worker's slot. Bookings go
     at most ``max_ahead`` seconds ahead. ``penalize`` (after a 429) pushes the shared
     schedule forward for every worker; repeated 429s widen this process's spacing.
     """
@@ -199,7 +200,13 @@ class RedisRateLimiter(_RedisBacked):
         self.margin = float(margin)
         self.spacing = (1.0 / self.rate) * (1.0 + self.margin)
         self.max_ahead = max(max_ahead, self.spacing)
-        self.late_tolerance = late_tolerance if late_tolerance is not None else self.spacing / 4
+        # Late by more than the margin, sending would come closer than 1/rate to the next
+        # worker's slot: book again instead.
+        self.late_tolerance = (
+            late_tolerance
+            if late_tolerance is not None
+            else max(0.001, self.spacing - 1.0 / self.rate)
+        )
         self._reserve = self.redis.register_script(_RESERVE)
         self._push = self.redis.register_script(_PUSH)
         self._fifo = asyncio.Lock()
@@ -232,16 +239,18 @@ class RedisRateLimiter(_RedisBacked):
                     int(self.max_ahead * 1_000_000),  # how far ahead a booking may go
                     int((self.max_ahead + self.spacing) * 1000) + 1000,  # key TTL, ms
                 ]
-                asked = time.monotonic()
                 wait_us, booked = await self._call(
                     "an order slot", functools.partial(self._reserve, keys=[key], args=args)
                 )
+                # Lateness is measured on this host's clock from the answer, never compared
+                # with another host's clock.
+                answered = time.monotonic()
                 wait = int(wait_us) / 1_000_000
                 if wait > 0:
                     await asyncio.sleep(wait)
                 if not booked:
                     continue
-                late = (time.monotonic() - asked) - wait
+                late = (time.monotonic() - answered) - wait
                 if late > self.late_tolerance:
                     log.debug("woke %.3f s after the booked slot; booking again", late)
                     continue

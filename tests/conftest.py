@@ -11,7 +11,7 @@ from ._aioresponses_compat import install as _install_aioresponses_compat
 
 _install_aioresponses_compat()
 
-pytest_plugins = ["pytester"]
+pytest_plugins = ["pytester", "tests._hygiene"]
 
 # Short waits so no test sleeps for real: the rules are the same, the numbers smaller.
 FAST_RETRY = ta.RetryPolicy(

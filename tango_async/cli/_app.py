@@ -45,6 +45,8 @@ class Settings:
     platform_key: str | None
     base_url: str | None
     sandbox: str | None
+    timeout: float = 30.0
+    max_retries: int = 3
 
 
 def echo_err(message: str) -> None:
@@ -70,6 +72,11 @@ def run(coro: Coroutine[Any, Any, int]) -> None:
 @asynccontextmanager
 async def connect(settings: Settings, **client_options: Any) -> AsyncIterator[TangoClient]:
     """A client for the configured API, or for an in-process local sandbox."""
+    client_options = {
+        "timeout": settings.timeout,
+        "max_retries": settings.max_retries,
+        **client_options,
+    }
     if settings.sandbox == "local":
         from ..testing import Sandbox
 
@@ -98,6 +105,20 @@ async def connect(settings: Settings, **client_options: Any) -> AsyncIterator[Ta
     type=click.Choice(["local"]),
     help="Run against an in-process local sandbox instead of an API.",
 )
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds for one HTTP attempt.",
+)
+@click.option(
+    "--max-retries",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="Retries of one call after a transient failure.",
+)
 @click.option("-v", "--verbose", count=True, help="Log retries (-v) or every request (-vv).")
 @click.version_option(package_name="tango-async")
 @click.pass_context
@@ -107,13 +128,15 @@ def cli(
     platform_key: str | None,
     base_url: str | None,
     sandbox: str | None,
+    timeout: float,
+    max_retries: int,
     verbose: int,
 ) -> None:
     """Send Tango rewards in bulk, and look up, list and resend orders."""
     if verbose:
         logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s")
         logging.getLogger("tango_async").setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
-    ctx.obj = Settings(platform_name, platform_key, base_url, sandbox)
+    ctx.obj = Settings(platform_name, platform_key, base_url, sandbox, timeout, max_retries)
 
 
 # --- bulk jobs ----------------------------------------------------------------------------
@@ -580,42 +603,10 @@ def resend_line_item(
 # --- the local sandbox ------------------------------------------------------------------------
 
 
-@cli.command("sandbox")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=0, help="Default: a free port.")
-@click.option(
-    "--order-rate",
-    type=float,
-    default=1.0,
-    show_default=True,
-    help="Orders per second at arrival; 0 for no limit.",
-)
-@click.option("--resend-cooldown", type=float, default=30.0, show_default=True)
-@click.option("--pending-for", type=float, default=0.0, show_default=True)
-@click.option("--platform-name", "sb_platform_name", default="sandbox-platform", show_default=True)
-@click.option("--platform-key", "sb_platform_key", default=None, help="Default: random.")
-def sandbox_command(
-    host: str,
-    port: int,
-    order_rate: float,
-    resend_cooldown: float,
-    pending_for: float,
-    sb_platform_name: str,
-    sb_platform_key: str | None,
-) -> None:
-    """Serve the local sandbox (as `python -m tango_async.testing`)."""
-    import argparse
+@cli.command("sandbox", context_settings={"ignore_unknown_options": True}, add_help_option=False)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def sandbox_command(args: tuple[str, ...]) -> None:
+    """Serve the local sandbox: the options of `python -m tango_async.testing` (--help)."""
+    from ..testing.__main__ import main as sandbox_main
 
-    from ..testing.__main__ import serve
-
-    args = argparse.Namespace(
-        host=host,
-        port=port,
-        order_rate=order_rate,
-        resend_cooldown=resend_cooldown,
-        pending_for=pending_for,
-        platform_name=sb_platform_name,
-        platform_key=sb_platform_key,
-    )
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args))
+    raise SystemExit(sandbox_main(["--prog", "tango-async sandbox", *args]))
