@@ -25,7 +25,7 @@ def decode(resp: Response, type_: type[T]) -> T:
     decoder = _DECODERS.get(type_) or msgspec.json.Decoder(type_)
     try:
         return decoder.decode(resp.body)  # type: ignore[no-any-return]
-    except (msgspec.DecodeError, msgspec.ValidationError) as e:
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as e:
         raise APIResponseValidationError(
             f"{resp.method} {resp.path}: HTTP {resp.status} body does not decode: {e}",
             status_code=resp.status,

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 __all__ = ["RetryPolicy", "parse_retry_after"]
+
+_DELTA_SECONDS = re.compile(r"[0-9]+(\.[0-9]+)?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +23,9 @@ class RetryPolicy:
 
     ``rate_limit_delay`` is the least wait after a 429 (Tango: "wait 1 second") and
     ``conflict_delay`` the least wait after a 409 (an order with the same externalRefID is
-    still in process: "retry after at least 2 s"). Tests may shorten all of them.
+    still in process: "retry after at least 2 s"). A Retry-After longer than
+    ``max_retry_after`` is not waited for: the error (with its ``retry_after``) goes to the
+    caller, who decides. Tests may shorten all of them.
     """
 
     max_retries: int = 3
@@ -29,6 +34,7 @@ class RetryPolicy:
     jitter: float = 0.25
     rate_limit_delay: float = 1.0
     conflict_delay: float = 2.0
+    max_retry_after: float = 60.0
 
     def with_options(self, **changes: float | int) -> RetryPolicy:
         """A copy of this policy with some fields changed."""
@@ -48,16 +54,16 @@ def parse_retry_after(value: str | None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    try:
+    if _DELTA_SECONDS.fullmatch(value):
         seconds = float(value)
-    except ValueError:
+    else:
         try:
             when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=UTC)
+            seconds = (when - datetime.now(UTC)).total_seconds()
+        except (TypeError, ValueError, IndexError, OverflowError):
             return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
     if seconds != seconds or seconds < 0:  # NaN or in the past
         return 0.0 if seconds < 0 else None
     return min(seconds, 3600.0)

@@ -310,6 +310,8 @@ class Transport:
             return None
         status = error.status_code
         retry_after = parse_retry_after(error.headers.get("Retry-After"))
+        if retry_after is not None and retry_after > policy.max_retry_after:
+            return None  # the server asks for longer than we wait: the caller decides
         if status == 429:
             return policy.backoff(attempt, retry_after=retry_after, floor=policy.rate_limit_delay)
         if mode == "resend":
@@ -343,7 +345,7 @@ def build_api_error(resp: Response) -> APIError:
     if resp.body:
         try:
             parsed = _JSON_DECODER.decode(resp.body)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):  # not JSON, or nested beyond reason
             parsed = None
     details: list[ErrorDetail] = []
     request_id = headers.get("X-Request-Id")

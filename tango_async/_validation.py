@@ -70,6 +70,10 @@ def check_str(value: object, field: str, *, required: bool = False) -> str | Non
         return None
     if not isinstance(value, str):
         raise _fail(field, f"must be a string, not {type(value).__name__}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _fail(field, "must be valid Unicode text (it holds a lone surrogate)") from None
     return value
 
 
@@ -215,6 +219,8 @@ def check_address(addr: object, field: str) -> None:
             raise _fail(f + "state_or_province", "is required (not blank)")
         check_len(region, f + "state_or_province", MAX_REGION)
     postal = check_str(addr.postal_code, f + "postal_code", required=True)
+    if postal is not None and not postal.strip():
+        raise _fail(f + "postal_code", "is required (not blank)")
     if country.upper() == "US":
         check_pattern(
             postal, f + "postal_code", US_ZIP, "US addresses take a 5-digit ZIP code only"
@@ -224,6 +230,31 @@ def check_address(addr: object, field: str) -> None:
             postal, f + "postal_code", POSTAL, "must be 1-12 letters, digits, spaces or hyphens"
         )
     check_str(addr.company_name, f + "company_name")
+
+
+# AddressCriteria's own limits in the OpenAPI description: what a digital order's address
+# must meet (the documented physical rules apply to ADDRESS delivery only).
+DIGITAL_ADDRESS_LIMITS = (
+    ("street_line1", 200),
+    ("street_line2", 100),
+    ("city", 60),
+    ("state_or_province", 60),
+    ("postal_code", 12),
+    ("country", 2),
+    ("company_name", None),
+)
+
+
+def check_digital_address(addr: object, field: str) -> None:
+    """An address on a digital order: sent as given (the server decides, API.md), but its
+    fields must be strings within the schema's lengths, and the country 2 letters."""
+    if not isinstance(addr, Address):
+        raise _fail(field, f"must be an Address, not {type(addr).__name__}")
+    for name, limit in DIGITAL_ADDRESS_LIMITS:
+        value = check_str(getattr(addr, name), f"{field}.{name}")
+        if limit is not None:
+            check_len(value, f"{field}.{name}", limit)
+    check_pattern(addr.country, f"{field}.country", COUNTRY, "must be a 2-letter country code")
 
 
 def _method(value: object, field: str, allowed: frozenset[str]) -> DeliveryMethod | None:
@@ -325,8 +356,8 @@ def prepare_order(req: CreateOrderRequest) -> CreateOrderRequest:
         )
         if physical and r.address is not None:
             check_address(r.address, "recipient.address")
-        elif r.address is not None and not isinstance(r.address, Address):
-            raise _fail("recipient.address", f"must be an Address, not {type(r.address).__name__}")
+        elif r.address is not None:
+            check_digital_address(r.address, "recipient.address")
         # On a digital order an address is sent as given: newer API pages allow one for some
         # digital cash rewards, so the server decides (API.md).
     if physical and (r is None or r.address is None):
@@ -335,7 +366,12 @@ def prepare_order(req: CreateOrderRequest) -> CreateOrderRequest:
     send_email = req.send_email
     if send_email is None and method in (DeliveryMethod.EMAIL, DeliveryMethod.NONE):
         send_email = method is DeliveryMethod.EMAIL
-    return msgspec.structs.replace(req, delivery_method=method, send_email=send_email)
+    expiration = req.expiration_date
+    if expiration is not None:  # the same instant, in UTC: sub-minute offsets do not encode
+        expiration = expiration.astimezone(_UTC)
+    return msgspec.structs.replace(
+        req, delivery_method=method, send_email=send_email, expiration_date=expiration
+    )
 
 
 def order_resend_request(

@@ -308,8 +308,11 @@ class Journal:
         If anything is refused, no file is left behind.
         """
         p = Path(path)
-        for name, value in (("job_id", job_id), ("input_path", input_path),
-                            ("input_digest", input_digest)):
+        for name, value in (
+            ("job_id", job_id),
+            ("input_path", input_path),
+            ("input_digest", input_digest),
+        ):
             if not isinstance(value, str):
                 raise JournalError(f"{name} must be a str, got {type(value).__name__}")
         if not job_id:
@@ -555,9 +558,9 @@ class Journal:
         """How many rows are in each state (every state, zeros included)."""
         with self._lock:
             try:
-                found = self._db().execute(
-                    "SELECT state, count(*) FROM rows GROUP BY state"
-                ).fetchall()
+                found = (
+                    self._db().execute("SELECT state, count(*) FROM rows GROUP BY state").fetchall()
+                )
             except sqlite3.Error as e:
                 raise JournalError(f"cannot read journal {self.path}: {e}") from e
         counts = dict.fromkeys(RowState, 0)
@@ -572,10 +575,14 @@ class Journal:
         while True:
             with self._lock:
                 try:
-                    batch = self._db().execute(
-                        f"SELECT {_COLUMNS} FROM rows WHERE row > ? ORDER BY row LIMIT ?",
-                        (after, _BATCH),
-                    ).fetchall()
+                    batch = (
+                        self._db()
+                        .execute(
+                            f"SELECT {_COLUMNS} FROM rows WHERE row > ? ORDER BY row LIMIT ?",
+                            (after, _BATCH),
+                        )
+                        .fetchall()
+                    )
                 except sqlite3.Error as e:
                     raise JournalError(f"cannot read journal {self.path}: {e}") from e
             if not batch:
@@ -779,10 +786,7 @@ def _refusal(
         if action == "mark_sending":
             detail += "; sending it again could pay twice"
         elif action == "mark_done":
-            detail = (
-                f"it is already DONE with order {current.reference_order_id}, "
-                f"not {done_as}"
-            )
+            detail = f"it is already DONE with order {current.reference_order_id}, not {done_as}"
     elif state is RowState.INVALID:
         detail = f"it was refused before sending ({current.message})"
     else:
