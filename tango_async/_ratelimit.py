@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Protocol, runtime_checkable
 
 from aiolimiter import AsyncLimiter
 
 from ._exceptions import ValidationError
 
-__all__ = ["LocalRateLimiter", "RateLimiter"]
+__all__ = ["LocalRateLimiter", "RateLimiter", "Widening", "checked_spacing"]
 
 
 @runtime_checkable
@@ -24,6 +25,44 @@ class RateLimiter(Protocol):
     async def acquire(self) -> None: ...
 
     async def penalize(self, delay: float) -> None: ...
+
+
+def checked_spacing(
+    rate: float, margin: float, *, rate_field: str = "order_rate", margin_field: str = "rate_margin"
+) -> float:
+    """Seconds between two slots, ``(1 / rate) * (1 + margin)``; ValidationError if either
+    is out of range."""
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
+        raise ValidationError(rate_field, "must be greater than 0")
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin < 1:
+        raise ValidationError(margin_field, "must be at least 0 and below 1")
+    return (1.0 / rate) * (1.0 + margin)
+
+
+class Widening:
+    """Repeated 429s widen the spacing for a while: from the second 429 within ``window``
+    seconds of the one before, each adds ``step`` to the factor, up to ``maximum``; a
+    ``window`` without one resets it to 1."""
+
+    def __init__(self, step: float = 0.25, maximum: float = 2.0, window: float = 60.0) -> None:
+        self.step = step
+        self.maximum = maximum
+        self.window = window
+        self._count = 0
+        self._last = -float("inf")
+
+    def record(self) -> None:
+        """Count a 429."""
+        now = time.monotonic()
+        self._count = self._count + 1 if now - self._last <= self.window else 1
+        self._last = now
+
+    @property
+    def factor(self) -> float:
+        """What the spacing is multiplied by now."""
+        if self._count < 2 or time.monotonic() - self._last > self.window:
+            return 1.0
+        return min(self.maximum, 1.0 + self.step * (self._count - 1))
 
 
 class LocalRateLimiter:
@@ -48,21 +87,13 @@ class LocalRateLimiter:
         max_widen: float = 2.0,
         widen_window: float = 60.0,
     ) -> None:
-        if not rate > 0:
-            raise ValidationError("order_rate", "must be greater than 0")
-        if not 0 <= margin < 1:
-            raise ValidationError("rate_margin", "must be at least 0 and below 1")
+        self.spacing = checked_spacing(rate, margin)
         self.rate = float(rate)
         self.margin = float(margin)
-        self.spacing = (1.0 / self.rate) * (1.0 + self.margin)
         self._bucket = AsyncLimiter(1, self.spacing)
         self._fifo = asyncio.Lock()
         self._not_before = 0.0
-        self._widen_step = widen_step
-        self._max_widen = max_widen
-        self._widen_window = widen_window
-        self._recent_429 = 0
-        self._last_429 = -float("inf")
+        self._widening = Widening(widen_step, max_widen, widen_window)
 
     def __repr__(self) -> str:
         return f"LocalRateLimiter(rate={self.rate}, margin={self.margin}, widen={self.widen:.2f})"
@@ -70,9 +101,7 @@ class LocalRateLimiter:
     @property
     def widen(self) -> float:
         """The current widening factor of the spacing (1.0 when no recent 429)."""
-        if self._recent_429 < 2:
-            return 1.0
-        return min(self._max_widen, 1.0 + self._widen_step * (self._recent_429 - 1))
+        return self._widening.factor
 
     async def acquire(self) -> None:
         """Wait for the next slot, first come first served."""
@@ -82,16 +111,11 @@ class LocalRateLimiter:
             while (delay := self._not_before - loop.time()) > 0:  # noqa: ASYNC110
                 await asyncio.sleep(delay)
             await self._bucket.acquire()
-            now = loop.time()
-            if now - self._last_429 > self._widen_window:
-                self._recent_429 = 0
             widen = self.widen
             if widen > 1.0:
-                self._not_before = max(self._not_before, now + self.spacing * widen)
+                self._not_before = max(self._not_before, loop.time() + self.spacing * widen)
 
     async def penalize(self, delay: float) -> None:
         """Hold every caller back ``delay`` seconds from now, and count a 429."""
-        now = asyncio.get_running_loop().time()
-        self._recent_429 = self._recent_429 + 1 if now - self._last_429 <= self._widen_window else 1
-        self._last_429 = now
-        self._not_before = max(self._not_before, now + delay)
+        self._widening.record()
+        self._not_before = max(self._not_before, asyncio.get_running_loop().time() + delay)

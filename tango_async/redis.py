@@ -33,6 +33,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ._exceptions import TangoError, ValidationError
+from ._ratelimit import Widening, checked_spacing
 
 __all__ = ["RateLimiterUnavailableError", "RedisCooldownStore", "RedisRateLimiter"]
 
@@ -185,10 +186,7 @@ class RedisRateLimiter(_RedisBacked):
         max_widen: float = 2.0,
         widen_window: float = 60.0,
     ) -> None:
-        if not rate > 0:
-            raise ValidationError("rate", "must be greater than 0")
-        if not 0 <= margin < 1:
-            raise ValidationError("margin", "must be at least 0 and below 1")
+        spacing = checked_spacing(rate, margin, rate_field="rate", margin_field="margin")
         super().__init__(
             url_or_client,
             namespace=namespace,
@@ -198,7 +196,7 @@ class RedisRateLimiter(_RedisBacked):
         )
         self.rate = float(rate)
         self.margin = float(margin)
-        self.spacing = (1.0 / self.rate) * (1.0 + self.margin)
+        self.spacing = spacing
         self.max_ahead = max(max_ahead, self.spacing)
         # Late by more than the margin, sending would come closer than 1/rate to the next
         # worker's slot: book again instead.
@@ -210,11 +208,7 @@ class RedisRateLimiter(_RedisBacked):
         self._reserve = self.redis.register_script(_RESERVE)
         self._push = self.redis.register_script(_PUSH)
         self._fifo = asyncio.Lock()
-        self._widen_step = widen_step
-        self._max_widen = max_widen
-        self._widen_window = widen_window
-        self._recent_429 = 0
-        self._last_429 = -float("inf")
+        self._widening = Widening(widen_step, max_widen, widen_window)
 
     def __repr__(self) -> str:
         return (
@@ -224,9 +218,8 @@ class RedisRateLimiter(_RedisBacked):
 
     @property
     def widen(self) -> float:
-        if self._recent_429 < 2 or time.monotonic() - self._last_429 > self._widen_window:
-            return 1.0
-        return min(self._max_widen, 1.0 + self._widen_step * (self._recent_429 - 1))
+        """This process's widening factor of the spacing (1.0 when no recent 429)."""
+        return self._widening.factor
 
     async def acquire(self) -> None:
         """Book the next shared slot and wait for it (cancel-safe: a cancelled wait leaves
@@ -258,9 +251,7 @@ class RedisRateLimiter(_RedisBacked):
 
     async def penalize(self, delay: float) -> None:
         """After a 429: no worker's next slot comes sooner than ``delay`` seconds."""
-        now = time.monotonic()
-        self._recent_429 = self._recent_429 + 1 if now - self._last_429 <= self._widen_window else 1
-        self._last_429 = now
+        self._widening.record()
         key = self._key("orders", "schedule")
         delay_us = int(delay * 1_000_000)
         ttl_ms = int((delay + self.max_ahead) * 1000) + 1000

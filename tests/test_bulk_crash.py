@@ -13,7 +13,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -24,6 +23,8 @@ import pytest
 import tango_async as ta
 from tango_async.bulk._journal import Journal, RowState
 
+from .processes import cli_process, sandbox_process
+
 JOBS = int(os.environ.get("TANGO_CRASH_JOBS", "4"))
 KILLS = int(os.environ.get("TANGO_CRASH_KILLS", "3"))
 ROWS = 30
@@ -31,22 +32,11 @@ RATE = 25.0  # orders per second, sandbox and job alike (the job's margin keeps 
 
 
 @pytest.fixture(scope="module")
-def sandbox_process() -> Iterator[dict[str, str]]:
+def sandbox_env() -> Iterator[dict[str, str]]:
     """The sandbox as its own process; yields the TANGO_* environment for it."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tango_async.testing", "--order-rate", str(RATE),
-         "--platform-name", "crash-platform", "--platform-key", "crash-key"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        lines = [proc.stdout.readline() for _ in range(4)]
-        env = dict(line.strip().split("=", 1) for line in lines[1:])
-        assert env["TANGO_BASE_URL"].startswith("http://127.0.0.1:"), lines
+    with sandbox_process("--order-rate", str(RATE), "--platform-name", "crash-platform",
+                         "--platform-key", "crash-key") as env:
         yield env
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 def write_input(path: Path, customer: str) -> None:
@@ -75,13 +65,6 @@ def wait_for_done(proc: subprocess.Popen[str], target: int, timeout: float = 30.
                 return
 
 
-def cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
-    full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
-    full_env.pop("TANGO_LOG", None)
-    return subprocess.Popen([sys.executable, "-m", "tango_async.cli", *args], env=full_env,
-                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
 async def server_orders(env: dict[str, str], customer: str) -> list[ta.Order]:
     async with ta.TangoClient(env["TANGO_PLATFORM_NAME"], env["TANGO_PLATFORM_KEY"],
                               base_url=env["TANGO_BASE_URL"]) as tango:
@@ -106,7 +89,7 @@ def assert_exactly_one_order_per_row(env: dict[str, str], customer: str, journal
 
 
 def test_kill_9_at_random_points_then_resume(
-    sandbox_process: dict[str, str], tmp_path: Path
+    sandbox_env: dict[str, str], tmp_path: Path
 ) -> None:
     rng = random.Random(20261124)
     kills = 0
@@ -120,7 +103,7 @@ def test_kill_9_at_random_points_then_resume(
         args = ["submit", "orders.csv", "--order-rate", str(RATE), "--concurrency", "3",
                 "--progress-interval", "0.02"]
         for attempt in range(KILLS):
-            proc = cli(args, sandbox_process, workdir)
+            proc = cli_process(args, sandbox_env, workdir)
             if attempt == 0 and job % 2 == 0:
                 # early: interpreter start-up, reading the input, creating the journal
                 time.sleep(rng.uniform(0.05, 0.8))
@@ -136,23 +119,23 @@ def test_kill_9_at_random_points_then_resume(
                 with Journal.open(journal) as j:
                     done = j.counts()[RowState.DONE]
                 mid_job += 0 < done < ROWS
-        proc = cli(args, sandbox_process, workdir)  # the same command resumes the job
+        proc = cli_process(args, sandbox_env, workdir)  # the same command resumes the job
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, (out, err)
         assert f"{ROWS} row(s)" in out
-        assert_exactly_one_order_per_row(sandbox_process, customer, workdir / "orders.csv.journal")
+        assert_exactly_one_order_per_row(sandbox_env, customer, workdir / "orders.csv.journal")
     assert kills >= min(10, JOBS * KILLS) * 0.8  # nearly every run was killed
     assert mid_job >= 3  # and several of them in the middle of sending
 
 
 def test_ctrl_c_finishes_in_flight_and_prints_the_resume_command(
-    sandbox_process: dict[str, str], tmp_path: Path
+    sandbox_env: dict[str, str], tmp_path: Path
 ) -> None:
     customer = "ctrl-c-customer"
     source = tmp_path / "orders.csv"
     write_input(source, customer)
-    proc = cli(["submit", "orders.csv", "--order-rate", "10", "--progress-interval", "0.1"],
-               sandbox_process, tmp_path)
+    proc = cli_process(["submit", "orders.csv", "--order-rate", "10",
+                        "--progress-interval", "0.1"], sandbox_env, tmp_path)
     assert proc.stderr is not None
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:  # wait until sending has begun
@@ -168,8 +151,8 @@ def test_ctrl_c_finishes_in_flight_and_prints_the_resume_command(
         counts = j.counts()
     assert counts[RowState.SENDING] == 0  # the request in flight was finished and recorded
     assert 0 < counts[RowState.DONE] < ROWS
-    proc = cli(["resume", "orders.csv.journal", "--order-rate", str(RATE)], sandbox_process,
-               tmp_path)
+    proc = cli_process(["resume", "orders.csv.journal", "--order-rate", str(RATE)],
+                       sandbox_env, tmp_path)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, (out, err)
-    assert_exactly_one_order_per_row(sandbox_process, customer, tmp_path / "orders.csv.journal")
+    assert_exactly_one_order_per_row(sandbox_env, customer, tmp_path / "orders.csv.journal")

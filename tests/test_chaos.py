@@ -15,8 +15,6 @@ import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -27,6 +25,7 @@ from tango_async.bulk._journal import Journal, RowState
 from tango_async.testing import Sandbox
 
 from .conftest import order_request
+from .processes import cli_process, sandbox_process
 
 ORDERS = int(os.environ.get("TANGO_CHAOS_ORDERS", "200"))
 ROWS = int(os.environ.get("TANGO_CHAOS_ROWS", "60"))
@@ -98,29 +97,16 @@ def _write_rows(path: Path, customer: str) -> None:
                         f"C{i}"])
 
 
-def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "tango_async.cli", *args],
-                            env={**os.environ, **env}, cwd=cwd, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
 def test_bulk_job_through_chaos_and_kill_9(tmp_path: Path) -> None:
-    sandbox = subprocess.Popen(
-        [sys.executable, "-m", "tango_async.testing", "--order-rate", "0", "--chaos", "0.2",
-         "--chaos-seed", "7", "--chaos-faults", ",".join(FAULTS), "--chaos-delay", str(SLOW)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        assert sandbox.stdout is not None
-        lines = [sandbox.stdout.readline() for _ in range(4)]
-        env = dict(line.strip().split("=", 1) for line in lines[1:])
+    with sandbox_process("--order-rate", "0", "--chaos", "0.2", "--chaos-seed", "7",
+                         "--chaos-faults", ",".join(FAULTS), "--chaos-delay", str(SLOW)) as env:
         _write_rows(tmp_path / "orders.csv", "chaos-bulk")
         args = ["--timeout", str(TIMEOUT), "--max-retries", "8", "submit", "orders.csv",
                 "--order-rate", "100", "--concurrency", "4", "--progress-interval", "0.05"]
         rng = random.Random(11)
         kills = runs = 0
         for _ in range(KILLS):
-            proc = _cli(args, env, tmp_path)
+            proc = cli_process(args, env, tmp_path)
             time.sleep(rng.uniform(0.6, 1.6))
             runs += 1
             if proc.poll() is None:
@@ -128,7 +114,7 @@ def test_bulk_job_through_chaos_and_kill_9(tmp_path: Path) -> None:
                 kills += 1
             proc.communicate(timeout=60)
         for _ in range(5):  # resume until done (a row may fail through 9 faults in a row)
-            proc = _cli(args, env, tmp_path)
+            proc = cli_process(args, env, tmp_path)
             out, err = proc.communicate(timeout=120)
             runs += 1
             if proc.returncode == 0:
@@ -154,6 +140,3 @@ def test_bulk_job_through_chaos_and_kill_9(tmp_path: Path) -> None:
         assert duplicates == {}
         assert lost == set()
         assert set(refs) == expected
-    finally:
-        sandbox.terminate()
-        sandbox.wait(20)
