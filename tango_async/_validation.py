@@ -14,6 +14,7 @@ from datetime import UTC as _UTC
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
 import msgspec
 
@@ -38,6 +39,7 @@ US_ZIP = re.compile(r"[0-9]{5}")
 REGION_CODE = re.compile(r"[A-Z]{2}")
 COUNTRY = re.compile(r"[A-Za-z]{2}")
 FORBIDDEN_NAME_CHARS = re.compile(r"[<>/]")
+_NOT_IN_PATH_ID = re.compile(r"[\s/]")
 
 # Delivery methods accepted on order creation (CreateOrderCriteria) and on resends.
 CREATE_METHODS = frozenset(
@@ -109,10 +111,18 @@ def check_path_id(value: object, field: str) -> str:
     """A reference ID used as a URL path segment: a non-empty string without '/' or spaces."""
     s = check_str(value, field, required=True)
     assert s is not None
-    if not s or s != s.strip() or "/" in s or any(c.isspace() for c in s):
+    if not s or _NOT_IN_PATH_ID.search(s):
         raise _fail(field, "must be a non-empty ID without spaces or '/'")
     check_len(s, field, 200)
     return s
+
+
+_PLAIN_SEGMENT = re.compile(r"[A-Za-z0-9._~-]+")
+
+
+def path_segment(ref: str) -> str:
+    """``ref`` as one URL path segment (Tango's IDs need no escaping; others get it)."""
+    return ref if _PLAIN_SEGMENT.fullmatch(ref) else quote(ref, safe="")
 
 
 def check_email(value: object, field: str) -> str | None:

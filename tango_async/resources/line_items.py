@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from .._codec import ENCODER
-from .._validation import check_path_id, line_item_resend_request
+from .._validation import check_path_id, line_item_resend_request, path_segment
 from ..types.enums import DeliveryMethod, ResendReasonCode
 from ..types.resends import LineItemResend
 from ._base import Resource
@@ -49,5 +47,5 @@ class LineItems(Resource):
                 other_reason=other_reason,
             )
         )
-        path = f"/lineItems/{quote(ref, safe='')}/resends"
+        path = f"/lineItems/{path_segment(ref)}/resends"
         return await self._resend("line_item", ref, path, body, LineItemResend, wait)

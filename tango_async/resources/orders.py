@@ -10,13 +10,12 @@ from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import quote
 
 import msgspec
 
 from .._codec import ENCODER, decode
 from .._exceptions import TangoError, ValidationError
-from .._validation import check_path_id, order_resend_request, prepare_order
+from .._validation import check_path_id, order_resend_request, path_segment, prepare_order
 from ..pagination import OrderHistory, build_list_query
 from ..types.enums import DeliveryMethod, LineItemStatus, OrderStatus
 from ..types.orders import CreatedOrder, CreateOrderRequest, Order
@@ -150,7 +149,7 @@ class Orders(Resource):
         """
         ref = check_path_id(reference_order_id, "reference_order_id")
         resp = await self._client._transport.request(
-            "GET", f"/orders/{quote(ref, safe='')}", mode="read"
+            "GET", f"/orders/{path_segment(ref)}", mode="read"
         )
         return decode(resp, Order)
 
@@ -270,5 +269,5 @@ class Orders(Resource):
                 new_delivery_method=new_delivery_method,
             )
         )
-        path = f"/orders/{quote(ref, safe='')}/resends"
+        path = f"/orders/{path_segment(ref)}/resends"
         return await self._resend("order", ref, path, body, Resend, wait)

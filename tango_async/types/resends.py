@@ -29,7 +29,7 @@ class LineItemResendRequest(msgspec.Struct, rename="camel", omit_defaults=True, 
     other_reason: str | None = None
 
 
-class Resend(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+class Resend(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True, gc=False):
     """A resend of an order."""
 
     id: int | None = None
@@ -39,7 +39,7 @@ class Resend(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
     mobile_number: str | None = None
 
 
-class LineItemResend(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+class LineItemResend(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True, gc=False):
     """A resend of a line item."""
 
     id: int | None = None
