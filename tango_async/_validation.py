@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from datetime import UTC as _UTC
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
 from urllib.parse import quote
 
 import msgspec
@@ -483,14 +482,3 @@ def check_int(value: object, field: str, *, lo: int, hi: int | None = None) -> i
     if value < lo or (hi is not None and value > hi):
         raise _fail(field, f"must be {lo} to {hi}" if hi is not None else f"must be at least {lo}")
     return value
-
-
-def _as_query_scalar(value: Any, field: str) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, Decimal, float)):
-        check_amount(value, field)
-        return str(value)
-    if isinstance(value, str):
-        return value
-    raise _fail(field, f"must be a string, number or bool, not {type(value).__name__}")
