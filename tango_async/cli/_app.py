@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import inspect
 import json
 import logging
 import shlex
@@ -19,6 +20,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,6 +34,7 @@ from ..bulk._inputs import InputFileError, file_digest, read_orders
 from ..bulk._job import BulkJob, BulkValidationError, derive_job_id
 from ..bulk._journal import Journal, JournalError, RowState
 from ..bulk._report import summary, write_report
+from ..resources.orders import Orders
 from ..types.orders import Order
 
 T = TypeVar("T")
@@ -429,34 +432,33 @@ def _duration(seconds: float) -> str:
 
 # --- orders and line items --------------------------------------------------------------------
 
-LIST_FILTERS = (
-    "account_identifier",
-    "customer_identifier",
-    "external_ref_id",
-    "start_date",
-    "end_date",
-    "min_amount",
-    "max_amount",
-    "currency_code",
-    "utid",
-    "ptid",
-    "reward_name",
-    "sender_first_name",
-    "sender_last_name",
-    "sender_email",
-    "recipient_email",
-    "recipient_first_name",
-    "recipient_last_name",
-    "recipient_mobile_number",
-    "status",
-    "order_status",
-    "line_item_status",
-    "delivery_method",
-    "campaign",
-    "notes",
-    "line_item_notes",
-    "purchase_order_number",
+
+class _DecimalType(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click
+    name = "decimal"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Decimal:
+        try:
+            number = Decimal(str(value))
+        except ArithmeticError:
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not number.is_finite():
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+_DECIMAL = _DecimalType()
+
+
+# The filters of orders.list(), read off its signature so the CLI never lags behind it
+# (paging is the command's own business; send_email is a bool; amounts are Decimals).
+LIST_FILTERS = tuple(
+    name
+    for name in inspect.signature(Orders.list).parameters
+    if name not in ("self", "elements_per_block", "page")
 )
+_FILTER_TYPES: dict[str, Any] = {"send_email": bool, "min_amount": _DECIMAL, "max_amount": _DECIMAL}
 CSV_COLUMNS: tuple[tuple[str, Callable[[Order], Any]], ...] = (
     ("referenceOrderID", lambda o: o.reference_order_id),
     ("externalRefID", lambda o: o.external_ref_id),
@@ -480,8 +482,11 @@ def orders() -> None:
 
 def _filter_options(f: Callable[..., Any]) -> Callable[..., Any]:
     for name in reversed(LIST_FILTERS):
-        f = click.option(f"--{name.replace('_', '-')}", name, default=None)(f)
-    return click.option("--send-email", type=bool, default=None)(f)
+        option = click.option(
+            f"--{name.replace('_', '-')}", name, default=None, type=_FILTER_TYPES.get(name)
+        )
+        f = option(f)
+    return f
 
 
 @orders.command("list")
