@@ -26,6 +26,13 @@ from ._exceptions import (
 )
 from ._ratelimit import LocalRateLimiter, RateLimiter
 from ._retry import RetryPolicy
+from ._unresolved import (
+    LocalUnresolvedStore,
+    SqliteUnresolvedStore,
+    UnresolvedOrder,
+    UnresolvedStore,
+    UnresolvedStoreError,
+)
 from ._version import __version__
 from .pagination import OrderHistory
 from .types import (
@@ -76,6 +83,7 @@ __all__ = [
     "LineItemStatus",
     "LocalCooldownStore",
     "LocalRateLimiter",
+    "LocalUnresolvedStore",
     "Money",
     "NotFoundError",
     "Order",
@@ -95,10 +103,14 @@ __all__ = [
     "RetryPolicy",
     "Reward",
     "Sender",
+    "SqliteUnresolvedStore",
     "ServerError",
     "TangoClient",
     "TangoError",
     "UnprocessableEntityError",
+    "UnresolvedOrder",
+    "UnresolvedStore",
+    "UnresolvedStoreError",
     "ValidationError",
     "__version__",
 ]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 from types import TracebackType
 
 import aiohttp
 
 from ._constants import (
     DEFAULT_CONNECTOR_LIMIT,
+    DEFAULT_MAX_AMOUNT,
     DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_MAX_RETRIES,
     DEFAULT_ORDER_RATE,
@@ -18,12 +20,14 @@ from ._constants import (
     DEFAULT_TIMEOUT,
     SANDBOX_URL,
 )
-from ._cooldown import CooldownStore, LocalCooldownStore
+from ._cooldown import CooldownStore, LocalCooldownStore, ResendLinks
 from ._exceptions import ValidationError
 from ._logs import setup_logging
 from ._ratelimit import LocalRateLimiter, RateLimiter
 from ._retry import RetryPolicy
 from ._transport import Transport, check_base_url
+from ._unresolved import LocalUnresolvedStore, UnresolvedStore
+from ._validation import check_max_amount
 from .resources.line_items import LineItems
 from .resources.orders import Orders
 
@@ -42,10 +46,22 @@ class TangoClient:
     to TANGO_BASE_URL, then to SANDBOX_URL. All requests share one aiohttp session with
     pooled keep-alive connections; pass ``session=`` to use your own (it is not closed).
 
+    Order creations whose outcome stays unknown (a timeout, a cancellation, a lost answer)
+    are remembered by ``unresolved_store`` (default: in memory; SqliteUnresolvedStore or
+    tango_async.redis.RedisUnresolvedStore to survive restarts): creating the same order
+    again reuses its externalRefID, so it is never paid twice (see ``orders.create``).
+
     Order creation is paced by ``rate_limiter`` (default: an in-process limiter at
     ``order_rate`` per second plus ``rate_margin``); resends by ``cooldown_store`` (default:
     in-process, ``resend_cooldown`` seconds). Pass shared ones (e.g. on Redis) to pace
     several clients or processes together.
+
+    ``max_amount`` (default DEFAULT_MAX_AMOUNT, 1,000,000; None means the default) is the
+    largest order amount ``orders.create()`` sends: a larger one is a ValidationError.
+
+    Retries follow ``retry`` (a RetryPolicy; default ``RetryPolicy()``) as given, its
+    ``max_retries`` included. ``max_retries=``, when passed, overrides the policy's; with
+    neither, requests are retried up to 3 times (DEFAULT_MAX_RETRIES).
 
     Raises ValidationError for a missing credential or a bad argument. A client is bound
     to the event loop it is first used in; using it after :meth:`close` or from another
@@ -59,17 +75,19 @@ class TangoClient:
         *,
         base_url: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
-        max_retries: int = DEFAULT_MAX_RETRIES,
+        max_retries: int | None = None,
         order_rate: float = DEFAULT_ORDER_RATE,
         resend_cooldown: float = DEFAULT_RESEND_COOLDOWN,
         rate_limiter: RateLimiter | None = None,
         cooldown_store: CooldownStore | None = None,
+        unresolved_store: UnresolvedStore | None = None,
         session: aiohttp.ClientSession | None = None,
         retry: RetryPolicy | None = None,
         rate_margin: float = DEFAULT_RATE_MARGIN,
         result_window: int = DEFAULT_RESULT_WINDOW,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         connector_limit: int = DEFAULT_CONNECTOR_LIMIT,
+        max_amount: Decimal | int | None = DEFAULT_MAX_AMOUNT,
     ) -> None:
         setup_logging()
         name = platform_name if platform_name is not None else os.environ.get("TANGO_PLATFORM_NAME")
@@ -85,8 +103,16 @@ class TangoClient:
         url = base_url if base_url is not None else os.environ.get("TANGO_BASE_URL") or SANDBOX_URL
         if not _positive(timeout):
             raise ValidationError("timeout", "must be a number of seconds greater than 0")
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ValidationError("retry", "must be a RetryPolicy")
+        if max_retries is not None and not _count(max_retries):
             raise ValidationError("max_retries", "must be an int of at least 0")
+        # The policy as given; an explicit max_retries= wins over its max_retries.
+        policy = retry if retry is not None else RetryPolicy(max_retries=DEFAULT_MAX_RETRIES)
+        if max_retries is not None:
+            policy = policy.with_options(max_retries=max_retries)
+        elif not _count(policy.max_retries):
+            raise ValidationError("retry", "max_retries must be an int of at least 0")
         if not _positive(resend_cooldown, allow_zero=True):
             raise ValidationError("resend_cooldown", "must be a number of seconds, at least 0")
         if (
@@ -101,19 +127,25 @@ class TangoClient:
             raise ValidationError(
                 "cooldown_store", "must have async claim(), extend() and release()"
             )
+        if unresolved_store is not None and not isinstance(unresolved_store, UnresolvedStore):
+            raise ValidationError(
+                "unresolved_store", "must have async put(), find(), get(), remove() and list()"
+            )
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise ValidationError("session", "must be an aiohttp.ClientSession")
+        checked_max_amount = check_max_amount(max_amount, "max_amount")
 
         self.platform_name = name
         self.base_url = check_base_url(url)
         self.resend_cooldown = float(resend_cooldown)
         self.result_window = result_window
-        policy = (retry or RetryPolicy()).with_options(max_retries=max_retries)
+        self.max_amount: Decimal = checked_max_amount
         self.rate_limiter: RateLimiter = rate_limiter or LocalRateLimiter(
             order_rate, margin=rate_margin
         )
         self.cooldown_store: CooldownStore = cooldown_store or LocalCooldownStore()
-        for shared in (self.rate_limiter, self.cooldown_store):
+        self.unresolved_store: UnresolvedStore = unresolved_store or LocalUnresolvedStore()
+        for shared in (self.rate_limiter, self.cooldown_store, self.unresolved_store):
             bind = getattr(shared, "bind", None)  # shared stores key by platform
             if callable(bind):
                 bind(name)
@@ -126,6 +158,8 @@ class TangoClient:
             connector_limit=connector_limit,
             max_response_bytes=max_response_bytes,
         )
+        # order <-> line item pairs seen: a resend of one starts the cooldown of both
+        self._resend_links = ResendLinks()
         self.orders = Orders(self)
         self.line_items = LineItems(self)
 
@@ -161,6 +195,10 @@ class TangoClient:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _positive(value: object, *, allow_zero: bool = False) -> bool:

@@ -1,5 +1,7 @@
 """Base URLs and defaults."""
 
+from decimal import Decimal
+
 SANDBOX_URL = "https://integration-api.tangocard.com/raas/v2"
 PRODUCTION_URL = "https://api.tangocard.com/raas/v2"
 
@@ -12,3 +14,5 @@ DEFAULT_RESULT_WINDOW = 10_000
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 DEFAULT_CONNECTOR_LIMIT = 100
 MAX_ELEMENTS_PER_BLOCK = 100
+# The largest order amount a client sends unless told otherwise (TangoClient(max_amount=)).
+DEFAULT_MAX_AMOUNT = Decimal(1_000_000)

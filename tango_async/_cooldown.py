@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import time
-from typing import Protocol, runtime_checkable
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-__all__ = ["CooldownStore", "LocalCooldownStore"]
+if TYPE_CHECKING:
+    from .types.orders import Order
+
+__all__ = ["CooldownStore", "LocalCooldownStore", "ResendLinks"]
 
 
 @runtime_checkable
@@ -51,3 +55,59 @@ class LocalCooldownStore:
 
     async def release(self, key: str) -> None:
         self._until.pop(key, None)
+
+
+class ResendLinks:
+    """Which line item belongs to which order, as learnt from the orders a client has seen.
+
+    Tango keeps one resend cooldown for an order and its line item: a resend of either
+    starts it for both. A bounded LRU of at most ``max_pairs`` (order, line item) pairs,
+    looked up both ways; per client, in memory.
+    """
+
+    def __init__(self, max_pairs: int = 10_000) -> None:
+        self.max_pairs = max_pairs
+        self._line_item: OrderedDict[str, str] = OrderedDict()  # order -> line item, LRU
+        self._order: dict[str, str] = {}  # line item -> order
+
+    def __repr__(self) -> str:
+        return f"ResendLinks(pairs={len(self._line_item)}, max_pairs={self.max_pairs})"
+
+    def __len__(self) -> int:
+        return len(self._line_item)
+
+    def learn(self, order: Order) -> None:
+        """Remember ``order``'s (referenceOrderID, referenceLineItemID) pair, if it has both."""
+        oid = order.reference_order_id
+        line_item = order.reference_line_item_id
+        if not oid or not line_item:
+            return
+        pairs = self._line_item
+        if pairs.get(oid) == line_item:  # known already: the one-lookup path of a listing
+            pairs.move_to_end(oid)
+            return
+        old = pairs.pop(oid, None)
+        if old is not None:
+            self._order.pop(old, None)
+        other = self._order.pop(line_item, None)
+        if other is not None:
+            pairs.pop(other, None)
+        pairs[oid] = line_item
+        self._order[line_item] = oid
+        while len(pairs) > self.max_pairs:
+            _, dropped = pairs.popitem(last=False)
+            self._order.pop(dropped, None)
+
+    def line_item_of(self, order_id: str) -> str | None:
+        """The line item of order ``order_id``, if known."""
+        line_item = self._line_item.get(order_id)
+        if line_item is not None:
+            self._line_item.move_to_end(order_id)
+        return line_item
+
+    def order_of(self, line_item_id: str) -> str | None:
+        """The order of line item ``line_item_id``, if known."""
+        oid = self._order.get(line_item_id)
+        if oid is not None:
+            self._line_item.move_to_end(oid)
+        return oid

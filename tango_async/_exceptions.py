@@ -31,12 +31,17 @@ __all__ = [
 class TangoError(Exception):
     """Base class of every error raised by tango_async.
 
-    ``external_ref_id`` is set on errors raised by ``orders.create()``: the externalRefID
-    the order was (or would have been) sent with, so it can be retried without risk of
-    paying twice.
+    ``external_ref_id`` is set on errors raised by ``orders.create()`` (None on a
+    ValidationError, raised before one is assigned): the externalRefID the order was (or
+    would have been) sent with, so it can be retried without risk of paying twice.
+    ``outcome_unknown`` is True on an error from ``orders.create()`` after which the order
+    may exist (a request may have reached the server without a definite answer): the
+    client remembers it (``orders.unresolved()``), and creating the same order again
+    reuses its externalRefID.
     """
 
     external_ref_id: str | None = None
+    outcome_unknown: bool = False
 
 
 class ValidationError(TangoError, ValueError):
@@ -55,6 +60,11 @@ class ValidationError(TangoError, ValueError):
 
 class ClientClosedError(TangoError, RuntimeError):
     """The client was closed (or used from another event loop) and cannot send requests."""
+
+
+class SendSkipped(TangoError):
+    """Internal: a bulk job stopped before this order's first request went out; nothing
+    was sent."""
 
 
 class ResultWindowError(TangoError):

@@ -8,6 +8,14 @@ Retries follow three modes, because a resend and an order creation are not alike
   errors; every attempt takes a rate slot first, since the server counts arrivals.
 - ``resend`` (not idempotent): retried only on 429 and on failures that certainly
   happened before the request was sent.
+
+An :class:`Exchange` passed to :meth:`Transport.request` records whether any attempt of
+the call may have reached the server: what ``orders.create()`` needs to tell an order that
+certainly was not made from one whose outcome is unknown.
+
+Every wait of a call (a rate slot, a backoff) goes through :meth:`Transport.wait`, so
+:meth:`Transport.close` ends the calls that wait with ClientClosedError instead of
+letting them send on a closed session.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import aiohttp
 import msgspec
@@ -42,6 +50,7 @@ from ._version import __version__
 log = logging.getLogger("tango_async")
 
 Mode = Literal["read", "create", "resend"]
+T = TypeVar("T")
 
 _JSON_DECODER = msgspec.json.Decoder()
 
@@ -55,6 +64,26 @@ class Response:
     body: bytes
     method: str
     path: str
+
+
+@dataclass(slots=True)
+class Exchange:
+    """What happened on the wire during one call, across its attempts.
+
+    ``maybe_delivered`` turns True once an attempt may have reached the server without a
+    definite refusal: a 5xx or 409 answer, a connection lost or timed out after sending.
+    ``in_flight`` is True while an attempt's request is being sent or answered: a call
+    cancelled then may have been delivered too.
+    """
+
+    attempts: int = 0
+    maybe_delivered: bool = False
+    in_flight: bool = False
+
+    @property
+    def outcome_unknown(self) -> bool:
+        """True when the call, ended now without a 2xx, may still have been processed."""
+        return self.maybe_delivered or self.in_flight
 
 
 def check_base_url(base_url: str) -> str:
@@ -114,6 +143,8 @@ class Transport:
         self.max_response_bytes = max_response_bytes
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiting: set[asyncio.Task[Any]] = set()  # tasks inside wait()
+        self._closing: set[asyncio.Task[Any]] = set()  # ... that close() cancelled
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -144,9 +175,36 @@ class Transport:
         if self._closed:
             return
         self._closed = True
+        for task in self._waiting:  # they end with ClientClosedError, having sent nothing more
+            self._closing.add(task)
+            task.cancel()
         if self._owns_session and self._session is not None:
             await self._session.close()
         self._session = None
+
+    async def wait(self, awaitable: Awaitable[T]) -> T:
+        """Await one wait of a call (a rate slot, a backoff, a cooldown): :meth:`close`
+        ends it with ClientClosedError. Other cancellations propagate as they are."""
+        if self._closed:
+            if asyncio.iscoroutine(awaitable):
+                awaitable.close()
+            raise ClientClosedError("this TangoClient was closed; nothing more was sent")
+        task = asyncio.current_task()
+        if task is None:  # pragma: no cover - always inside a task under asyncio
+            return await awaitable
+        self._waiting.add(task)
+        try:
+            return await awaitable
+        except asyncio.CancelledError:
+            if task in self._closing:
+                self._closing.discard(task)
+                if task.uncancel() == 0:
+                    raise ClientClosedError(
+                        "this TangoClient was closed while the call waited; nothing more was sent"
+                    ) from None
+            raise
+        finally:
+            self._waiting.discard(task)
 
     # --- one attempt --------------------------------------------------------------------
 
@@ -159,13 +217,19 @@ class Transport:
         params: Sequence[tuple[str, str]] | None = None,
         attempt: int = 1,
         before_send: Callable[[], Awaitable[None]] | None = None,
+        exchange: Exchange | None = None,
     ) -> Response:
-        """One HTTP attempt. Raises APIConnectionError / APITimeoutError; never APIError."""
+        """One HTTP attempt: a Response whatever its status. Raises APIConnectionError /
+        APITimeoutError, or ClientClosedError when the client is (or gets) closed first."""
         session = self.session()
         url = self.base_url + path
         headers = self._post_headers if body is not None else self._headers
         if before_send is not None:
-            await before_send()  # the rate slot, taken as late as possible
+            await self.wait(before_send())  # the rate slot, taken as late as possible
+            session = self.session()  # closed meanwhile: ClientClosedError, nothing sent
+        if exchange is not None:
+            exchange.attempts += 1
+            exchange.in_flight = True
         start = time.perf_counter()
         try:
             async with session.request(
@@ -181,7 +245,27 @@ class Transport:
                 result = Response(resp.status, resp.headers, data, method, path)
         except (TimeoutError, aiohttp.ClientError, OSError) as e:
             self._log_attempt(method, path, None, attempt, start, None, type(e).__name__)
-            raise self._connection_error(e, method, path) from None
+            error = self._connection_error(e, method, path)
+            if exchange is not None:
+                exchange.in_flight = False
+                exchange.maybe_delivered |= error.maybe_sent
+            raise error from None
+        except RuntimeError:
+            # aiohttp: "Session is closed" (closed under us, or the caller's own session)
+            if not (self._closed or session.closed):
+                raise
+            if exchange is not None:
+                exchange.in_flight = False
+            raise ClientClosedError(
+                "this TangoClient (or its aiohttp session) was closed; nothing was sent"
+            ) from None
+        except APIResponseValidationError:  # an over-long body: the server did answer
+            if exchange is not None:
+                exchange.in_flight = False
+                exchange.maybe_delivered = True
+            raise
+        if exchange is not None:
+            exchange.in_flight = False
         if log.isEnabledFor(logging.DEBUG):
             self._log_attempt(
                 method, path, result.status, attempt, start, _request_id(result), None
@@ -256,8 +340,12 @@ class Transport:
         params: Sequence[tuple[str, str]] | None = None,
         before_send: Callable[[], Awaitable[None]] | None = None,
         on_rate_limited: Callable[[float], Awaitable[None]] | None = None,
+        exchange: Exchange | None = None,
     ) -> Response:
-        """Send with retries as ``mode`` allows; return a 2xx Response or raise a TangoError."""
+        """Send with retries as ``mode`` allows; return a 2xx Response or raise a TangoError.
+
+        ``exchange``, if given, records what may have reached the server (see Exchange).
+        """
         policy = self.retry
         attempt = 0
         while True:
@@ -269,6 +357,7 @@ class Transport:
                     params=params,
                     attempt=attempt + 1,
                     before_send=before_send,
+                    exchange=exchange,
                 )
             except APIConnectionError as e:
                 if attempt >= policy.max_retries or (mode == "resend" and e.maybe_sent):
@@ -286,6 +375,8 @@ class Transport:
                 if 200 <= resp.status < 300:
                     return resp
                 error = build_api_error(resp)
+                if exchange is not None and (error.status_code >= 500 or error.status_code == 409):
+                    exchange.maybe_delivered = True  # processed, or in process
                 delay_or_none = self._retry_delay(error, mode, attempt)
                 if delay_or_none is None:
                     raise error
@@ -301,7 +392,7 @@ class Transport:
                     attempt + 1,
                     delay,
                 )
-            await asyncio.sleep(delay)
+            await self.wait(asyncio.sleep(delay))
             attempt += 1
 
     def _retry_delay(self, error: APIError, mode: Mode, attempt: int) -> float | None:

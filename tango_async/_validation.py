@@ -12,11 +12,12 @@ import re
 from collections.abc import Mapping
 from datetime import UTC as _UTC
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal
 from urllib.parse import quote
 
 import msgspec
 
+from ._constants import DEFAULT_MAX_AMOUNT
 from ._exceptions import ValidationError
 from .types.enums import DeliveryMethod, ResendReasonCode
 from .types.orders import Address, CreateOrderRequest, Recipient, Sender
@@ -166,16 +167,154 @@ def _check_name(value: object, field: str, *, physical: bool, required: bool) ->
             raise _fail(field, "must not contain <, > or /")
 
 
-def check_amount(value: object, field: str = "amount") -> None:
+# ISO 4217 currencies without minor units: their amounts are whole numbers. Any other
+# currency, and one the client does not know, takes at most 2 decimal places (those with 3
+# minor units, BHD, KWD..., are capped at 2 as well).
+ZERO_DECIMAL_CURRENCIES = frozenset(
+    {"JPY", "KRW", "VND", "CLP", "ISK", "XAF", "XOF", "XPF", "UGX", "PYG", "RWF", "KMF", "GNF",
+     "DJF", "BIF", "VUV"}
+)  # fmt: skip
+MAX_AMOUNT_PLACES = 2
+# The largest amount filter of orders.list() (far beyond any order; keeps the query short).
+MAX_FILTER_AMOUNT = Decimal(10) ** 15
+_SHOWN_DIGITS = 40
+
+
+def amount_places(currency: str | None = None) -> int:
+    """How many decimal places an amount in ``currency`` may have (2 when not known)."""
+    if currency is not None and currency.upper() in ZERO_DECIMAL_CURRENCIES:
+        return 0
+    return MAX_AMOUNT_PLACES
+
+
+def _significant(d: Decimal) -> tuple[tuple[int, ...], int]:
+    """The digits of a finite, non-zero ``d`` without trailing zeros, and the exponent of the
+    last one: exact (no context precision), so ``10.500`` gives ((1, 0, 5), -1)."""
+    t = d.as_tuple()
+    assert isinstance(t.exponent, int)
+    digits = t.digits
+    n = len(digits)
+    while n > 1 and digits[n - 1] == 0:
+        n -= 1
+    return digits[:n], t.exponent + (len(digits) - n)
+
+
+def canonical_amount(d: Decimal) -> Decimal:
+    """``d`` (finite) in the form that goes on the wire: a whole number with exponent 0
+    (``1E+3`` -> ``1000``, ``10.00`` -> ``10``), else without trailing zeros (``10.50`` ->
+    ``10.5``); its ``str()`` is then a plain decimal. Exact, whatever the context.
+    Call it on bounded values only: ``1E+1000`` becomes 1001 digits."""
+    if not d:
+        return Decimal(0)
+    digits, exp = _significant(d)
+    sign = 1 if d < 0 else 0
+    if exp >= 0:
+        return Decimal((sign, digits + (0,) * exp, 0))
+    return Decimal((sign, digits, exp))
+
+
+def plain_decimal(d: Decimal) -> str:
+    """``d`` as a plain decimal string, never in exponent form (``1E+3`` -> ``1000``)."""
+    return format(d, "f") if d.is_finite() else str(d)
+
+
+def _shown(d: Decimal) -> str:
+    s = str(d)
+    return s if len(s) <= _SHOWN_DIGITS else s[: _SHOWN_DIGITS - 3] + "..."
+
+
+def _to_decimal(value: object, field: str) -> Decimal:
+    """A Decimal, int or float (not bool), finite, as an exact Decimal (a float: its repr)."""
     if isinstance(value, bool) or not isinstance(value, (Decimal, int, float)):
         raise _fail(field, f"must be a number (Decimal, int or float), not {type(value).__name__}")
-    if isinstance(value, Decimal):
-        if not value.is_finite():
+    if isinstance(value, float):
+        if not math.isfinite(value):
             raise _fail(field, "must be a finite number")
-    elif isinstance(value, float) and not math.isfinite(value):
+        return Decimal(repr(value))
+    d = Decimal(value)  # exact for an int, whatever its size
+    if not d.is_finite():
         raise _fail(field, "must be a finite number")
-    if value < 0:
+    return d
+
+
+def _rounded_hint(d: Decimal, places: int) -> str | None:
+    """``d`` rounded half up to ``places``, as a plain decimal, if that is greater than 0."""
+    try:
+        exact = Context(prec=60, rounding=ROUND_HALF_UP)
+        q = d.quantize(Decimal((0, (1,), -places)), context=exact)
+    except ArithmeticError:  # pragma: no cover - a float with a fraction has < 17 digits
+        return None
+    return str(canonical_amount(q)) if q > 0 else None
+
+
+def check_amount(
+    value: object,
+    field: str = "amount",
+    *,
+    currency: str | None = None,
+    max_amount: Decimal | int = DEFAULT_MAX_AMOUNT,
+) -> Decimal:
+    """Check an order amount and return it in canonical wire form (see canonical_amount).
+
+    A Decimal, int or float (not bool), finite, greater than 0, at most ``max_amount``, with
+    at most as many decimal places as ``currency`` has (2 when None or unknown, 0 for
+    ZERO_DECIMAL_CURRENCIES), judged on the value: ``10.500`` is 10.5. A float must be the
+    exact amount its shortest repr shows (``0.1 + 0.2`` is not). ValidationError otherwise;
+    no other error.
+    """
+    if currency is not None and not isinstance(currency, str):
+        raise _fail("currency", f"must be a currency code string, not {type(currency).__name__}")
+    d = _to_decimal(value, field)
+    if not d > 0:  # 0 and -0 too
+        raise _fail(field, "must be greater than 0")
+    places = amount_places(currency)
+    _, exp = _significant(d)
+    if -exp > places:
+        where = f" for {currency.upper()}" if currency is not None else ""
+        if isinstance(value, float) and -exp > MAX_AMOUNT_PLACES:
+            hint = _rounded_hint(d, places)
+            raise _fail(
+                field,
+                f"a float must be exact: {value!r} has more than {MAX_AMOUNT_PLACES} decimal "
+                f"places; pass {f'Decimal({hint!r})' if hint else 'a Decimal'}",
+            )
+        if places == 0:
+            raise _fail(field, f"must be a whole number{where} (got {_shown(d)})")
+        raise _fail(field, f"must have at most {places} decimal places{where} (got {_shown(d)})")
+    if d > max_amount:
+        raise _fail(
+            field, f"must be at most {plain_decimal(Decimal(max_amount))} (the client's max_amount)"
+        )
+    return canonical_amount(d)
+
+
+def check_max_amount(value: object, field: str = "max_amount") -> Decimal:
+    """A client's largest order amount: a finite number greater than 0 (None: the default)."""
+    if value is None:
+        return DEFAULT_MAX_AMOUNT
+    if isinstance(value, bool) or not isinstance(value, (Decimal, int, float)):
+        raise _fail(field, f"must be a number (Decimal or int), not {type(value).__name__}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _fail(field, "must be a finite number greater than 0")
+    d = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    if not d.is_finite() or not d > 0:
+        raise _fail(field, "must be a finite number greater than 0")
+    return d
+
+
+def format_amount_filter(value: object, field: str) -> str:
+    """An amount filter of ``orders.list()`` as a plain query value (``1E+3`` -> ``1000``):
+    a finite number of at least 0 (0 is a fine lower bound) with at most 2 decimal places."""
+    d = _to_decimal(value, field)
+    if d < 0:
         raise _fail(field, "must be at least 0")
+    if d > MAX_FILTER_AMOUNT:
+        raise _fail(field, f"must be at most {plain_decimal(MAX_FILTER_AMOUNT)}")
+    if d and -_significant(d)[1] > MAX_AMOUNT_PLACES:
+        raise _fail(
+            field, f"must have at most {MAX_AMOUNT_PLACES} decimal places (got {_shown(d)})"
+        )
+    return str(canonical_amount(d))
 
 
 def check_aware(value: object, field: str) -> None:
@@ -305,12 +444,15 @@ def effective_delivery_method(req: CreateOrderRequest) -> DeliveryMethod:
     return DeliveryMethod.EMAIL  # legacy send_email=True, or the API's default
 
 
-def prepare_order(req: CreateOrderRequest) -> CreateOrderRequest:
+def prepare_order(
+    req: CreateOrderRequest, *, max_amount: Decimal | int = DEFAULT_MAX_AMOUNT
+) -> CreateOrderRequest:
     """Check every documented rule of ``req`` and return the request to put on the wire.
 
     The returned copy has ``delivery_method`` set (inferred where not given) and, for EMAIL
     and NONE, the legacy ``send_email`` that matches it, so both old and new servers read it
-    the same way. Raises ValidationError naming the field and the rule.
+    the same way; its ``amount`` is the canonical Decimal (``1E+3`` -> ``1000``, ``10.50``
+    -> ``10.5``), at most ``max_amount``. Raises ValidationError naming the field and the rule.
     """
     if not isinstance(req, CreateOrderRequest):
         raise _fail("request", f"must be a CreateOrderRequest, not {type(req).__name__}")
@@ -318,7 +460,7 @@ def prepare_order(req: CreateOrderRequest) -> CreateOrderRequest:
     check_identifier(req.account_identifier, "account_identifier")
     utid = check_str(req.utid, "utid", required=True)
     check_pattern(utid, "utid", UTID, "must be U followed by digits (e.g. U561593)")
-    check_amount(req.amount)
+    amount = check_amount(req.amount, max_amount=max_amount)
     check_external_ref_id(req.external_ref_id)
     check_pattern(check_str(req.ptid, "ptid"), "ptid", PTID, "must be P followed by digits")
     check_etid(req.etid, "etid")
@@ -379,7 +521,11 @@ def prepare_order(req: CreateOrderRequest) -> CreateOrderRequest:
     if expiration is not None:  # the same instant, in UTC: sub-minute offsets do not encode
         expiration = expiration.astimezone(_UTC)
     return msgspec.structs.replace(
-        req, delivery_method=method, send_email=send_email, expiration_date=expiration
+        req,
+        amount=amount,
+        delivery_method=method,
+        send_email=send_email,
+        expiration_date=expiration,
     )
 
 

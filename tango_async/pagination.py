@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
@@ -27,12 +27,12 @@ from ._exceptions import (
     ValidationError,
 )
 from ._validation import (
-    check_amount,
     check_bool,
     check_external_ref_id,
     check_identifier,
     check_int,
     check_str,
+    format_amount_filter,
     format_query_datetime,
     to_rfc3339,
 )
@@ -67,8 +67,7 @@ def build_list_query(**filters: object) -> list[tuple[str, str]]:
         if value is None:
             continue
         if name in ("min_amount", "max_amount"):
-            check_amount(value, name)
-            text = str(value if isinstance(value, (Decimal, int)) else Decimal(repr(value)))
+            text = format_amount_filter(value, name)  # plain: 1E+3 goes as 1000
         elif name == "send_email":
             text = "true" if check_bool(value, name) else "false"
         else:
@@ -105,8 +104,10 @@ class OrderHistory:
         elements_per_block: int | None,
         page: int | None,
         result_window: int,
+        on_order: Callable[[Order], object] | None = None,
     ) -> None:
         self._transport = transport
+        self._on_order = on_order  # sees every order fetched (the client learns pairs)
         self._query = query
         self._start = (
             format_query_datetime(start_date, "start_date")[1] if start_date is not None else None
@@ -157,6 +158,9 @@ class OrderHistory:
         wire = decode(resp, OrderListWire)
         # Tango writes explicit nulls; a missing figure is inferred rather than fatal.
         orders = [o for o in wire.orders or () if o is not None]
+        if self._on_order is not None:
+            for order in orders:
+                self._on_order(order)
         p = wire.page or PageInfoWire()
         total = p.total_count
         if total is None:  # unknown: a full page may have more behind it

@@ -26,7 +26,8 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
+from datetime import datetime
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
@@ -34,8 +35,14 @@ from redis.exceptions import RedisError
 
 from ._exceptions import TangoError, ValidationError
 from ._ratelimit import Widening, checked_spacing
+from ._unresolved import STATES, UnresolvedOrder, UnresolvedStoreError
 
-__all__ = ["RateLimiterUnavailableError", "RedisCooldownStore", "RedisRateLimiter"]
+__all__ = [
+    "RateLimiterUnavailableError",
+    "RedisCooldownStore",
+    "RedisRateLimiter",
+    "RedisUnresolvedStore",
+]
 
 log = logging.getLogger("tango_async")
 T = TypeVar("T")
@@ -134,9 +141,12 @@ class _RedisBacked:
     def _key(self, *parts: str) -> str:
         return ":".join((self.namespace, self.platform or "-", *parts))
 
+    _unavailable: type[TangoError] = RateLimiterUnavailableError
+
     async def _call(self, what: str, fn: Callable[[], Awaitable[T]], *, patient: bool = True) -> T:
         """``fn()``, retried while Redis fails, for ``unavailable_timeout`` seconds (one try
-        when not ``patient``), then RateLimiterUnavailableError."""
+        when not ``patient``), then RateLimiterUnavailableError (UnresolvedStoreError for
+        the unresolved-order store)."""
         deadline = time.monotonic() + (self.unavailable_timeout if patient else 0.0)
         delay = 0.05
         while True:
@@ -145,7 +155,7 @@ class _RedisBacked:
             except (RedisError, OSError) as e:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise RateLimiterUnavailableError(
+                    raise self._unavailable(
                         f"Redis did not answer ({type(e).__name__}) for "
                         f"{self.unavailable_timeout:g} s; {what} refused, nothing sent"
                     ) from None
@@ -322,3 +332,155 @@ class RedisCooldownStore(_RedisBacked):
         await self._call(
             "a resend cooldown", lambda: self._release(keys=[full], args=[token]), patient=False
         )
+
+
+class RedisUnresolvedStore(_RedisBacked):
+    """Order creations with an unknown outcome, kept in Redis: they survive a restart and
+    are seen by every process and host that shares the namespace and platform.
+
+    One hash per entry (``…:unresolved:ref:<externalRefID>``, expiring ``ttl`` seconds
+    after its last change, 30 days by default), indexed by a sorted set of all entries
+    and one per content key, oldest first. Redis unreachable: calls wait up to
+    ``unavailable_timeout`` seconds, then raise UnresolvedStoreError (a create then sends
+    nothing).
+    """
+
+    _unavailable = UnresolvedStoreError
+
+    def __init__(
+        self,
+        url_or_client: str | aioredis.Redis,
+        *,
+        namespace: str = "tango_async",
+        platform: str | None = None,
+        ttl: float = 30 * 86400.0,
+        unavailable_timeout: float = 10.0,
+        socket_timeout: float = 2.0,
+    ) -> None:
+        super().__init__(
+            url_or_client,
+            namespace=namespace,
+            platform=platform,
+            unavailable_timeout=unavailable_timeout,
+            socket_timeout=socket_timeout,
+        )
+        if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not 0 < ttl < 2**31:
+            raise ValidationError("ttl", "must be a number of seconds greater than 0")
+        self.ttl = int(ttl)
+
+    def __repr__(self) -> str:
+        return f"RedisUnresolvedStore(prefix={self._key('unresolved', '')!r})"
+
+    def _entry_key(self, ref: str) -> str:
+        return self._key("unresolved", "ref", ref)
+
+    def _content_key(self, key: str) -> str:
+        return self._key("unresolved", "content", key)
+
+    async def put(self, entry: UnresolvedOrder) -> None:
+        full = self._entry_key(entry.external_ref_id)
+        score = entry.first_sent_at.timestamp()
+
+        async def write() -> None:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hset(
+                    full,
+                    mapping={
+                        "content_key": entry.content_key or "",
+                        "request": entry.request,
+                        "state": entry.state,
+                        "updated_at": entry.updated_at.isoformat(),
+                        "reason": entry.reason,
+                    },
+                )
+                pipe.hsetnx(full, "first_sent_at", entry.first_sent_at.isoformat())
+                pipe.expire(full, self.ttl)
+                pipe.zadd(self._key("unresolved", "all"), {entry.external_ref_id: score}, nx=True)
+                if entry.content_key:
+                    pipe.zadd(
+                        self._content_key(entry.content_key),
+                        {entry.external_ref_id: score},
+                        nx=True,
+                    )
+                    pipe.expire(self._content_key(entry.content_key), self.ttl)
+                await pipe.execute()
+
+        await self._call("recording an order", write)
+
+    async def _read(self, ref: str) -> UnresolvedOrder | None:
+        got: Any = await self._call(
+            "looking up an order", lambda: self.redis.hgetall(self._entry_key(ref))
+        )
+        if not got:
+            return None
+        # bytes, or str from a client made with decode_responses=True
+        raw = {(k.decode() if isinstance(k, bytes) else str(k)): v for k, v in got.items()}
+        try:
+            state = _text(raw["state"])
+            if state not in STATES:
+                raise ValueError(f"unknown state {state!r}")
+            request = raw.get("request", b"")
+            return UnresolvedOrder(
+                external_ref_id=ref,
+                content_key=_text(raw.get("content_key", "")) or None,
+                request=request if isinstance(request, bytes) else str(request).encode(),
+                state=state,
+                first_sent_at=datetime.fromisoformat(_text(raw["first_sent_at"])),
+                updated_at=datetime.fromisoformat(_text(raw["updated_at"])),
+                reason=_text(raw.get("reason", "")),
+            )
+        except (KeyError, ValueError, UnicodeDecodeError) as e:
+            raise UnresolvedStoreError(
+                f"unresolved-order entry {self._entry_key(ref)} is not readable: {e}"
+            ) from None
+
+    async def _refs(self, index: str) -> list[str]:
+        members: Any = await self._call("listing orders", lambda: self.redis.zrange(index, 0, -1))
+        return [_text(m) for m in members]
+
+    async def _unindex(self, index: str, ref: str) -> None:
+        await self._call("tidying an index", lambda: self.redis.zrem(index, ref))
+
+    async def find(
+        self, content_key: str, *, exclude: Collection[str] = ()
+    ) -> UnresolvedOrder | None:
+        index = self._content_key(content_key)
+        for ref in await self._refs(index):
+            if ref in exclude:
+                continue
+            entry = await self._read(ref)
+            if entry is not None:
+                return entry
+            await self._unindex(index, ref)
+        return None
+
+    async def get(self, external_ref_id: str) -> UnresolvedOrder | None:
+        return await self._read(external_ref_id)
+
+    async def remove(self, external_ref_id: str) -> None:
+        entry = await self._read(external_ref_id)
+
+        async def delete() -> None:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.delete(self._entry_key(external_ref_id))
+                pipe.zrem(self._key("unresolved", "all"), external_ref_id)
+                if entry is not None and entry.content_key:
+                    pipe.zrem(self._content_key(entry.content_key), external_ref_id)
+                await pipe.execute()
+
+        await self._call("removing an order", delete)
+
+    async def list(self) -> list[UnresolvedOrder]:
+        index = self._key("unresolved", "all")
+        found: list[UnresolvedOrder] = []
+        for ref in await self._refs(index):
+            entry = await self._read(ref)
+            if entry is None:  # expired
+                await self._unindex(index, ref)
+            else:
+                found.append(entry)
+        return found
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

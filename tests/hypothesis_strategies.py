@@ -144,29 +144,64 @@ decimal_tuples = st.builds(
     st.lists(st.integers(0, 9), min_size=1, max_size=20),
     st.one_of(st.integers(-30, 30), st.sampled_from([-400, 400, -5000, 5000])),
 )
+# Accepted amounts: greater than 0, at most 1,000,000 (DEFAULT_MAX_AMOUNT), at most 2 decimal
+# places by value (trailing zeros and exponents are fine: 0.01000, 1E+3), floats only when
+# their shortest repr is such an amount (cents / 100 always is).
+exact_decimal_tuples = st.builds(
+    lambda digits, zeros, exp: Decimal((0, (*digits, *(0,) * zeros), exp - zeros)),
+    st.lists(st.integers(0, 9), min_size=1, max_size=8),
+    st.integers(0, 20),
+    st.integers(-2, 6),
+).filter(lambda d: 0 < d <= 10**6)
 valid_amounts: st.SearchStrategy[Any] = st.one_of(
-    st.decimals(min_value=0, max_value=10**6, places=2),
-    decimal_tuples.filter(lambda d: d >= 0),
-    st.integers(0, 10**30),
-    st.floats(min_value=0, max_value=1e12),
+    st.decimals(min_value=Decimal("0.01"), max_value=10**6, places=2),
+    exact_decimal_tuples,
+    st.integers(1, 10**6),
+    st.integers(1, 10**8).map(lambda cents: cents / 100),
     st.sampled_from(
         [
-            Decimal("0"),
-            Decimal("-0"),
-            Decimal("0E-7"),
+            Decimal("0.01"),
+            Decimal("0.0100"),
             Decimal("1E+2"),
-            0,
-            0.0,
-            -0.0,
-            5e-324,
+            Decimal("1E+6"),
+            Decimal("1000000.00"),
+            Decimal("10.500"),
+            1,
+            0.01,
+            1e6,
             Decimal("10.10"),
             10.1,
         ]
     ),
 )
+# Refused amounts, each for one rule: 0 or less, too many decimal places (an inexact float),
+# above the bound, not finite, not a number.
+refused_amounts: st.SearchStrategy[Any] = st.sampled_from(
+    [
+        Decimal("0"),
+        Decimal("-0"),
+        Decimal("0E-7"),
+        0,
+        0.0,
+        -0.0,
+        5e-324,
+        0.1 + 0.2,
+        5.001,
+        Decimal("5.001"),
+        Decimal("1E-999999"),
+        Decimal("1000000.01"),
+        10**7,
+        1e22,
+        Decimal("1E+1000"),
+        Decimal("1234567890123456789012345678901234567890.5"),
+    ]
+)
 any_amounts: st.SearchStrategy[Any] = st.one_of(
     valid_amounts,
+    refused_amounts,
     decimal_tuples,
+    st.integers(0, 10**30),
+    st.floats(min_value=0, max_value=1e12),
     st.decimals(allow_nan=True, allow_infinity=True),
     st.sampled_from(
         [

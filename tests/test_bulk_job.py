@@ -31,7 +31,7 @@ from tango_async.testing import Sandbox
 
 from .conftest import FAST_RETRY, order_request
 
-REF = re.compile(r"^(tj[0-9a-f]{12})r([0-9]+)$")
+REF = re.compile(r"^tb[0-9a-f]{40}$")  # derived from the row's content
 ACCOUNT = "acct-12345"  # order_request()'s account
 
 
@@ -87,13 +87,9 @@ async def test_submit_many_one_result_per_row_all_created(
     assert {r.outcome for r in results} == {"created"}
     assert all(r.reference_order_id in sb.orders for r in results)
     assert all(r.status == "COMPLETE" for r in results)
-    job_ids = set()
     for r in results:
-        m = REF.match(r.external_ref_id)
-        assert m is not None, r.external_ref_id
-        job_ids.add(m.group(1))
-        assert int(m.group(2)) == r.row
-    assert len(job_ids) == 1
+        assert REF.match(r.external_ref_id), r.external_ref_id
+    assert len({r.external_ref_id for r in results}) == 6
     assert_one_order_per_row(sb, [r.external_ref_id for r in results])
     # the order the sandbox holds for a row is the row's own
     for r in results:
@@ -116,17 +112,22 @@ async def test_same_input_same_job_id_and_no_second_order(
     assert len(posts(sb)) == 10
     assert [r.status for r in posts(sb)].count(200) == 5
 
-    # other input -> another job ID
+    # other content -> other refs, new orders
     other = await run(client.orders.submit_many(requests_for(5, utid="U666425")))
-    ids = {REF.match(r.external_ref_id).group(1) for r in (*first, *other)}  # type: ignore[union-attr]
-    assert len(ids) == 2
+    assert {r.outcome for r in other} == {"created"}
+    assert not {r.external_ref_id for r in other} & {r.external_ref_id for r in first}
     assert len(sb.orders) == 10
 
 
-async def test_explicit_job_id(sb: Sandbox, client: ta.TangoClient) -> None:
-    results = await run(client.orders.submit_many(requests_for(3), job_id="batch7"))
-    assert sorted(r.external_ref_id for r in results) == ["batch7r1", "batch7r2", "batch7r3"]
-    assert set(refs_on(sb)) == {"batch7r1", "batch7r2", "batch7r3"}
+async def test_job_id_is_the_older_name_of_run_label(sb: Sandbox, client: ta.TangoClient) -> None:
+    by_label = await run(client.orders.submit_many(requests_for(3), run_label="batch7"))
+    by_job_id = await run(client.orders.submit_many(requests_for(3), job_id="batch7"))
+    assert {r.outcome for r in by_label} == {"created"}
+    assert {r.outcome for r in by_job_id} == {"existing"}
+    assert sorted(r.external_ref_id for r in by_label) == sorted(
+        r.external_ref_id for r in by_job_id
+    )
+    assert len(sb.orders) == 3
 
 
 def test_derive_job_id_is_deterministic() -> None:
@@ -165,9 +166,12 @@ async def test_a_generated_ref_cannot_collide_with_a_given_one(
     sb: Sandbox, client: ta.TangoClient
 ) -> None:
     # row 2 names the ref row 1 would be given: refused before anything is sent
-    reqs = [order_request(), order_request(external_ref_id="jobxr1", amount=2)]
+    from tango_async.bulk._job import plan_rows
+
+    generated = plan_rows([order_request()], run_label="jobx").rows[0][1]
+    reqs = [order_request(), order_request(external_ref_id=generated, amount=2)]
     with pytest.raises(BulkValidationError) as info:
-        client.orders.submit_many(reqs, job_id="jobx")
+        client.orders.submit_many(reqs, run_label="jobx")
     assert [(e.row, e.field) for e in info.value.errors] == [(2, "external_ref_id")]
     assert sb.requests == []
 
@@ -203,7 +207,7 @@ async def test_invalid_rows_are_all_listed_and_nothing_is_sent(
     assert all(e.rule for e in info.value.errors)
     text = str(info.value)
     assert text.startswith("4 invalid row(s), nothing sent")
-    assert "row 2, amount: must be at least 0" in text
+    assert "row 2, amount: must be greater than 0" in text
     assert "row 4, recipient.email:" in text and "row 7, utid: is required" in text
     assert isinstance(info.value, ValueError) and isinstance(info.value, ta.TangoError)
     assert sb.requests == []
@@ -408,68 +412,115 @@ async def test_chaos_zero_duplicates_zero_lost(sb: Sandbox, tmp_path: Path) -> N
 # --- failures that are not retried --------------------------------------------------------------
 
 
-async def test_insufficient_funds_fails_for_good_and_retry_failed_resends(
+async def test_insufficient_funds_stops_the_job_and_resume_continues(
     sb: Sandbox, client: ta.TangoClient, tmp_path: Path
 ) -> None:
+    """402 is systemic: every later row would get it. The job stops at the first one,
+    nothing more is sent, the rows not ordered stay pending; funded, a resume finishes."""
     sb.set_balance(ACCOUNT, 25)  # two orders of 10
     path = tmp_path / "job.journal"
-    job = client.orders.submit_many(requests_for(5, amount=10), journal=path, concurrency=1)
+    job = client.orders.submit_many(requests_for(6, amount=10), journal=path, concurrency=1)
     results = {r.row: r for r in await run(job)}
-    assert [results[n].outcome for n in range(1, 6)] == ["created"] * 2 + ["failed"] * 3
-    for n in (3, 4, 5):
-        r = results[n]
-        assert r.retriable is False
-        assert r.i18n_key == "402.001"
-        assert r.http_status == 402
-        assert r.reference_order_id is None and r.message
-        assert r.external_ref_id
+    assert [results[n].outcome for n in sorted(results)] == ["created", "created", "pending"]
+    refused = results[3]
+    assert refused.http_status == 402 and refused.i18n_key == "402.001" and refused.message
+    assert job.stopped and job.stopped_by is not None
+    assert job.stopped_by.row == 3 and "fund" in job.stopped_by.reason
+    assert isinstance(job.stopped_by.error, ta.InsufficientFundsError)
+    assert len(posts(sb)) == 3  # nothing after the first 402
     p = job.progress()
-    assert (p.total, p.done, p.failed, p.remaining) == (5, 2, 3, 0)
+    assert (p.total, p.done, p.failed, p.remaining) == (6, 2, 0, 4)
     assert job.journal is not None
     job.journal.close()
 
     with Journal.open(path) as journal:
         counts = journal.counts()
-        assert counts[RowState.DONE] == 2 and counts[RowState.FAILED] == 3
-        failed = journal.get(3)
-        assert failed.http_status == 402 and failed.i18n_key == "402.001"
-        assert failed.retriable is False
-        before = len(sb.requests)
-        rest = BulkJob.resume(client, journal)
-        assert await run(rest) == []
-        assert len(sb.requests) == before  # not re-sent
-        assert rest.progress().failed == 3
-
+        assert counts[RowState.DONE] == 2 and counts[RowState.PENDING] == 4
+        assert journal.get(3).http_status == 402  # why it is pending
         sb.set_balance(ACCOUNT, 100)
-        retried = {r.row: r for r in await run(BulkJob.resume(client, journal, retry_failed=True))}
-        assert sorted(retried) == [3, 4, 5]
-        assert {r.outcome for r in retried.values()} == {"created"}
-        assert journal.counts()[RowState.DONE] == 5
-        # each row kept its externalRefID across the retry
-        assert {n: r.external_ref_id for n, r in retried.items()} == {
-            n: results[n].external_ref_id for n in (3, 4, 5)
-        }
-        assert journal.get(3).attempt == 2
-    assert len(sb.orders) == 5
-    assert_one_order_per_row(sb, [r.external_ref_id for r in results.values()])
+        rest = {r.row: r for r in await run(BulkJob.resume(client, journal))}
+        assert sorted(rest) == [3, 4, 5, 6]
+        assert {r.outcome for r in rest.values()} == {"created"}
+        assert rest[3].external_ref_id == refused.external_ref_id
+        assert journal.counts()[RowState.DONE] == 6
+    assert len(sb.orders) == 6
+
+
+@pytest.mark.parametrize("cause", ["401", "403", "frozen"])
+async def test_systemic_refusals_stop_at_once(sb: Sandbox, tmp_path: Path, cause: str) -> None:
+    path = tmp_path / "job.journal"
+    if cause == "401":
+        tango = sb.client(retry=FAST_RETRY)
+        tango._transport._headers["Authorization"] = "Basic d3Jvbmc6a2V5"  # a wrong key
+        tango._transport._post_headers["Authorization"] = "Basic d3Jvbmc6a2V5"
+    else:
+        tango = sb.client(retry=FAST_RETRY)
+        if cause == "403":
+            sb.inject("POST /orders", "legacy-error-body", times=50, status=403,
+                      i18nKey="403.001", message="Forbidden")
+        else:
+            sb.freeze(ACCOUNT)
+    async with tango:
+        job = tango.orders.submit_many(requests_for(20), journal=path, concurrency=2)
+        results = await run(job)
+    assert job.stopped_by is not None
+    assert len(posts(sb)) <= 2  # the first answer, and the one in flight beside it
+    assert {r.outcome for r in results} == {"pending"}
+    assert job.journal is not None
+    assert job.journal.counts()[RowState.PENDING] == 20
+    job.journal.close()
+
+
+async def test_per_row_4xx_stays_a_row_failure(sb: Sandbox, client: ta.TangoClient) -> None:
+    sb.inject("POST /orders", "legacy-error-body", times=1, status=400, i18nKey="400.004",
+              message="recipient rejected", when={"amount": 2})
+    results = {r.row: r for r in await run(client.orders.submit_many(requests_for(4)))}
+    assert [results[n].outcome for n in range(1, 5)] == ["created", "failed", "created", "created"]
 
 
 async def test_retriable_failures_are_resent_on_resume(sb: Sandbox, tmp_path: Path) -> None:
+    """A 503 may have been processed: the row's outcome is unknown, never 'failed';
+    resume re-sends it first, with its externalRefID."""
     sb.inject("POST /orders", "503", times=2)
     path = tmp_path / "job.journal"
     async with sb.client(retry=FAST_RETRY, max_retries=0) as client:
         job = client.orders.submit_many(requests_for(3), journal=path, concurrency=1)
         results = {r.row: r for r in await run(job)}
-        assert results[1].outcome == results[2].outcome == "failed"
+        assert results[1].outcome == results[2].outcome == "unknown"
         assert results[1].retriable is True and results[1].http_status == 503
         assert results[3].outcome == "created"
         assert job.journal is not None
+        assert job.journal.get(1).state is RowState.UNKNOWN
         job.journal.close()
         with Journal.open(path) as journal:
+            assert [r.row for r in journal.to_send()] == [1, 2]
             again = {r.row: r for r in await run(BulkJob.resume(client, journal))}
     assert sorted(again) == [1, 2]
     assert {r.outcome for r in again.values()} == {"created"}
     assert_one_order_per_row(sb, [r.external_ref_id for r in results.values()])
+
+
+async def test_unreadable_201_is_never_a_failure(sb: Sandbox, tmp_path: Path) -> None:
+    """The server commits and answers a truncated 201: the row ends created (asked again
+    with its ref), or stays unknown with its ref; resume settles it."""
+    path = tmp_path / "job.journal"
+    async with sb.client(retry=FAST_RETRY) as patient:
+        sb.inject("POST /orders", "truncated-200", times=1)
+        first = await run(patient.orders.submit_many(requests_for(2), concurrency=1))
+        assert {r.outcome for r in first} == {"created"}
+    async with sb.client(retry=FAST_RETRY, max_retries=0) as client:
+        sb.inject("POST /orders", "truncated-200", times=1)
+        job = client.orders.submit_many(requests_for(2, utid="U666425"), journal=path,
+                                        concurrency=1)
+        results = {r.row: r for r in await run(job)}
+        assert results[1].outcome == "unknown" and results[2].outcome == "created"
+        assert job.journal is not None
+        job.journal.close()
+        with Journal.open(path) as journal:
+            again = {r.row: r for r in await run(BulkJob.resume(client, journal))}
+            assert again[1].outcome == "existing"
+            assert again[1].external_ref_id == results[1].external_ref_id
+    assert len(sb.orders) == 4
 
 
 # --- pacing, progress --------------------------------------------------------------------------
@@ -525,14 +576,23 @@ async def test_progress_of_a_stopped_job(sb: Sandbox, tmp_path: Path) -> None:
 
 
 async def mixed_job(sb: Sandbox, client: ta.TangoClient, path: Path) -> BulkJob:
-    """Rows 1-2 created, 3 invalid, 4-5 failed (402), via a journal at ``path``."""
-    sb.set_balance(ACCOUNT, 25)
+    """Rows 1-2 created, 3 invalid, 4-5 failed (a per-row 400), via a journal at ``path``."""
+    bounce = ta.Recipient(email="bounce@example.com", first_name="Bo", last_name="Unce")
+    sb.inject(
+        "POST /orders",
+        "legacy-error-body",
+        times=2,
+        status=400,
+        i18nKey="400.004",
+        message="recipient rejected",
+        when={"recipient.email": "bounce@example.com"},
+    )
     reqs: list[ta.CreateOrderRequest | InputRow] = [
         order_request(amount=10),
         order_request(amount=10, external_ref_id="own-00002"),
         order_request(amount=-1),
-        order_request(amount=10),
-        order_request(amount=10),
+        order_request(amount=10, recipient=bounce),
+        order_request(amount=11, recipient=bounce),
     ]
     job = client.orders.submit_many(reqs, journal=path, skip_invalid=True, concurrency=1)
     await run(job)
@@ -579,7 +639,7 @@ async def test_write_report_csv_and_jsonl(
     assert rows[0]["referenceOrderID"] in sb.orders and rows[0]["status"] == "COMPLETE"
     assert rows[2]["externalRefID"] == "" and rows[2]["referenceOrderID"] == ""
     assert rows[2]["message"].startswith("amount:")
-    assert rows[3]["status"] == "402" and rows[3]["i18nKey"] == "402.001"
+    assert rows[3]["status"] == "400" and rows[3]["i18nKey"] == "400.004"
     assert rows[3]["referenceOrderID"] == "" and rows[3]["message"]
 
     out_jsonl = write_report(src, tmp_path / "report.jsonl")
@@ -587,7 +647,7 @@ async def test_write_report_csv_and_jsonl(
     assert [tuple(line) for line in lines] == [REPORT_FIELDS] * 5
     assert [line["row"] for line in lines] == [1, 2, 3, 4, 5]
     assert [line["outcome"] for line in lines] == [r["outcome"] for r in rows]
-    assert lines[3]["status"] == 402 and lines[3]["i18nKey"] == "402.001"
+    assert lines[3]["status"] == 400 and lines[3]["i18nKey"] == "400.004"
     assert lines[0]["status"] == "COMPLETE" and lines[0]["i18nKey"] is None
     assert not lines[2]["externalRefID"] and lines[2]["referenceOrderID"] is None
 
@@ -625,7 +685,7 @@ async def test_summary_mentions_counts_and_the_resume_command(
     first = text.splitlines()[0]
     assert first.startswith("5 row(s):")
     assert "2 created" in first and "2 failed" in first and "1 invalid" in first
-    assert "402.001" in text
+    assert "400.004" in text
     assert f"report: {tmp_path / 'report.csv'}" in text
     assert "resume with: tango-async resume job.journal" in text
     assert "elapsed" in text

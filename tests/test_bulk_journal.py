@@ -119,7 +119,7 @@ def test_create_stores_rows_meta_and_settings(jpath: Path) -> None:
 def test_counts_include_every_state(journal: Journal) -> None:
     assert journal.counts() == {
         RowState.PENDING: 5, RowState.SENDING: 0, RowState.DONE: 0,
-        RowState.FAILED: 0, RowState.INVALID: 1,
+        RowState.FAILED: 0, RowState.UNKNOWN: 0, RowState.INVALID: 1,
     }
     journal.mark_sending(1)
     journal.mark_sending(2)
@@ -128,7 +128,7 @@ def test_counts_include_every_state(journal: Journal) -> None:
     journal.mark_failed(3, http_status=400, i18n_key="400.1", message="bad", retriable=False)
     assert journal.counts() == {
         RowState.PENDING: 2, RowState.SENDING: 1, RowState.DONE: 1,
-        RowState.FAILED: 1, RowState.INVALID: 1,
+        RowState.FAILED: 1, RowState.UNKNOWN: 0, RowState.INVALID: 1,
     }
 
 
@@ -283,7 +283,7 @@ def test_open_refuses_a_newer_schema(jpath: Path) -> None:
     db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
     db.commit()
     db.close()
-    with pytest.raises(JournalError, match=r"newer tango_async \(journal schema 2\).*upgrade"):
+    with pytest.raises(JournalError, match=r"newer tango_async \(journal schema 3\).*upgrade"):
         Journal.open(jpath)
 
 
@@ -569,9 +569,10 @@ def test_committed_transitions_survive_a_crash(jpath: Path, how: str) -> None:
         assert three.sent_at is not None
         assert j.counts()[RowState.PENDING] == 7
         resend = j.to_send()
-        assert [r.row for r in resend] == [2, 3, 4, 5, 6, 7, 8, 9, 10]
+        # the in-flight row first (its outcome is unknown), then the rest by row number
+        assert [r.row for r in resend] == [3, 2, 4, 5, 6, 7, 8, 9, 10]
         # The in-flight row is re-sent with the SAME externalRefID and bytes.
-        assert (resend[1].external_ref_id, resend[1].request) == ("job1-000003", b'{"row": 3}')
+        assert (resend[0].external_ref_id, resend[0].request) == ("job1-000003", b'{"row": 3}')
         assert j.mark_sending(3).attempt == 2
 
 

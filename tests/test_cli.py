@@ -19,13 +19,13 @@ from click.testing import CliRunner, Result
 
 import tango_async as ta
 from tango_async.bulk._inputs import file_digest, read_orders
-from tango_async.bulk._job import BulkJob, derive_job_id
+from tango_async.bulk._job import BulkJob, plan_rows
 from tango_async.bulk._journal import Journal, RowState
 from tango_async.bulk._report import REPORT_FIELDS
 from tango_async.cli._app import cli
 
 HEADER = "customer_identifier,account_identifier,utid,amount,recipient.email,recipient.first_name"
-REF = re.compile(r"^tj[0-9a-f]{12}r[0-9]+$")
+REF = re.compile(r"^tb[0-9a-f]{40}$")  # from each row's content
 
 
 def good_row(n: int) -> str:
@@ -85,10 +85,9 @@ def test_submit_a_small_csv(tmp_path: Path) -> None:
     assert {r["status"] for r in rows} == {"COMPLETE"}
     assert all(REF.match(r["externalRefID"]) for r in rows)
     assert len({r["referenceOrderID"] for r in rows}) == 5
-    # the job ID comes from the file's digest
-    assert {r["externalRefID"].rsplit("r", 1)[0] for r in rows} == {
-        derive_job_id(file_digest(file))
-    }
+    # the refs come from the rows' content, not from the file's bytes
+    plan = plan_rows(read_orders(file))
+    assert [r["externalRefID"] for r in rows] == [ref for _, ref, _ in plan.rows]
 
     journal = tmp_path / "orders.csv.journal"
     assert journal.exists()
@@ -116,9 +115,9 @@ def test_submit_again_resumes_with_nothing_left(tmp_path: Path) -> None:
 
     again = submit(file)
     assert again.exit_code == 0, again.output
-    assert "resuming the job" in again.stderr
-    assert "remaining 0 of 5" in again.stderr
-    assert "5 row(s): 5 created" in again.stdout
+    assert "nothing to send" in again.stdout and "5 done" in again.stdout
+    assert "--run-label" in again.stdout  # how to send them again on purpose
+    assert "local sandbox" not in again.stderr  # not even connected
     assert read_report(report) == before  # the same orders: none sent again
     assert journal_counts(tmp_path / "orders.csv.journal")[RowState.DONE] == 5
 
@@ -198,8 +197,9 @@ def test_a_journal_of_another_file_is_refused(tmp_path: Path) -> None:
     other = good_csv(tmp_path, 4, name="other.csv")
     result = submit(other, "--journal", tmp_path / "first.journal")
     assert result.exit_code == 2, result.output
-    assert "belongs to input" in result.stderr
-    assert str(first.absolute()) in result.stderr and str(other.absolute()) in result.stderr
+    assert "holds other orders than" in result.stderr and str(other) in result.stderr
+    assert "1 row(s) of the file are new or changed" in result.stderr
+    assert "new journal" in result.stderr and "not paid again" in result.stderr
     assert not (tmp_path / "other.results.csv").exists()
     assert journal_counts(tmp_path / "first.journal")[RowState.DONE] == 3
 
@@ -237,7 +237,6 @@ def test_resume_command_finishes_a_journaled_job(tmp_path: Path) -> None:
     job = BulkJob.prepare(
         client,
         read_orders(file),
-        job_id=derive_job_id(digest),
         journal=journal,
         input_path=str(file.absolute()),
         input_digest=digest,
@@ -261,7 +260,7 @@ def test_resume_command_finishes_a_journaled_job(tmp_path: Path) -> None:
     other = good_csv(tmp_path, 2, name="other.csv")
     refused = invoke("--sandbox", "local", "resume", journal, "--input", other)
     assert refused.exit_code == 2
-    assert "belongs to input" in refused.stderr
+    assert "holds other orders than" in refused.stderr
 
 
 # --- orders --------------------------------------------------------------------------------------

@@ -82,8 +82,12 @@ async def test_every_route_and_answer_meets_the_contract(sandbox: Sandbox) -> No
                                       new_mobile_number="+14155550101")
 
         # the error answers
-        with pytest.raises(ta.ResendCooldownError):  # the server's 403.005
+        with pytest.raises(ta.ResendCooldownError):  # refused locally: the order's cooldown
             await tango.line_items.resend(orders[0].reference_line_item_id or "")
+        async with sb.client(retry=FAST_RETRY, max_retries=0) as other:  # knows no pair
+            with pytest.raises(ta.ResendCooldownError) as refused:  # the server's 403.005
+                await other.line_items.resend(orders[0].reference_line_item_id or "")
+            assert isinstance(refused.value.__cause__, ta.PermissionDeniedError)
         with pytest.raises(ta.PermissionDeniedError):  # 403.003
             await tango.orders.resend(orders[3].reference_order_id)
         with pytest.raises(ta.NotFoundError):

@@ -414,7 +414,7 @@ async def test_history_filters_and_dates_on_the_wire(fake: Sandbox) -> None:
             min_amount=Decimal("1.50"), max_amount=20)]
     q = fake.requests[-1].query
     assert q["externalRefID"] == "seed-1" and q["status"] == "COMPLETE"
-    assert q["sendEmail"] == "true" and q["minAmount"] == "1.50" and q["maxAmount"] == "20"
+    assert q["sendEmail"] == "true" and q["minAmount"] == "1.5" and q["maxAmount"] == "20"
     assert q["elementsPerBlock"] == "100"
 
 

@@ -188,10 +188,12 @@ def check_request_property(req: ta.CreateOrderRequest) -> str:
     if req.external_ref_id is None:
         assert re.fullmatch(r"[A-Za-z0-9]{1,100}", ref)
     assert isinstance(body["amount"], (int, Decimal)) and body["amount"] == req.amount
+    # ...as a plain JSON number: no exponent, no trailing zeros (1E+3 -> 1000, 10.50 -> 10.5).
+    assert re.search(rb'"amount":[1-9][0-9]*(\.[0-9]*[1-9])?[,}]|"amount":0\.[0-9]*[1-9][,}]', raw)
     if req.expiration_date is not None:  # the same instant (sent in UTC)
         sent = datetime.fromisoformat(body["expirationDate"].replace("Z", "+00:00"))
         assert sent == req.expiration_date
-    changed = {"delivery_method", "send_email", "expiration_date"}
+    changed = {"amount", "delivery_method", "send_email", "expiration_date"}  # amount: canonical
     for name in req.__struct_fields__:
         if name not in changed:
             assert getattr(prepared, name) is getattr(req, name), name
@@ -236,7 +238,7 @@ def test_the_request_strategy_reaches_both_outcomes() -> None:
 
 def _order(**kw: Any) -> ta.CreateOrderRequest:
     fields: dict[str, Any] = {
-        "customer_identifier": "aaaaa", "account_identifier": "aaaaa", "utid": "U0", "amount": 0,
+        "customer_identifier": "aaaaa", "account_identifier": "aaaaa", "utid": "U0", "amount": 1,
     }  # fmt: skip
     fields.update(kw)
     return ta.CreateOrderRequest(**fields)

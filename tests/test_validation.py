@@ -222,7 +222,7 @@ def test_external_ref_id_must_be_a_string() -> None:
 
 
 @pytest.mark.parametrize(
-    "value", [Decimal("10.00"), Decimal("0"), 0, 25, 10.1, 0.0, Decimal("1000000.01")]
+    "value", [Decimal("10.00"), Decimal("0.01"), 1, 25, 10.1, 0.5, Decimal("1000000.00")]
 )
 def test_amount_accepted(value: object) -> None:
     prepare_order(order(amount=value))
@@ -246,6 +246,10 @@ def test_amount_accepted(value: object) -> None:
         -1,
         -0.01,
         Decimal("-0.01"),
+        0,
+        0.0,
+        Decimal("0"),
+        Decimal("1000000.01"),
     ],
     ids=repr,
 )
@@ -255,7 +259,7 @@ def test_amount_refused(value: object) -> None:
 
 def test_amount_decimal_goes_on_the_wire_as_an_exact_json_number() -> None:
     body = ENCODER.encode(prepare_order(order(amount=Decimal("10.10"))))
-    assert b'"amount":10.10' in body
+    assert b'"amount":10.1,' in body
     assert b'"amount":"' not in body
 
 
@@ -1084,7 +1088,7 @@ def test_build_list_query_renders_wire_names_and_skips_none() -> None:
         ("accountIdentifier", "acct-12345"),
         ("customerIdentifier", "cust-12345"),
         ("externalRefID", "ref-1"),
-        ("minAmount", "5.50"),
+        ("minAmount", "5.5"),
         ("maxAmount", "10.1"),
         ("currencyCode", "USD"),
         ("utid", "U561593"),
@@ -1104,7 +1108,8 @@ def test_build_list_query_empty() -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "text"), [(5, "5"), (0, "0"), (0.1, "0.1"), (Decimal("7.00"), "7.00")]
+    ("value", "text"),
+    [(5, "5"), (0, "0"), (0.1, "0.1"), (Decimal("7.00"), "7"), (Decimal("1E+3"), "1000")],
 )
 def test_build_list_query_amounts(value: object, text: str) -> None:
     assert build_list_query(min_amount=value) == [("minAmount", text)]

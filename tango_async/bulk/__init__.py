@@ -12,9 +12,18 @@
 """
 
 from ._inputs import InputFileError, InputRow, RowError, detect_format, file_digest, read_orders
-from ._job import BulkJob, BulkValidationError, Progress, RowResult, derive_job_id
+from ._job import (
+    BulkJob,
+    BulkValidationError,
+    Plan,
+    Progress,
+    RowResult,
+    SystemicStop,
+    derive_job_id,
+    plan_rows,
+)
 from ._journal import Journal, JournalError, JournalMismatchError, JournalRow, RowState
-from ._report import REPORT_FIELDS, summary, write_report
+from ._report import REPORT_FIELDS, ReportError, summary, write_report
 
 __all__ = [
     "REPORT_FIELDS",
@@ -26,13 +35,17 @@ __all__ = [
     "JournalError",
     "JournalMismatchError",
     "JournalRow",
+    "Plan",
     "Progress",
+    "ReportError",
     "RowError",
     "RowResult",
     "RowState",
+    "SystemicStop",
     "derive_job_id",
     "detect_format",
     "file_digest",
+    "plan_rows",
     "read_orders",
     "summary",
     "write_report",

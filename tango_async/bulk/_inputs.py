@@ -4,7 +4,7 @@
 stands for, or every ``RowError`` found in it (type errors of every cell first, then the
 first documented rule ``prepare_order()`` finds broken). Problems with the file as a whole
 (missing, unreadable, not UTF-8, no orders, unknown columns, wrong format) raise
-``InputFileError``; nothing else is raised.
+``InputFileError``; nothing else is raised (bar ValidationError for a bad ``max_amount``).
 
 CSV headers name the request's fields in snake_case, dotted for nesting
 (``recipient.address.postal_code``), plus ``custom_fields.<name>`` columns; an empty cell
@@ -29,8 +29,9 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 import msgspec
 
+from .._constants import DEFAULT_MAX_AMOUNT
 from .._exceptions import TangoError, ValidationError
-from .._validation import prepare_order
+from .._validation import check_max_amount, prepare_order
 from ..types.orders import CreateOrderRequest
 
 __all__ = [
@@ -294,10 +295,15 @@ def _msgspec_field(e: msgspec.ValidationError) -> str:
 # --- building requests --------------------------------------------------------------------
 
 
-def _finish(row: int, request: CreateOrderRequest | None, errors: list[RowError]) -> InputRow:
+def _finish(
+    row: int,
+    request: CreateOrderRequest | None,
+    errors: list[RowError],
+    max_amount: Decimal = DEFAULT_MAX_AMOUNT,
+) -> InputRow:
     if request is not None and not errors:
         try:
-            prepare_order(request)
+            prepare_order(request, max_amount=max_amount)
         except ValidationError as e:
             errors.append(RowError(row, e.field, e.rule))
     if errors:
@@ -306,7 +312,10 @@ def _finish(row: int, request: CreateOrderRequest | None, errors: list[RowError]
 
 
 def _csv_row(
-    row: int, cells: list[str], columns: list[tuple[str, tuple[str, ...], _Field | None]]
+    row: int,
+    cells: list[str],
+    columns: list[tuple[str, tuple[str, ...], _Field | None]],
+    max_amount: Decimal = DEFAULT_MAX_AMOUNT,
 ) -> InputRow:
     errors: list[RowError] = []
     # Nested values by attribute path; a nested object exists once one of its cells is given.
@@ -332,7 +341,7 @@ def _csv_row(
     _check_required(CreateOrderRequest, tree, "", errors, row)
     if errors:
         return InputRow(row, None, tuple(errors))
-    return _finish(row, _construct(CreateOrderRequest, tree), errors)
+    return _finish(row, _construct(CreateOrderRequest, tree), errors, max_amount)
 
 
 def _check_required(
@@ -426,7 +435,7 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
-def _jsonl_row(row: int, line: str) -> InputRow:
+def _jsonl_row(row: int, line: str, max_amount: Decimal = DEFAULT_MAX_AMOUNT) -> InputRow:
     try:
         obj = json.loads(
             line, parse_float=Decimal, parse_constant=_no_constant, object_pairs_hook=_pairs
@@ -449,7 +458,7 @@ def _jsonl_row(row: int, line: str) -> InputRow:
         request = msgspec.convert(checked, CreateOrderRequest)
     except msgspec.ValidationError as e:  # pragma: no cover - the checks above come first
         return InputRow(row, None, (RowError(row, _msgspec_field(e), _msgspec_rule(e)),))
-    return _finish(row, request, errors)
+    return _finish(row, request, errors, max_amount)
 
 
 # --- files --------------------------------------------------------------------------------
@@ -479,20 +488,27 @@ def file_digest(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def read_orders(path: str | Path, *, format: Format | None = None) -> list[InputRow]:
+def read_orders(
+    path: str | Path,
+    *,
+    format: Format | None = None,
+    max_amount: Decimal | int = DEFAULT_MAX_AMOUNT,
+) -> list[InputRow]:
     """Every data row of a CSV or JSON Lines order file, with its request or its errors.
 
-    ``format`` defaults to the one the suffix names (see ``detect_format``). Raises
-    ``InputFileError`` when the file as a whole cannot be read; row problems are returned
-    in ``InputRow.errors``.
+    ``format`` defaults to the one the suffix names (see ``detect_format``). An amount
+    above ``max_amount`` (pass the client's ``max_amount``) is a row error. Raises
+    ``InputFileError`` when the file as a whole cannot be read (ValidationError for a bad
+    ``max_amount``); row problems are returned in ``InputRow.errors``.
     """
+    limit = check_max_amount(max_amount)
     p = Path(path)
     fmt = detect_format(p) if format is None else format
     if fmt not in ("csv", "jsonl"):
         raise InputFileError(f"format must be 'csv' or 'jsonl', not {fmt!r}")
     try:
         with open(p, encoding="utf-8-sig", newline="" if fmt == "csv" else None) as f:
-            rows = _read_csv(p, f) if fmt == "csv" else _read_jsonl(p, f)
+            rows = _read_csv(p, f, limit) if fmt == "csv" else _read_jsonl(p, f, limit)
     except UnicodeDecodeError:
         raise InputFileError(
             f"{p}: is not UTF-8 text ({_where_not_utf8(p)}); save it as UTF-8"
@@ -534,7 +550,7 @@ def _os_error(p: Path, e: OSError) -> InputFileError:
     return InputFileError(f"{p}: cannot be read: {e.strerror or e}")
 
 
-def _read_csv(p: Path, lines: Iterable[str]) -> list[InputRow]:
+def _read_csv(p: Path, lines: Iterable[str], max_amount: Decimal) -> list[InputRow]:
     reader = csv.reader(lines, strict=True)
     try:
         header = next(reader, None)
@@ -551,7 +567,7 @@ def _read_csv(p: Path, lines: Iterable[str]) -> list[InputRow]:
                 rule = f"has {len(cells)} cells but the header has {len(columns)} columns"
                 rows.append(InputRow(number, None, (RowError(number, "", rule),)))
                 continue
-            rows.append(_csv_row(number, cells, columns))
+            rows.append(_csv_row(number, cells, columns, max_amount))
     except csv.Error as e:
         raise InputFileError(f"{p}: is not valid CSV (line {reader.line_num}): {e}") from None
     return rows
@@ -600,7 +616,7 @@ def _unknown_column(name: str) -> str:
     return repr(name)
 
 
-def _read_jsonl(p: Path, lines: Iterable[str]) -> list[InputRow]:
+def _read_jsonl(p: Path, lines: Iterable[str], max_amount: Decimal) -> list[InputRow]:
     rows: list[InputRow] = []
     first = True
     for number, line in enumerate(lines, 1):
@@ -618,5 +634,5 @@ def _read_jsonl(p: Path, lines: Iterable[str]) -> list[InputRow]:
                     f"{p}: holds pretty-printed JSON; expected JSON Lines: each order object "
                     "on a single line"
                 )
-        rows.append(_jsonl_row(number, text))
+        rows.append(_jsonl_row(number, text, max_amount))
     return rows

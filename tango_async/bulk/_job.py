@@ -1,9 +1,22 @@
 """The bulk order job: checks every row first, then sends at the client's rate limit.
 
-With a journal, each row is marked SENDING (committed to disk) before its request goes out
-and DONE or FAILED when the answer comes. A job resumed from its journal (after kill -9,
-Ctrl-C or a power cut) skips DONE rows and re-sends the rest with the same externalRefID,
-which the API answers with the existing order: exactly one order per row.
+**Identity.** A row's externalRefID is derived from its order content (the request as it
+goes on the wire, fields in a fixed order, without the externalRefID), its ordinal among
+identical rows of the input, and an optional run label; a row that names its own
+externalRefID keeps it. So re-saving a file (other line endings, column order, quoting,
+blank lines) changes no externalRefID; correcting one row changes only that row's; the
+same rewards sent again on purpose need a new ``run_label``.
+
+**Journal.** With a journal, each row is marked SENDING (committed to disk) before its
+request goes out and DONE, FAILED or UNKNOWN when the call ends. A job resumed from its
+journal (after kill -9, Ctrl-C or a power cut) skips DONE rows and re-sends the rest with
+the same externalRefID, which the API answers with the existing order: exactly one order
+per row. Rows whose outcome is unknown go first.
+
+**Stops.** An answer that no later row can escape (401, 403, 402, a frozen account) stops
+the job at once: nothing more is sent, the row goes back to PENDING, and
+:attr:`BulkJob.stopped_by` says why. A journal that cannot be written stops the job too;
+iterating it then raises that JournalError.
 """
 
 from __future__ import annotations
@@ -11,36 +24,63 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+import msgspec
+
+from .._codec import ENCODER as _ENCODER
+from .._constants import DEFAULT_MAX_AMOUNT
 from .._exceptions import (
     APIConnectionError,
     APIError,
+    AuthenticationError,
     ConflictError,
+    InsufficientFundsError,
+    PermissionDeniedError,
     RateLimitError,
+    SendSkipped,
     ServerError,
     TangoError,
+    UnprocessableEntityError,
     ValidationError,
 )
+from .._validation import prepare_order
 from ..types.orders import CreateOrderRequest
 from ._inputs import InputRow, RowError
-from ._journal import Journal, JournalRow, RowState
+from ._journal import Journal, JournalError, JournalRow, RowState
 
 if TYPE_CHECKING:
+    from decimal import Decimal
+
     from .._client import TangoClient
 
-__all__ = ["BulkJob", "BulkValidationError", "Progress", "RowResult", "derive_job_id"]
+__all__ = [
+    "BulkJob",
+    "BulkValidationError",
+    "Plan",
+    "Progress",
+    "RowResult",
+    "SystemicStop",
+    "derive_job_id",
+    "plan_rows",
+]
 
 log = logging.getLogger("tango_async")
 
-Outcome = Literal["created", "existing", "failed", "invalid"]
+Outcome = Literal["created", "existing", "failed", "invalid", "unknown", "pending", "planned"]
 T = TypeVar("T")
+
+RUN_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+FROZEN_ACCOUNT = "404.142"
+# Field order and dict keys sorted: the same content always gives the same bytes.
+_CANONICAL = msgspec.json.Encoder(decimal_format="number", order="sorted")
 
 
 class BulkValidationError(TangoError, ValueError):
@@ -56,7 +96,9 @@ class BulkValidationError(TangoError, ValueError):
 
 @dataclass(frozen=True, slots=True)
 class RowResult:
-    """What became of one row: created / existing (the order), failed or invalid (why)."""
+    """What became of one row: created / existing (the order), failed or invalid (why),
+    unknown (sent, no definite answer: resume resolves it), pending (not ordered: the job
+    stopped), planned (a dry run)."""
 
     row: int
     external_ref_id: str
@@ -83,9 +125,49 @@ class Progress:
     eta: float
 
 
+@dataclass(frozen=True, slots=True)
+class SystemicStop:
+    """Why a job stopped by itself: an answer every later row would get too."""
+
+    row: int
+    error: APIError
+    reason: str  # what it means and what to do
+
+    def __str__(self) -> str:
+        return f"{self.reason} (row {self.row}: {self.error})"
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The rows of a job as they will be sent: ``(row, externalRefID, wire JSON)``, every
+    row error, and ``identity``, the digest of the set of externalRefIDs (what a journal
+    recognises the same orders by)."""
+
+    rows: list[tuple[int, str, bytes]]
+    errors: list[RowError]
+    identity: str
+    run_label: str | None
+
+    @property
+    def job_id(self) -> str:
+        return derive_job_id(self.identity)
+
+
 def derive_job_id(digest: str) -> str:
-    """A job ID from the input file's digest: the same file gives the same externalRefIDs."""
+    """A short job ID from a digest (a plan's identity)."""
     return "tj" + hashlib.sha256(digest.encode()).hexdigest()[:12]
+
+
+def check_run_label(label: object) -> str | None:
+    """None, or a label of 1-64 letters, digits, '.', '_' or '-' (ValidationError)."""
+    if label is None:
+        return None
+    if not isinstance(label, str) or not RUN_LABEL.fullmatch(label):
+        raise ValidationError(
+            "run_label",
+            "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+        )
+    return label
 
 
 def invalid_messages(errors: Iterable[RowError]) -> dict[int, str]:
@@ -96,29 +178,87 @@ def invalid_messages(errors: Iterable[RowError]) -> dict[int, str]:
     return {row: "; ".join(parts) for row, parts in sorted(by_row.items())}
 
 
-def _content_digest(items: Sequence[CreateOrderRequest | InputRow]) -> str:
-    """A digest of the requests themselves: the same input gives the same job ID."""
-    from .._codec import ENCODER
+def content_ref(content: bytes, ordinal: int, run_label: str | None) -> str:
+    """The externalRefID of a row that names none: from its canonical content, its ordinal
+    among identical rows (1, 2, ...) and the run label (alphanumeric, 42 characters)."""
+    h = hashlib.sha256(b"tango-async bulk order v1\0")
+    h.update((run_label or "").encode())
+    h.update(b"\0")
+    h.update(content)
+    h.update(b"\0%d" % ordinal)
+    return "tb" + h.hexdigest()[:40]
 
-    h = hashlib.sha256()
-    for item in items:
-        request = item.request if isinstance(item, InputRow) else item
+
+def plan_rows(
+    requests: Iterable[CreateOrderRequest | InputRow],
+    *,
+    run_label: str | None = None,
+    max_amount: Decimal | int = DEFAULT_MAX_AMOUNT,
+) -> Plan:
+    """Check every row and derive its externalRefID (see the module docstring); nothing
+    is sent. Row numbers are InputRow.row, else the position (from 1)."""
+    label = check_run_label(run_label)
+    rows: list[tuple[int, str, bytes]] = []
+    errors: list[RowError] = []
+    seen: Counter[bytes] = Counter()
+    for number, item in enumerate(requests, 1):
+        if isinstance(item, InputRow):
+            number, request, row_errors = item.row, item.request, list(item.errors)
+        else:
+            request, row_errors = item, []
+        if request is None or row_errors:
+            errors += row_errors
+            continue
         try:
-            h.update(ENCODER.encode(request))
-        except (TypeError, ValueError):
-            h.update(repr(request).encode())
-        h.update(b"\n")
-    return h.hexdigest()
-
-
-def external_ref_for(job_id: str, row: int) -> str:
-    """The externalRefID of a row that names none: job ID + row number (alphanumeric)."""
-    return f"{job_id}r{row}"
+            wire = prepare_order(request, max_amount=max_amount)
+            own = wire.external_ref_id
+            if own is None:
+                content = _CANONICAL.encode(wire)
+                seen[content] += 1
+                ref = content_ref(content, seen[content], label)
+            else:
+                ref = own
+            body = _ENCODER.encode(msgspec.structs.replace(wire, external_ref_id=ref))
+        except ValidationError as exc:
+            errors.append(RowError(number, exc.field, exc.rule))
+        except (TypeError, ValueError, msgspec.EncodeError) as exc:
+            errors.append(RowError(number, "custom_fields", f"must hold JSON values only ({exc})"))
+        else:
+            rows.append((number, ref, body))
+    refs: dict[str, int] = {}
+    for number, ref, _ in rows:
+        if ref in refs:
+            errors.append(
+                RowError(number, "external_ref_id", f"duplicates row {refs[ref]}'s {ref!r}")
+            )
+        refs.setdefault(ref, number)
+    bad = {e.row for e in errors}
+    good = [r for r in rows if r[0] not in bad]
+    identity = hashlib.sha256("\n".join(sorted(r[1] for r in good)).encode()).hexdigest()
+    return Plan(good, errors, identity, label)
 
 
 def is_retriable(error: TangoError) -> bool:
     """Failures worth sending again later with the same externalRefID."""
     return isinstance(error, (APIConnectionError, ServerError, RateLimitError, ConflictError))
+
+
+def systemic_reason(error: TangoError) -> str | None:
+    """Why ``error`` stops a whole job (every later row would get it too), or None."""
+    if isinstance(error, AuthenticationError):
+        return "the API refused the credentials (401): check the platform name and key"
+    if isinstance(error, PermissionDeniedError):
+        return (
+            "the API refused access (403): these credentials may not place this order on "
+            "this account"
+        )
+    if isinstance(error, InsufficientFundsError):
+        return "the account cannot cover the order (402): fund it, then resume"
+    if isinstance(error, UnprocessableEntityError) and (
+        error.i18n_key == FROZEN_ACCOUNT or "frozen" in str(error).lower()
+    ):
+        return "the account is frozen (422 404.142): contact Tango, then resume"
+    return None
 
 
 class BulkJob:
@@ -129,7 +269,10 @@ class BulkJob:
     (nothing sent), or are reported as ``invalid`` results with ``skip_invalid``.
     Orders go out through the client's rate limiter, ``concurrency`` at a time.
     :meth:`stop` lets the requests in flight finish and ends the iteration; the journal
-    keeps the rest for a resume.
+    keeps the rest for a resume. A systemic refusal (401, 403, 402, frozen account) stops
+    it the same way and sets :attr:`stopped_by`; a journal that cannot be written stops it
+    and the iteration raises that JournalError (what was sent stays recorded as SENDING,
+    so a resume re-sends it with its externalRefID).
     """
 
     def __init__(
@@ -143,14 +286,18 @@ class BulkJob:
         total: int | None = None,
         already_done: int = 0,
         already_failed: int = 0,
+        unsettled: Iterable[int] = (),
+        dry_run: bool = False,
     ) -> None:
-        if concurrency < 1:
-            raise ValidationError("concurrency", "must be at least 1")
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ValidationError("concurrency", "must be an int of at least 1")
         self._client = client
         self._rows = list(rows)
         self._journal = journal
         self._invalid = list(invalid)
         self._concurrency = concurrency
+        self._unsettled = set(unsettled)  # rows sent before with an unknown outcome
+        self._dry_run = dry_run
         self._stopping = False
         self._started = False
         self._t0 = 0.0
@@ -159,6 +306,8 @@ class BulkJob:
         self._done = already_done
         self._failed = already_failed + len({e.row for e in self._invalid})
         self._executor: ThreadPoolExecutor | None = None
+        self._fatal: BaseException | None = None
+        self.stopped_by: SystemicStop | None = None
         self.results: list[RowResult] = []  # in completion order
 
     # --- construction -------------------------------------------------------------------
@@ -167,8 +316,9 @@ class BulkJob:
     def prepare(
         cls,
         client: TangoClient,
-        requests: Iterable[CreateOrderRequest | InputRow],
+        requests: Iterable[CreateOrderRequest | InputRow] | Plan,
         *,
+        run_label: str | None = None,
         job_id: str | None = None,
         journal: str | Path | None = None,
         input_path: str = "",
@@ -176,57 +326,43 @@ class BulkJob:
         skip_invalid: bool = False,
         concurrency: int = 2,
         settings: dict[str, Any] | None = None,
+        dry_run: bool = False,
     ) -> BulkJob:
-        """Check every row, derive externalRefIDs, and (with ``journal``) create the journal."""
-        from ..resources.orders import encode_order
-
-        items = list(requests)
-        if job_id is None:
-            job_id = derive_job_id(_content_digest(items))
-        rows: list[tuple[int, str, bytes]] = []
-        errors: list[RowError] = []
-        for number, item in enumerate(items, 1):
-            if isinstance(item, InputRow):
-                number, request, row_errors = item.row, item.request, list(item.errors)
-            else:
-                request, row_errors = item, []
-            if request is not None and not row_errors:
-                try:
-                    ref, body = encode_order(request, external_ref_for(job_id, number))
-                except ValidationError as exc:
-                    row_errors = [RowError(number, exc.field, exc.rule)]
-                else:
-                    rows.append((number, ref, body))
-            errors += row_errors
-        refs: dict[str, int] = {}
-        for number, ref, _ in rows:
-            if ref in refs:
-                errors.append(
-                    RowError(number, "external_ref_id", f"duplicates row {refs[ref]}'s {ref!r}")
-                )
-            refs.setdefault(ref, number)
+        """Check every row, derive externalRefIDs (see :func:`plan_rows`) and, with
+        ``journal`` and not ``dry_run``, create the journal. ``job_id`` is an older name of
+        ``run_label``. A dry run sends nothing: iterating it yields a ``planned`` result
+        per row (``invalid`` for invalid ones, with ``skip_invalid``)."""
+        if job_id is not None and run_label is None:
+            run_label = job_id
+        plan = (
+            requests
+            if isinstance(requests, Plan)
+            else plan_rows(requests, run_label=run_label, max_amount=client.max_amount)
+        )
+        errors = plan.errors
         if errors and not skip_invalid:
             raise BulkValidationError(errors)
-        bad = {e.row for e in errors}
-        rows = [r for r in rows if r[0] not in bad]
         opened: Journal | None = None
-        if journal is not None:
+        if journal is not None and not dry_run:
             opened = Journal.create(
                 journal,
-                job_id=job_id,
+                job_id=plan.job_id,
                 input_path=input_path,
                 input_digest=input_digest,
-                rows=rows,
+                rows=plan.rows,
                 invalid=list(invalid_messages(errors).items()),
                 settings=settings or {},
+                identity=plan.identity,
+                run_label=plan.run_label,
             )
         return cls(
             client,
-            rows,
+            plan.rows,
             journal=opened,
             invalid=errors,
             concurrency=concurrency,
-            total=len(rows) + len({e.row for e in errors}),
+            total=len(plan.rows) + len({e.row for e in errors}),
+            dry_run=dry_run,
         )
 
     @classmethod
@@ -238,8 +374,9 @@ class BulkJob:
         concurrency: int = 2,
         retry_failed: bool = False,
     ) -> BulkJob:
-        """The rest of a journaled job: SENDING and PENDING rows (and retriable FAILED ones,
-        or every FAILED one with ``retry_failed``), each with its journaled externalRefID."""
+        """The rest of a journaled job, each row with its journaled externalRefID: first
+        the rows whose outcome is unknown (SENDING, UNKNOWN), then PENDING ones and
+        retriable FAILED ones (every FAILED one with ``retry_failed``)."""
         to_send = journal.to_send(retry_failed=retry_failed)
         counts = journal.counts()
         failed_kept = counts[RowState.FAILED] - sum(
@@ -253,6 +390,9 @@ class BulkJob:
             total=sum(counts.values()),
             already_done=counts[RowState.DONE],
             already_failed=failed_kept + counts[RowState.INVALID],
+            unsettled=[
+                r.row for r in to_send if r.state in (RowState.SENDING, RowState.UNKNOWN)
+            ],
         )
 
     # --- running ------------------------------------------------------------------------
@@ -267,7 +407,8 @@ class BulkJob:
 
     @property
     def stopped(self) -> bool:
-        """True when :meth:`stop` ended the job before every row was sent."""
+        """True when the job ended (stop(), a systemic refusal, a journal error) before
+        every row was sent."""
         return self._stopping and self._done + self._failed < self._total
 
     def progress(self) -> Progress:
@@ -302,6 +443,17 @@ class BulkJob:
         return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
 
     async def _run(self) -> AsyncIterator[RowResult]:
+        for number, message in invalid_messages(self._invalid).items():
+            refused = RowResult(number, "", "invalid", message=message)
+            self.results.append(refused)
+            if self._dry_run:
+                yield refused
+        if self._dry_run:
+            for number, ref, _ in self._rows:
+                planned = RowResult(number, ref, "planned")
+                self.results.append(planned)
+                yield planned
+            return
         if self._journal is not None:
             self._journal.lock()  # one running job per journal
         self._t0 = time.monotonic()
@@ -310,8 +462,9 @@ class BulkJob:
         for row in self._rows:
             queue.put_nowait(row)
         results: asyncio.Queue[RowResult | None] = asyncio.Queue()
-        for number, message in invalid_messages(self._invalid).items():
-            results.put_nowait(RowResult(number, "", "invalid", message=message))
+        for refused in self.results:
+            results.put_nowait(refused)
+        self.results = []
         workers = [
             asyncio.create_task(self._worker(queue, results))
             for _ in range(min(self._concurrency, max(1, len(self._rows))))
@@ -335,6 +488,8 @@ class BulkJob:
                 w.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
             self._executor.shutdown(wait=True)
+        if self._fatal is not None:
+            raise self._fatal
 
     async def _worker(
         self, queue: asyncio.Queue[tuple[int, str, bytes]], results: asyncio.Queue[RowResult | None]
@@ -349,45 +504,53 @@ class BulkJob:
                     row, ref, body = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     return
-                results.put_nowait(await self._send(row, ref, body))
+                try:
+                    results.put_nowait(await self._send(row, ref, body))
+                except Exception as e:  # a journal that cannot be written, or a bug: stop loudly
+                    if self._fatal is None:
+                        self._fatal = e
+                    self._stopping = True
+                    return
         finally:
             results.put_nowait(None)
+
+    async def _record(self, fn: Any, row: int, what: str, **kwargs: Any) -> None:
+        assert self._journal is not None
+        try:
+            await self._io(fn, row, **kwargs)
+        except JournalError as e:
+            raise JournalError(
+                f"{e}. The job stopped: {what}; resume re-sends row {row} with its "
+                "externalRefID, so it is never ordered twice"
+            ) from e
 
     async def _send(self, row: int, ref: str, body: bytes) -> RowResult:
         journal = self._journal
         if journal is not None:
             await self._io(journal.mark_sending, row)  # on disk before the request goes out
         try:
-            order = await self._client.orders._send_encoded(ref, body)
-        except TangoError as e:
-            retriable = is_retriable(e)
-            status = e.status_code if isinstance(e, APIError) else None
-            key = e.i18n_key if isinstance(e, APIError) else None
-            message = str(e)
-            if journal is not None:
-                await self._io(
-                    journal.mark_failed,
-                    row,
-                    http_status=status,
-                    i18n_key=key,
-                    message=message,
-                    retriable=retriable,
-                )
-            self._failed += 1
-            self._recent.append(time.monotonic())
-            return RowResult(
-                row,
-                ref,
-                "failed",
-                http_status=status,
-                i18n_key=key,
-                message=message,
-                retriable=retriable,
+            order = await self._client.orders._send_encoded(
+                ref, body, reused=row in self._unsettled, gate=lambda: not self._stopping
             )
+        except SendSkipped:
+            message = "not sent: the job stopped first"
+            if journal is not None:
+                await self._record(
+                    journal.mark_pending,
+                    row,
+                    "it was not sent",
+                    http_status=None,
+                    i18n_key=None,
+                    message=message,
+                )
+            return RowResult(row, ref, "pending", message=message)
+        except TangoError as e:
+            return await self._refused(row, ref, e)
         if journal is not None:
-            await self._io(
+            await self._record(
                 journal.mark_done,
                 row,
+                f"its order {order.reference_order_id} exists but is not recorded",
                 reference_order_id=order.reference_order_id,
                 created=order.created,
                 order_status=order.status,
@@ -402,9 +565,81 @@ class BulkJob:
             status=order.status,
         )
 
+    async def _refused(self, row: int, ref: str, e: TangoError) -> RowResult:
+        """Record a row whose call raised ``e``: unknown, back to pending (a systemic
+        refusal, which stops the job) or failed."""
+        journal = self._journal
+        status = e.status_code if isinstance(e, APIError) else None
+        key = e.i18n_key if isinstance(e, APIError) else None
+        message = str(e)
+        reason = systemic_reason(e)
+        if reason is not None and isinstance(e, APIError):
+            if self.stopped_by is None:
+                self.stopped_by = SystemicStop(row, e, reason)
+                log.error("bulk job stopped at row %d: %s", row, reason)
+            self._stopping = True
+        if e.outcome_unknown:
+            if journal is not None:
+                await self._record(
+                    journal.mark_unknown,
+                    row,
+                    "its outcome is unknown",
+                    http_status=status,
+                    i18n_key=key,
+                    message=message,
+                )
+            return RowResult(
+                row,
+                ref,
+                "unknown",
+                http_status=status,
+                i18n_key=key,
+                message=message,
+                retriable=True,
+            )
+        if reason is not None:
+            if journal is not None:
+                await self._record(
+                    journal.mark_pending,
+                    row,
+                    "it was refused",
+                    http_status=status,
+                    i18n_key=key,
+                    message=message,
+                )
+            return RowResult(row, ref, "pending", http_status=status, i18n_key=key, message=message)
+        retriable = is_retriable(e)
+        if journal is not None:
+            await self._record(
+                journal.mark_failed,
+                row,
+                "its failure is not recorded",
+                http_status=status,
+                i18n_key=key,
+                message=message,
+                retriable=retriable,
+            )
+        self._failed += 1
+        self._recent.append(time.monotonic())
+        return RowResult(
+            row,
+            ref,
+            "failed",
+            http_status=status,
+            i18n_key=key,
+            message=message,
+            retriable=retriable,
+        )
+
 
 def journal_outcome(row: JournalRow) -> str:
-    """The report's outcome of a journaled row."""
+    """The report's outcome of a journaled row: created, existing, failed, invalid,
+    unknown (sent without a definite answer, or in flight when the job ended) or pending."""
     if row.state is RowState.DONE:
         return "created" if row.created else "existing"
-    return {RowState.FAILED: "failed", RowState.INVALID: "invalid"}.get(row.state, "not sent")
+    return {
+        RowState.FAILED: "failed",
+        RowState.INVALID: "invalid",
+        RowState.UNKNOWN: "unknown",
+        RowState.SENDING: "unknown",
+    }.get(row.state, "pending")

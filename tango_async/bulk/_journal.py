@@ -7,13 +7,20 @@ externalRefID (the API is idempotent on it) and never sends a row twice under a 
 State machine (anything else is refused with :class:`JournalError`)::
 
     PENDING --mark_sending--> SENDING --mark_done--> DONE
-                                 |  ^
-                     mark_failed |  | mark_sending (resume / retry)
-                                 v  |
-                                FAILED
+       ^                       |  |  ^
+       |          mark_pending |  |  | mark_sending (resume / retry)
+       +-----------------------+  |  +----------- FAILED  (mark_failed)
+                                  +-------------- UNKNOWN (mark_unknown)
     INVALID  (refused before sending: never sent, never leaves this state)
 
-``mark_sending`` is also allowed from SENDING: the row was in flight when the job died.
+``mark_sending`` is also allowed from SENDING (the row was in flight when the job died),
+from FAILED and from UNKNOWN (an answer that could not be read, or retries exhausted after
+the request may have reached the server: the order may exist). ``mark_pending`` puts back
+a row the API refused for a reason that stops the whole job (wrong key, no funds).
+
+Schema 2 added UNKNOWN and the content-derived identity of the job's orders (meta
+``ref_scheme``, ``identity``, ``run_label``); a schema-1 journal is upgraded in place when
+a job takes it (:meth:`Journal.lock`), its rows and externalRefIDs unchanged.
 
 The file is plain SQLite (WAL mode) and can be read by other processes while a job writes
 it, e.g. a ``status`` command. The API is synchronous and guarded by a lock: the job engine
@@ -42,7 +49,9 @@ from .._version import __version__
 
 __all__ = ["Journal", "JournalError", "JournalMismatchError", "JournalRow", "RowState"]
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
+#: ``meta.ref_scheme`` of journals whose externalRefIDs derive from each row's content.
+CONTENT_REFS: Final = "content-v1"
 #: ``PRAGMA application_id`` of a journal: "TgBJ" (Tango Bulk Journal).
 APPLICATION_ID: Final = 0x5467424A
 
@@ -75,6 +84,7 @@ class RowState(StrEnum):
     SENDING = "SENDING"  # marked before its request went out; outcome unknown until answered
     DONE = "DONE"  # the order exists (201 created, or 200: an earlier send had created it)
     FAILED = "FAILED"  # the API (or the connection) refused it; see retriable
+    UNKNOWN = "UNKNOWN"  # sent, outcome unknown (the order may exist); re-sent first on resume
     INVALID = "INVALID"  # broke a rule before sending; never sent
 
 
@@ -99,11 +109,13 @@ class JournalRow:
 
 
 _STATES: Final = ", ".join(f"'{s.value}'" for s in RowState)
-_SCHEMA: Final = f"""
+_META_TABLE: Final = """
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 ) WITHOUT ROWID;
+"""
+_ROWS_TABLE: Final = f"""
 CREATE TABLE rows (
     row                INTEGER PRIMARY KEY,
     external_ref_id    TEXT UNIQUE,
@@ -124,6 +136,7 @@ CREATE TABLE rows (
     CHECK (state != 'DONE' OR reference_order_id IS NOT NULL)
 );
 """
+_SCHEMA: Final = _META_TABLE + _ROWS_TABLE
 _INDEX: Final = "CREATE INDEX rows_state ON rows (state);"
 
 _COLUMNS: Final = (
@@ -285,6 +298,9 @@ class Journal:
         if not isinstance(settings, dict):
             raise JournalError(f"{path} is not a valid journal: settings is not an object")
         self.settings = settings
+        self.ref_scheme: str | None = meta.get("ref_scheme")  # None: 0.1's file-bytes refs
+        self.identity: str | None = meta.get("identity")
+        self.run_label: str | None = meta.get("run_label") or None
 
     # --- opening ----------------------------------------------------------------------------
 
@@ -299,12 +315,16 @@ class Journal:
         rows: Iterable[tuple[int, str, bytes]],
         invalid: Iterable[tuple[int, str]] = (),
         settings: Mapping[str, Any] = _NO_SETTINGS,
+        identity: str = "",
+        run_label: str | None = None,
     ) -> Journal:
         """Create a new journal holding every row, in one transaction; refuse an existing file.
 
         ``rows`` are ``(row, external_ref_id, request wire JSON)`` (PENDING); ``invalid`` are
         ``(row, "field: rule; ...")`` refused before sending (INVALID). ``settings`` (order
-        rate, base URL...) must be JSON-serialisable and hold no credentials.
+        rate, base URL...) must be JSON-serialisable and hold no credentials. ``identity``
+        is the digest of the job's orders (their content-derived externalRefIDs) that a
+        later submit of the same orders is recognised by; ``run_label`` the job's label.
         If anything is refused, no file is left behind.
         """
         p = Path(path)
@@ -360,6 +380,9 @@ class Journal:
                     ("settings", settings_json),
                     ("created_at", now),
                     ("library_version", __version__),
+                    ("ref_scheme", CONTENT_REFS),
+                    ("identity", identity),
+                    ("run_label", run_label or ""),
                 ],
             )
             seen_rows: set[int] = set()
@@ -473,7 +496,7 @@ class Journal:
                     f"{p} was written by a newer tango_async (journal schema {version}); this "
                     f"version ({__version__}) reads schema {SCHEMA_VERSION}: upgrade tango_async"
                 )
-            if version != SCHEMA_VERSION:
+            if version not in (1, SCHEMA_VERSION):
                 raise JournalError(f"{p} has unknown journal schema version {version}")
             _set_wal(conn, p)
             return cls(conn, p)
@@ -513,7 +536,14 @@ class Journal:
             import fcntl
         except ImportError:  # pragma: no cover - not POSIX: no lock
             return
-        f = open(self.path.with_name(self.path.name + ".lock"), "a+b")  # noqa: SIM115
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        try:
+            f = open(lock_path, "a+b")  # noqa: SIM115
+        except OSError as e:
+            raise JournalError(
+                f"cannot take journal {self.path} for this job: its lock file {lock_path} "
+                f"cannot be opened ({e.strerror or e})"
+            ) from None
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -522,6 +552,30 @@ class Journal:
                 f"journal {self.path} is in use by another running job; wait for it, or stop it"
             ) from None
         self._lock_file = f
+        self._upgrade()
+
+    def _upgrade(self) -> None:
+        """Schema 1 -> 2 (the UNKNOWN state), in one transaction; rows are copied as they are."""
+        with self._lock:
+            conn = self._db()
+            try:
+                if conn.execute("PRAGMA user_version").fetchone()[0] != 1:
+                    return
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute(_ROWS_TABLE.replace("CREATE TABLE rows", "CREATE TABLE rows_v2"))
+                conn.execute(f"INSERT INTO rows_v2 ({_COLUMNS}) SELECT {_COLUMNS} FROM rows")
+                conn.execute("DROP TABLE rows")
+                conn.execute("ALTER TABLE rows_v2 RENAME TO rows")
+                conn.execute(_INDEX)
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                conn.execute("COMMIT")
+            except sqlite3.Error as e:
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                raise JournalError(
+                    f"cannot upgrade journal {self.path} to schema {SCHEMA_VERSION}: {e}"
+                ) from e
 
     def check_input(self, input_path: str, input_digest: str) -> None:
         """Refuse (JournalMismatchError) an input file whose digest is not the journal's."""
@@ -541,13 +595,16 @@ class Journal:
         return self._conn
 
     def to_send(self, *, retry_failed: bool = False) -> list[JournalRow]:
-        """Rows to (re)send, by row number: PENDING and SENDING, FAILED ones that are retriable,
-        and every FAILED one with ``retry_failed``. Each keeps its journaled externalRefID."""
+        """Rows to (re)send: first those whose outcome is unknown (SENDING, UNKNOWN: re-sending
+        them with their externalRefID resolves them), then PENDING ones, FAILED ones that are
+        retriable and every FAILED one with ``retry_failed``, each group by row number.
+        Each keeps its journaled externalRefID."""
         with self._lock:
             try:
                 cur = self._db().execute(
-                    f"SELECT {_COLUMNS} FROM rows WHERE state IN ('PENDING', 'SENDING') "
-                    "OR (state = 'FAILED' AND (retriable = 1 OR ?)) ORDER BY row",
+                    f"SELECT {_COLUMNS} FROM rows WHERE state IN ('PENDING', 'SENDING', 'UNKNOWN') "
+                    "OR (state = 'FAILED' AND (retriable = 1 OR ?)) "
+                    "ORDER BY state NOT IN ('SENDING', 'UNKNOWN'), row",
                     (1 if retry_failed else 0,),
                 )
                 return [_to_row(r) for r in cur]
@@ -665,7 +722,7 @@ class Journal:
         return updated
 
     def mark_sending(self, row: int) -> JournalRow:
-        """Mark a PENDING, SENDING or FAILED row SENDING: attempt += 1, sent_at = now.
+        """Mark a PENDING, SENDING, FAILED or UNKNOWN row SENDING: attempt += 1, sent_at = now.
 
         Committed and fsynced before it returns: send the request only after it did.
         Clears the previous failure, if any.
@@ -673,7 +730,7 @@ class Journal:
         now = _ts(_now())
         return self._transition(
             row,
-            (RowState.PENDING, RowState.SENDING, RowState.FAILED),
+            (RowState.PENDING, RowState.SENDING, RowState.FAILED, RowState.UNKNOWN),
             "mark_sending",
             "UPDATE rows SET state = 'SENDING', attempt = attempt + 1, sent_at = ?, "
             "updated_at = ?, http_status = NULL, i18n_key = NULL, message = NULL, "
@@ -714,16 +771,7 @@ class Journal:
         retriable: bool,
     ) -> None:
         """Mark a SENDING row FAILED. ``retriable`` rows are re-sent by a resumed job."""
-        if http_status is not None and (
-            isinstance(http_status, bool)
-            or not isinstance(http_status, int)
-            or not 0 <= http_status <= 999
-        ):
-            raise JournalError(f"row {row}: http_status must be an HTTP status or None")
-        if i18n_key is not None and not isinstance(i18n_key, str):
-            raise JournalError(f"row {row}: i18n_key must be a str or None")
-        if not isinstance(message, str):
-            raise JournalError(f"row {row}: message must be a str")
+        _check_answer(row, http_status, i18n_key, message)
         if not isinstance(retriable, bool):
             raise JournalError(f"row {row}: retriable must be a bool, got {retriable!r}")
         self._transition(
@@ -733,6 +781,37 @@ class Journal:
             "UPDATE rows SET state = 'FAILED', http_status = ?, i18n_key = ?, message = ?, "
             "retriable = ?, updated_at = ? WHERE row = ?",
             (http_status, i18n_key, message, int(retriable), _ts(_now())),
+        )
+
+    def mark_unknown(
+        self, row: int, *, http_status: int | None, i18n_key: str | None, message: str
+    ) -> None:
+        """Mark a SENDING row UNKNOWN: sent, but no definite answer (the order may exist).
+        A resumed job re-sends it first, with its externalRefID."""
+        _check_answer(row, http_status, i18n_key, message)
+        self._transition(
+            row,
+            (RowState.SENDING,),
+            "mark_unknown",
+            "UPDATE rows SET state = 'UNKNOWN', http_status = ?, i18n_key = ?, message = ?, "
+            "retriable = 1, updated_at = ? WHERE row = ?",
+            (http_status, i18n_key, message, _ts(_now())),
+        )
+
+    def mark_pending(
+        self, row: int, *, http_status: int | None, i18n_key: str | None, message: str
+    ) -> None:
+        """Put a SENDING row back to PENDING: it was certainly not ordered (the job stopped
+        before sending it, or the API refused it for a reason that stops the whole job).
+        ``message`` says why; a resumed job sends it."""
+        _check_answer(row, http_status, i18n_key, message)
+        self._transition(
+            row,
+            (RowState.SENDING,),
+            "mark_pending",
+            "UPDATE rows SET state = 'PENDING', http_status = ?, i18n_key = ?, message = ?, "
+            "retriable = NULL, updated_at = ? WHERE row = ?",
+            (http_status, i18n_key, message, _ts(_now())),
         )
 
     # --- closing ----------------------------------------------------------------------------
@@ -761,6 +840,19 @@ class Journal:
     def __repr__(self) -> str:
         state = "closed" if self._conn is None else "open"
         return f"<Journal {str(self.path)!r} job_id={self.job_id!r} {state}>"
+
+
+def _check_answer(row: int, http_status: Any, i18n_key: Any, message: Any) -> None:
+    if http_status is not None and (
+        isinstance(http_status, bool)
+        or not isinstance(http_status, int)
+        or not 0 <= http_status <= 999
+    ):
+        raise JournalError(f"row {row}: http_status must be an HTTP status or None")
+    if i18n_key is not None and not isinstance(i18n_key, str):
+        raise JournalError(f"row {row}: i18n_key must be a str or None")
+    if not isinstance(message, str):
+        raise JournalError(f"row {row}: message must be a str")
 
 
 def _is_row_number(number: Any) -> bool:

@@ -9,10 +9,16 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from .._exceptions import TangoError
 from ._job import Progress, RowResult, journal_outcome
 from ._journal import Journal
 
-__all__ = ["REPORT_FIELDS", "report_rows", "summary", "write_report"]
+__all__ = ["REPORT_FIELDS", "ReportError", "report_rows", "summary", "write_report"]
+
+
+class ReportError(TangoError, OSError):
+    """The results file could not be written (disk full, permission, a directory...).
+    Nothing about the orders is lost: the journal holds every row's state."""
 
 REPORT_FIELDS = (
     "row",
@@ -55,18 +61,23 @@ def report_rows(source: Journal | Iterable[RowResult]) -> Iterator[dict[str, Any
 def write_report(
     source: Journal | Iterable[RowResult], path: str | Path, *, format: str | None = None
 ) -> Path:
-    """Write the results file: CSV, or JSONL (by ``format`` or the file's suffix)."""
+    """Write the results file: CSV, or JSONL (by ``format`` or the file's suffix).
+
+    ReportError (naming the file and the cause) when it cannot be written."""
     path = Path(path)
     fmt = format or ("jsonl" if path.suffix.lower() in (".jsonl", ".ndjson", ".json") else "csv")
-    with path.open("w", encoding="utf-8", newline="") as f:
-        if fmt == "jsonl":
-            for row in report_rows(source):
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        else:
-            writer = csv.DictWriter(f, fieldnames=REPORT_FIELDS)
-            writer.writeheader()
-            for row in report_rows(source):
-                writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    try:
+        with path.open("w", encoding="utf-8", newline="") as f:
+            if fmt == "jsonl":
+                for row in report_rows(source):
+                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            else:
+                writer = csv.DictWriter(f, fieldnames=REPORT_FIELDS)
+                writer.writeheader()
+                for row in report_rows(source):
+                    writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    except OSError as e:
+        raise ReportError(f"cannot write the report {path}: {e.strerror or e}") from None
     return path
 
 
@@ -76,8 +87,10 @@ def summary(
     *,
     report_path: str | Path | None = None,
     resume_command: str | None = None,
+    stopped_by: str | None = None,
 ) -> str:
-    """A one-screen summary: counts by outcome, the commonest failures, where to look next."""
+    """A one-screen summary: counts by outcome, the commonest failures, why the job
+    stopped (``stopped_by``), what the outcomes mean, where to look next."""
     rows = list(report_rows(source))
     outcomes = Counter(r["outcome"] for r in rows)
     lines = [
@@ -97,6 +110,22 @@ def summary(
             lines.append(f"  {n:>5} x {outcome} {key} {message}".rstrip())
         if len(failures) > 8:
             lines.append(f"  ... {len(failures) - 8} other kinds")
+    if stopped_by:
+        lines.append(f"stopped: {stopped_by}. Nothing more was sent.")
+    if outcomes["existing"]:
+        lines.append(
+            f"{outcomes['existing']} row(s) had been ordered before (the API answered with "
+            "their existing orders): not paid again. To send such rewards again as new "
+            "orders, submit them with a new --run-label."
+        )
+    if outcomes["unknown"]:
+        lines.append(
+            f"{outcomes['unknown']} row(s) were sent without a definite answer (the order may "
+            "exist): resume settles them with their own externalRefIDs; never re-order them "
+            "by other means."
+        )
+    if outcomes["pending"] and stopped_by:
+        lines.append(f"{outcomes['pending']} row(s) not ordered stay pending.")
     if report_path is not None:
         lines.append(f"report: {report_path}")
     if resume_command:

@@ -1,8 +1,9 @@
 """The click application behind ``tango-async``.
 
-Exit codes: 0 everything done; 1 some rows failed or were invalid (or the API refused a
-call); 2 bad usage, input, credentials or journal; 130 interrupted (the journal keeps
-the job: the resume command is printed).
+Exit codes: 0 everything done; 1 some rows failed, were invalid or have an unknown outcome
+(or the API refused a call); 2 bad usage, input, credentials, journal or report, or a
+systemic refusal that stopped the job (401, 403, 402, frozen account); 130 interrupted
+(the journal keeps the job: the resume command is printed).
 """
 
 from __future__ import annotations
@@ -28,12 +29,12 @@ import click
 import msgspec
 
 from .. import TangoClient, TangoError
-from .._codec import ENCODER
 from .._exceptions import APIError, ValidationError
+from .._validation import plain_decimal
 from ..bulk._inputs import InputFileError, file_digest, read_orders
-from ..bulk._job import BulkJob, BulkValidationError, derive_job_id
-from ..bulk._journal import Journal, JournalError, RowState
-from ..bulk._report import summary, write_report
+from ..bulk._job import BulkJob, Plan, check_run_label, plan_rows
+from ..bulk._journal import CONTENT_REFS, Journal, JournalError, JournalMismatchError, RowState
+from ..bulk._report import ReportError, summary, write_report
 from ..resources.orders import Orders
 from ..types.orders import Order
 
@@ -60,7 +61,7 @@ def run(coro: Coroutine[Any, Any, int]) -> None:
     """Run a command's coroutine and turn its result or error into the exit code."""
     try:
         code = asyncio.run(coro)
-    except (InputFileError, JournalError, ValidationError) as e:
+    except (InputFileError, JournalError, ValidationError, ReportError) as e:
         echo_err(f"error: {e}")
         code = EXIT_USAGE
     except APIError as e:
@@ -142,11 +143,30 @@ def cli(
     ctx.obj = Settings(platform_name, platform_key, base_url, sandbox, timeout, max_retries)
 
 
+class _DecimalType(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click
+    name = "decimal"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Decimal:
+        try:
+            number = Decimal(str(value))
+        except ArithmeticError:
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not number.is_finite():
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+_DECIMAL = _DecimalType()
+
+
 # --- bulk jobs ----------------------------------------------------------------------------
 
 
-def _default_journal(file: Path) -> Path:
-    return file.with_name(file.name + ".journal")
+def _default_journal(file: Path, run_label: str | None = None) -> Path:
+    name = f"{file.name}.{run_label}.journal" if run_label else f"{file.name}.journal"
+    return file.with_name(name)
 
 
 def _default_report(file: Path) -> Path:
@@ -157,21 +177,107 @@ def _resume_command(journal: Path) -> str:
     return f"tango-async resume {shlex.quote(str(journal))}"
 
 
+def _left_to_send(journal: Journal) -> int:
+    return len(journal.to_send())
+
+
+def _check_same_orders(opened: Journal, plan: Plan, file: Path, digest: str) -> None:
+    """Refuse (JournalMismatchError) a journal that holds other orders than ``plan``; the
+    message never advises anything that would pay a row twice."""
+    where = f"journal {opened.path}"
+    if opened.ref_scheme != CONTENT_REFS:  # written by 0.1: refs from the file's bytes
+        if digest == opened.input_digest:
+            return
+        ordered = sum(
+            1 for r in opened.rows() if r.state in (RowState.DONE, RowState.SENDING)
+        )
+        raise JournalMismatchError(
+            f"{where} was written by tango-async 0.1, whose externalRefIDs come from the "
+            f"input file's bytes, and {file} is not that file (or it changed). A new journal "
+            f"would give the {ordered} row(s) it already ordered (or sent) new externalRefIDs, "
+            f"and pay them again. Finish it with its original file "
+            f"({_resume_command(opened.path)}), or remove from the file the rows its report "
+            "shows as ordered before sending the rest with a new --journal."
+        )
+    if plan.identity == opened.identity:
+        return
+    new_refs = {ref for _, ref, _ in plan.rows}
+    old = {r.external_ref_id: r for r in opened.rows() if r.external_ref_id}
+    gone = [r for ref, r in old.items() if ref not in new_refs]
+    ordered_gone = [
+        r.row for r in gone if r.state in (RowState.DONE, RowState.SENDING, RowState.UNKNOWN)
+    ]
+    text = (
+        f"{where} holds other orders than {file}: {len(new_refs - old.keys())} row(s) of the "
+        f"file are new or changed, {len(gone)} row(s) of the journal are not in it as they were"
+    )
+    if opened.run_label != plan.run_label:
+        text += f" (the journal's run label is {opened.run_label or 'none'!s}, this one is "
+        text += f"{plan.run_label or 'none'!s})"
+    text += "."
+    if ordered_gone:
+        shown = ", ".join(map(str, ordered_gone[:10])) + (" ..." if len(ordered_gone) > 10 else "")
+        text += (
+            f" {len(ordered_gone)} of those were already ordered, or sent without an answer "
+            f"(journal rows {shown}): a corrected version of such a row is a NEW order, paid "
+            "in addition to the first."
+        )
+    text += (
+        f" To send {file} as it is now, give it a new journal (--journal PATH): rows that "
+        "were already ordered keep their externalRefIDs and come back as existing, not paid "
+        "again; only new or changed rows are ordered."
+    )
+    raise JournalMismatchError(text)
+
+
+def _nothing_to_send(opened: Journal, file: Path) -> str:
+    counts = opened.counts()
+    total = sum(counts.values())
+    label = f"run label {opened.run_label}" if opened.run_label else "no run label"
+    parts = ", ".join(
+        f"{n} {state.value.lower()}" for state, n in counts.items() if n
+    )
+    return (
+        f"nothing to send: every row of {file} was settled by the job started "
+        f"{opened.created_at:%Y-%m-%d %H:%M:%S %Z} (journal {opened.path}, job "
+        f"{opened.job_id}, {label}): {total} row(s), {parts}. Submitting the same orders "
+        "again never orders them twice. To send these rewards again as NEW orders: "
+        f"tango-async submit {shlex.quote(str(file))} --run-label LABEL"
+    )
+
+
 @cli.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--journal",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Job journal (SQLite). Default: FILE.journal next to the input.",
+    help="Job journal (SQLite). Default: FILE.journal (FILE.LABEL.journal with --run-label).",
 )
 @click.option(
+    "--run-label",
+    help="Send these rows again as NEW orders, under this label (letters, digits, . _ -). "
+    "The same label twice orders nothing twice.",
+)
+@click.option("--dry-run", is_flag=True, help="Check every row and show what would be sent.")
+@click.option(
     "--order-rate",
-    type=float,
+    type=click.FloatRange(min=0, min_open=True, max=1000),
     default=1.0,
     show_default=True,
     help="Orders per second (Tango allows 1).",
 )
-@click.option("--concurrency", type=click.IntRange(1, 64), default=2, show_default=True)
+@click.option(
+    "--max-amount",
+    type=_DECIMAL,
+    help="Refuse rows above this amount [default: 1000000].",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 64),
+    default=2,
+    show_default=True,
+    help="Requests in flight at once.",
+)
 @click.option("--skip-invalid", is_flag=True, help="Send the valid rows even if some are not.")
 @click.option(
     "--report",
@@ -193,7 +299,10 @@ def submit(
     settings: Settings,
     file: Path,
     journal: Path | None,
+    run_label: str | None,
+    dry_run: bool,
     order_rate: float,
+    max_amount: Decimal | None,
     concurrency: int,
     skip_invalid: bool,
     report: Path | None,
@@ -203,58 +312,94 @@ def submit(
     """Send every order in FILE (CSV or JSONL), journaled so it can resume after any crash.
 
     Every row is checked first; bad rows are listed and nothing is sent (unless
-    --skip-invalid). Running it again on the same FILE resumes the same job: rows never
-    get a second order.
+    --skip-invalid). Each row's externalRefID comes from its content: submitting the same
+    orders again (this file re-saved, or a copy) orders nothing twice, and a corrected
+    row is the only one ordered anew. Use --run-label to send the same rewards again.
     """
-    journal = journal or _default_journal(file)
-    report = report or _default_report(file)
     input_path = str(file.absolute())
 
     async def main() -> int:
+        label = check_run_label(run_label)
+        path = journal or _default_journal(file, label)
+        out = report or _default_report(file)
+        limit = {"max_amount": max_amount} if max_amount is not None else {}
+        rows = read_orders(file, format=input_format, **limit)  # type: ignore[arg-type]
+        plan = plan_rows(rows, run_label=label, **limit)
+        if plan.errors and not skip_invalid:
+            for error in plan.errors:
+                echo_err(str(error))
+            echo_err(
+                f"{len({x.row for x in plan.errors})} invalid row(s) in {file}; nothing "
+                "sent. Fix them, or pass --skip-invalid to send the others."
+            )
+            return EXIT_FAILED
         digest = file_digest(file)
-        if Journal.discard_unfinished(journal):
-            echo_err(f"{journal}: its creation never finished (nothing was sent): starting over")
-        if journal.exists():
-            opened = Journal.open(journal)
-            opened.check_input(input_path, digest)
-            echo_err(f"journal {journal} exists for this file: resuming the job")
-            async with connect(settings, order_rate=order_rate) as client:
+        if Journal.discard_unfinished(path):
+            echo_err(f"{path}: its creation never finished (nothing was sent): starting over")
+        opened = Journal.open(path) if path.exists() else None
+        if opened is not None:
+            try:
+                _check_same_orders(opened, plan, file, digest)
+            except BaseException:
+                opened.close()
+                raise
+        if dry_run:
+            return _dry_run(plan, file, opened)
+        if opened is not None:
+            if not _left_to_send(opened):
+                click.echo(_nothing_to_send(opened, file))
+                counts = opened.counts()
+                opened.close()
+                return EXIT_FAILED if counts[RowState.FAILED] + counts[RowState.INVALID] else 0
+            echo_err(f"journal {path} holds these orders: resuming its job")
+            async with connect(settings, order_rate=order_rate, **limit) as client:
                 job = BulkJob.resume(client, opened, concurrency=concurrency)
-                return await drive(job, journal, report, progress_interval)
-        rows = read_orders(file, format=input_format)  # type: ignore[arg-type]
+                return await drive(job, path, out, progress_interval)
         settings_saved = {
             "order_rate": order_rate,
             "concurrency": concurrency,
             "base_url": settings.base_url,
             "sandbox": settings.sandbox,
-            "report": str(report),
+            "report": str(out),
+            "max_amount": None if max_amount is None else str(max_amount),
         }
-        async with connect(settings, order_rate=order_rate) as client:
-            try:
-                job = BulkJob.prepare(
-                    client,
-                    rows,
-                    job_id=derive_job_id(digest),
-                    journal=journal,
-                    input_path=input_path,
-                    input_digest=digest,
-                    skip_invalid=skip_invalid,
-                    concurrency=concurrency,
-                    settings=settings_saved,
-                )
-            except BulkValidationError as e:
-                for error in e.errors:
-                    echo_err(str(error))
-                echo_err(
-                    f"{len({x.row for x in e.errors})} invalid row(s) in {file}; nothing "
-                    "sent. Fix them, or pass --skip-invalid to send the others."
-                )
-                return EXIT_FAILED
+        async with connect(settings, order_rate=order_rate, **limit) as client:
+            job = BulkJob.prepare(
+                client,
+                plan,
+                journal=path,
+                input_path=input_path,
+                input_digest=digest,
+                skip_invalid=skip_invalid,
+                concurrency=concurrency,
+                settings=settings_saved,
+            )
+            echo_err(f"journal: {path}")
             if skip_invalid and job.progress().failed:
                 echo_err(f"skipping {job.progress().failed} invalid row(s)")
-            return await drive(job, journal, report, progress_interval)
+            return await drive(job, path, out, progress_interval)
 
     run(main())
+
+
+def _dry_run(plan: Plan, file: Path, opened: Journal | None) -> int:
+    refs = [ref for _, ref, _ in plan.rows]
+    label = f"run label {plan.run_label}" if plan.run_label else "no run label"
+    click.echo(f"dry run: {len(refs)} order(s) from {file} ({label}); nothing sent")
+    if plan.errors:
+        click.echo(f"{len({e.row for e in plan.errors})} invalid row(s) would be skipped")
+    if opened is not None:
+        done = {r.external_ref_id for r in opened.rows() if r.state is RowState.DONE}
+        click.echo(
+            f"journal {opened.path}: {sum(1 for r in refs if r in done)} of them are already "
+            "ordered and would not be sent again"
+        )
+        opened.close()
+    for number, ref, _ in plan.rows[:10]:
+        click.echo(f"  row {number}: externalRefID {ref}")
+    if len(refs) > 10:
+        click.echo(f"  ... and {len(refs) - 10} more")
+    return EXIT_FAILED if plan.errors else EXIT_OK
 
 
 @cli.command()
@@ -265,14 +410,18 @@ def submit(
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="The job's input file, checked against the journal.",
 )
-@click.option("--order-rate", type=float, help="Default: the rate the job was started with.")
-@click.option("--concurrency", type=click.IntRange(1, 64))
+@click.option(
+    "--order-rate",
+    type=click.FloatRange(min=0, min_open=True, max=1000),
+    help="Default: the rate the job was started with.",
+)
+@click.option("--concurrency", type=click.IntRange(1, 64), help="Requests in flight at once.")
 @click.option(
     "--retry-failed",
     is_flag=True,
     help="Also re-send rows that failed for good (a 4xx), same externalRefID.",
 )
-@click.option("--report", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), help="Results file.")
 @click.option("--progress-interval", type=float, default=10.0, show_default=True)
 @click.pass_obj
 def resume(
@@ -285,21 +434,28 @@ def resume(
     report: Path | None,
     progress_interval: float,
 ) -> None:
-    """Finish the job of JOURNAL: rows in flight are re-sent with their externalRefID,
-    done rows are skipped."""
-
-    input_path = str(input_file.absolute()) if input_file is not None else None
+    """Finish the job of JOURNAL: rows whose outcome is unknown first (re-sent with their
+    externalRefID, which settles them), then the rest; done rows are skipped."""
 
     async def main() -> int:
         opened = Journal.open(journal)
-        if input_file is not None and input_path is not None:
-            opened.check_input(input_path, file_digest(input_file))
+        try:
+            if input_file is not None:
+                plan = plan_rows(
+                    read_orders(input_file),
+                    run_label=opened.run_label,
+                    **_saved_limit(opened.settings),
+                )
+                _check_same_orders(opened, plan, input_file, file_digest(input_file))
+        except BaseException:
+            opened.close()
+            raise
         saved = opened.settings
         if settings.sandbox is None and settings.base_url is None and saved.get("base_url"):
             settings.base_url = saved["base_url"]
         rate = order_rate or float(saved.get("order_rate") or 1.0)
         out = report or Path(saved.get("report") or journal.with_suffix(".results.csv"))
-        async with connect(settings, order_rate=rate) as client:
+        async with connect(settings, order_rate=rate, **_saved_limit(saved)) as client:
             job = BulkJob.resume(
                 client,
                 opened,
@@ -309,6 +465,11 @@ def resume(
             return await drive(job, journal, out, progress_interval)
 
     run(main())
+
+
+def _saved_limit(saved: dict[str, Any]) -> dict[str, Any]:
+    value = saved.get("max_amount")
+    return {"max_amount": Decimal(value)} if isinstance(value, str) else {}
 
 
 @cli.command()
@@ -321,12 +482,17 @@ def status(journal: Path) -> None:
             counts = opened.counts()
             total = sum(counts.values())
             click.echo(f"job {opened.job_id}  input {opened.input_path}")
+            if opened.run_label:
+                click.echo(f"run label {opened.run_label}")
             click.echo(f"started {opened.created_at:%Y-%m-%d %H:%M:%S %Z}, {total} row(s)")
             for state in RowState:
                 click.echo(f"  {state.value.lower():<8} {counts[state]}")
-            left = counts[RowState.PENDING] + counts[RowState.SENDING]
-            retriable = sum(1 for r in opened.to_send() if r.state is RowState.FAILED)
-            if left or retriable:
+            if counts[RowState.UNKNOWN]:
+                click.echo(
+                    f"{counts[RowState.UNKNOWN]} row(s) have an unknown outcome: resume "
+                    "settles them with their externalRefIDs"
+                )
+            if _left_to_send(opened):
                 click.echo(f"not finished: {_resume_command(journal)}")
             return EXIT_OK
 
@@ -353,25 +519,56 @@ async def drive(job: BulkJob, journal: Path, report: Path, interval: float) -> i
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, on_interrupt)
     aborted = False
+    fatal: TangoError | None = None
     try:
         await _with_progress(job, interval)
     except asyncio.CancelledError:
         aborted = True
+    except JournalError as e:  # the journal could not be written: the job stopped
+        fatal = e
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
     opened = job.journal
     assert opened is not None
-    write_report(opened, report)
-    counts = opened.counts()
-    unfinished = counts[RowState.PENDING] + counts[RowState.SENDING]
-    resume_cmd = _resume_command(journal) if unfinished or aborted else None
-    click.echo(summary(opened, job.progress(), report_path=report, resume_command=resume_cmd))
-    opened.close()
-    if aborted or job.stopped or unfinished:
+    try:
+        written: Path | None = write_report(opened, report)
+    except (ReportError, JournalError) as e:
+        written = None
+        echo_err(f"error: {e}; the journal {journal} keeps every row's state "
+                 f"(tango-async status {shlex.quote(str(journal))})")
+        fatal = fatal or e
+    try:
+        counts = opened.counts()
+        unfinished = counts[RowState.PENDING] + counts[RowState.SENDING] + counts[
+            RowState.UNKNOWN
+        ]
+        resume_cmd = _resume_command(journal) if unfinished or aborted else None
+        stopped = str(job.stopped_by) if job.stopped_by is not None else None
+        click.echo(
+            summary(
+                opened,
+                job.progress(),
+                report_path=written,
+                resume_command=resume_cmd,
+                stopped_by=stopped,
+            )
+        )
+    except JournalError as e:
+        fatal = fatal or e
+        counts, unfinished = {}, 1
+    finally:
+        opened.close()
+    if fatal is not None:
+        echo_err(f"error: {fatal}")
+        return EXIT_USAGE
+    if job.stopped_by is not None:
+        return EXIT_USAGE
+    if aborted or job.stopped or counts[RowState.PENDING] + counts[RowState.SENDING]:
         return EXIT_INTERRUPTED
-    return EXIT_FAILED if counts[RowState.FAILED] or counts[RowState.INVALID] else EXIT_OK
+    failed = counts[RowState.FAILED] + counts[RowState.INVALID] + counts[RowState.UNKNOWN]
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 async def _with_progress(job: BulkJob, interval: float) -> None:
@@ -433,22 +630,6 @@ def _duration(seconds: float) -> str:
 # --- orders and line items --------------------------------------------------------------------
 
 
-class _DecimalType(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click
-    name = "decimal"
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> Decimal:
-        try:
-            number = Decimal(str(value))
-        except ArithmeticError:
-            self.fail(f"{value!r} is not a number", param, ctx)
-        if not number.is_finite():
-            self.fail(f"{value!r} is not a finite number", param, ctx)
-        return number
-
-
-_DECIMAL = _DecimalType()
 
 
 # The filters of orders.list(), read off its signature so the CLI never lags behind it
@@ -459,6 +640,19 @@ LIST_FILTERS = tuple(
     if name not in ("self", "elements_per_block", "page")
 )
 _FILTER_TYPES: dict[str, Any] = {"send_email": bool, "min_amount": _DECIMAL, "max_amount": _DECIMAL}
+
+
+def _plain(d: Decimal | None) -> str | None:
+    return None if d is None else plain_decimal(d)
+
+
+def _plain_json_decimal(d: Decimal) -> Any:
+    """A Decimal as a plain JSON number (1000, never 1E+3); a non-finite one as a string."""
+    return msgspec.Raw(plain_decimal(d).encode()) if d.is_finite() else str(d)
+
+
+# orders list --format jsonl: Decimals decoded from JSON like 1E3 would print as 1E+3.
+_JSONL_ENCODER = msgspec.json.Encoder(decimal_format=_plain_json_decimal)
 CSV_COLUMNS: tuple[tuple[str, Callable[[Order], Any]], ...] = (
     ("referenceOrderID", lambda o: o.reference_order_id),
     ("externalRefID", lambda o: o.external_ref_id),
@@ -468,7 +662,7 @@ CSV_COLUMNS: tuple[tuple[str, Callable[[Order], Any]], ...] = (
     ("accountIdentifier", lambda o: o.account_identifier),
     ("utid", lambda o: o.utid),
     ("rewardName", lambda o: o.reward_name),
-    ("amount", lambda o: o.denomination.value if o.denomination else None),
+    ("amount", lambda o: _plain(o.denomination.value) if o.denomination else None),
     ("currencyCode", lambda o: o.denomination.currency_code if o.denomination else None),
     ("deliveryMethod", lambda o: o.delivery_method),
     ("recipientEmail", lambda o: o.recipient.email if o.recipient else None),
@@ -522,7 +716,7 @@ def list_orders(
                             ["" if (v := get(order)) is None else v for _, get in CSV_COLUMNS]
                         )
                     else:
-                        out.write(ENCODER.encode(order).decode() + "\n")
+                        out.write(_JSONL_ENCODER.encode(order).decode() + "\n")
                     count += 1
                     if limit is not None and count >= limit:
                         break

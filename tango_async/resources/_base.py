@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import re
+import time
 from collections.abc import Awaitable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeVar
 
 from .._codec import decode
 from .._exceptions import APIConnectionError, APIError, ResendCooldownError, TangoError
+from .._retry import parse_retry_after
 
 if TYPE_CHECKING:
     from .._client import TangoClient
+    from .._cooldown import CooldownStore
 
 T = TypeVar("T")
 
 log = logging.getLogger("tango_async")
 
 COOLDOWN_KEY = "403.005"
+_EPOCH = re.compile(r"[0-9]+(\.[0-9]+)?")
 
 
 class Resource:
@@ -29,42 +36,139 @@ class Resource:
     ) -> T:
         """Claim the cooldown, POST the resend, and settle the cooldown by the outcome.
 
-        The cooldown counts from the server's answer; where no answer came after the
-        request may have been sent, it counts from the send. A 403.005 from the server
-        refreshes it and raises ResendCooldownError (or waits, with ``wait``).
+        Tango keeps one cooldown for an order and its line item, so where the client knows
+        the pair (from orders it has seen) both keys are claimed and settled together. The
+        cooldown counts from the server's answer; where no answer came after the request
+        may have been sent, it counts from the send. A 403.005 from the server refreshes
+        it (for as long as the answer says is left, else the whole cooldown) and raises
+        ResendCooldownError (or waits, with ``wait``).
         """
         client = self._client
         store = client.cooldown_store
         cooldown = client.resend_cooldown
-        key = f"tango:{client.platform_name}:{kind}:{ref}"
         label = f"{kind} {ref}"
         server_refusals = 0
         while True:
-            left = await store.claim(key, cooldown)
+            keys = self._cooldown_keys(kind, ref)
+            left = await _claim_all(store, keys, cooldown)
             if left > 0:
                 if not wait:
                     raise ResendCooldownError(label, left)
-                await asyncio.sleep(left)
+                await client._transport.wait(asyncio.sleep(left))
                 continue
             try:
                 resp = await client._transport.request("POST", path, mode="resend", body=body)
             except APIConnectionError as e:
                 if not e.maybe_sent:
-                    await _settle(store.release(key))
+                    await _release_all(store, keys)
                 raise
             except APIError as e:
                 if e.status_code == 403 and e.i18n_key == COOLDOWN_KEY:
-                    await _settle(store.extend(key, cooldown))
+                    retry_after = server_cooldown_left(e, cooldown)
+                    await _extend_all(store, keys, retry_after)
                     server_refusals += 1
                     if wait and server_refusals <= client.retry.max_retries:
+                        await client._transport.wait(asyncio.sleep(retry_after))
                         continue
-                    raise ResendCooldownError(label, cooldown) from e
+                    raise ResendCooldownError(label, retry_after) from e
                 if e.status_code < 500:
-                    await _settle(store.release(key))
+                    await _release_all(store, keys)
                 raise
-            # A cancellation mid-request propagates with the claim standing: it may have been sent.
-            await _settle(store.extend(key, cooldown))
+            # A cancellation mid-request propagates with the claims standing: it may have
+            # been sent.
+            await _extend_all(store, keys, cooldown)
             return decode(resp, type_)
+
+    def _cooldown_keys(self, kind: str, ref: str) -> list[str]:
+        """The cooldown keys of a resend: its own, then its order's or line item's if known.
+
+        ``tango:{platform}:{kind}:{ref}``, the same in every process sharing a store.
+        """
+        client = self._client
+        keys = [cooldown_key(client.platform_name, kind, ref)]
+        links = client._resend_links
+        if kind == "order":
+            line_item = links.line_item_of(ref)
+            if line_item is not None:
+                keys.append(cooldown_key(client.platform_name, "line_item", line_item))
+        elif kind == "line_item":
+            order = links.order_of(ref)
+            if order is not None:
+                keys.append(cooldown_key(client.platform_name, "order", order))
+        return keys
+
+
+def cooldown_key(platform: str, kind: str, ref: str) -> str:
+    """The cooldown store's key of one order (``kind`` "order") or line item ("line_item")."""
+    return f"tango:{platform}:{kind}:{ref}"
+
+
+async def _claim_all(store: CooldownStore, keys: list[str], cooldown: float) -> float:
+    """Claim every key, or none: 0.0 when all are claimed; else the longest time left, with
+    the keys claimed here released again."""
+    claimed: list[str] = []
+    left = 0.0
+    try:
+        for key in keys:
+            waited = await store.claim(key, cooldown)
+            if waited > 0:
+                left = max(left, waited)
+            else:
+                claimed.append(key)
+    except BaseException:
+        await _release_all(store, claimed)
+        raise
+    if left > 0:
+        await _release_all(store, claimed)
+    return left
+
+
+def server_cooldown_left(error: APIError, cooldown: float) -> float:
+    """Seconds until a resend refused with 403.005 may be sent again, as the answer says.
+
+    A Retry-After header, else the error's ``timestamp`` read as the time of the last send
+    (``timestamp + cooldown - now``, within [0, cooldown]; a timestamp of the refusal
+    itself gives the whole cooldown), else the whole ``cooldown``.
+    """
+    header = next((v for k, v in error.headers.items() if k.lower() == "retry-after"), None)
+    hinted = parse_retry_after(header)
+    if hinted is not None:
+        return hinted
+    sent = _epoch_seconds(error.timestamp)
+    if sent is None:
+        return cooldown
+    return min(cooldown, max(0.0, sent + cooldown - time.time()))
+
+
+def _epoch_seconds(timestamp: object) -> float | None:
+    """An error body's timestamp (RFC 3339, or epoch seconds / milliseconds) as epoch
+    seconds; None when absent or unreadable."""
+    if not isinstance(timestamp, str) or not timestamp.strip():
+        return None
+    text = timestamp.strip()
+    try:
+        if _EPOCH.fullmatch(text):
+            seconds = float(text)
+            if seconds > 1e11:  # milliseconds
+                seconds /= 1000.0
+        else:
+            when = datetime.fromisoformat(text)
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=UTC)
+            seconds = when.timestamp()
+    except (ValueError, TypeError, OverflowError, OSError):
+        return None
+    return seconds if math.isfinite(seconds) else None
+
+
+async def _release_all(store: CooldownStore, keys: list[str]) -> None:
+    for key in keys:
+        await _settle(store.release(key))
+
+
+async def _extend_all(store: CooldownStore, keys: list[str], cooldown: float) -> None:
+    for key in keys:
+        await _settle(store.extend(key, cooldown))
 
 
 async def _settle(step: Awaitable[None]) -> None:

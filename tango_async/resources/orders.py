@@ -1,11 +1,12 @@
-"""``client.orders``: create, get, list and resend orders."""
+"""``client.orders``: create, get, list and resend orders, and settle unknown outcomes."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -14,8 +15,17 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from .._codec import ENCODER, decode
-from .._exceptions import TangoError, ValidationError
-from .._validation import check_path_id, order_resend_request, path_segment, prepare_order
+from .._constants import DEFAULT_MAX_AMOUNT
+from .._exceptions import APIResponseValidationError, SendSkipped, TangoError, ValidationError
+from .._transport import Exchange
+from .._unresolved import State, UnresolvedOrder, content_key, now_utc
+from .._validation import (
+    check_external_ref_id,
+    check_path_id,
+    order_resend_request,
+    path_segment,
+    prepare_order,
+)
 from ..pagination import OrderHistory, build_list_query
 from ..types.enums import DeliveryMethod, LineItemStatus, OrderStatus
 from ..types.orders import CreatedOrder, CreateOrderRequest, Order
@@ -23,6 +33,7 @@ from ..types.resends import Resend
 from ._base import Resource
 
 if TYPE_CHECKING:
+    from .._client import TangoClient
     from ..bulk._inputs import InputRow
     from ..bulk._job import BulkJob
 
@@ -38,83 +49,248 @@ def new_external_ref_id() -> str:
     return "ta" + uuid.uuid4().hex
 
 
+def _encode(wire: CreateOrderRequest) -> bytes:
+    try:
+        return ENCODER.encode(wire)
+    except (TypeError, ValueError, msgspec.EncodeError) as e:
+        raise ValidationError("custom_fields", f"must hold JSON values only ({e})") from None
+
+
 def encode_order(
-    request: CreateOrderRequest, external_ref_id: str | None = None
+    request: CreateOrderRequest,
+    external_ref_id: str | None = None,
+    *,
+    max_amount: Decimal | int = DEFAULT_MAX_AMOUNT,
 ) -> tuple[str, bytes]:
     """Check ``request`` (ValidationError) and encode it for the wire, with its
     externalRefID: the request's own, else ``external_ref_id``, else a fresh one."""
-    wire = prepare_order(request)
+    wire = prepare_order(request, max_amount=max_amount)
     ref = wire.external_ref_id or external_ref_id or new_external_ref_id()
-    wire = msgspec.structs.replace(wire, external_ref_id=ref)
-    try:
-        return ref, ENCODER.encode(wire)
-    except (TypeError, ValueError, msgspec.EncodeError) as e:
-        raise ValidationError("custom_fields", f"must hold JSON values only ({e})") from None
+    return ref, _encode(msgspec.structs.replace(wire, external_ref_id=ref))
 
 
 class Orders(Resource):
     """Order calls of the API."""
 
+    def __init__(self, client: TangoClient) -> None:
+        super().__init__(client)
+        self._in_flight: set[str] = set()  # externalRefIDs of this client's creates in flight
+
     async def create(self, request: CreateOrderRequest) -> CreatedOrder:
         """Place an order: ``POST /orders``.
 
         Every documented rule is checked first (ValidationError, nothing sent, no rate slot
-        spent). The request always carries an externalRefID: ``request.external_ref_id``,
-        or one generated for this call and reused on every retry, so a reply lost after
-        the server committed never makes a second order. ``created`` on the result is True
-        for a new order (201) and False when the order already existed for that
-        externalRefID (200).
+        spent). ``created`` on the result is True for a new order (201) and False when the
+        order already existed for its externalRefID (200).
+
+        **Never paid twice.** The request always carries an externalRefID, reused on every
+        retry of the call, so a reply lost after the server committed never makes a second
+        order. When the call ends without a definite answer (cancelled or timed out from
+        outside after a request went out, the connection lost after sending, retries
+        exhausted after a 5xx, an answer that cannot be read), the client remembers the
+        externalRefID (``unresolved()``): creating equal content again with this client
+        (the same request object or an equal one) reuses it and gets the existing order
+        (``created=False``) if the first attempt went through. A definite answer ends
+        that; an identical order created after a known success is a new order.
+        A request that names its own ``external_ref_id`` is sent with it as given (the
+        API is idempotent on it); it is listed by ``unresolved()`` while unknown, too.
 
         Each attempt waits for a slot of the client's rate limiter (1 TPS by default).
         Retried with the same externalRefID after 5xx, timeouts, connection errors, 429
-        (>= 1 s, or Retry-After) and 409 (>= 2 s), up to ``max_retries``; other 4xx are not
-        retried. Every error raised carries ``external_ref_id``, so the caller can retry
-        the same order later without risk of paying twice.
+        (>= 1 s, or Retry-After), 409 (>= 2 s) and unreadable 2xx answers, up to
+        ``max_retries``; other 4xx are not retried. Errors from the API or the network
+        carry ``external_ref_id`` and ``outcome_unknown``; closing the client while the
+        call waits raises ClientClosedError; UnresolvedStoreError if the store cannot
+        record the order before it is sent (nothing sent).
         """
-        ref, body = encode_order(request)
-        return await self._send_encoded(ref, body)
-
-    async def _send_encoded(self, ref: str, body: bytes) -> CreatedOrder:
-        """POST an order already checked and encoded (with externalRefID ``ref``): the part
-        of create() that bulk jobs call with the exact bytes they journaled."""
         client = self._client
-        limiter = client.rate_limiter
-        slots = 0
+        store = client.unresolved_store
+        wire = prepare_order(request, max_amount=client.max_amount)
+        ref = wire.external_ref_id
+        key: str | None = None
+        if ref is None:
+            key = content_key(_encode(wire))
+            earlier = await store.find(key, exclude=self._in_flight)
+            if earlier is not None:
+                ref = earlier.external_ref_id
+                log.info(
+                    "orders.create: equal content was created before with an unknown outcome; "
+                    "sending it again with its externalRefID %s",
+                    ref,
+                )
+        else:
+            earlier = await store.get(ref)
+        ref = ref or new_external_ref_id()
+        body = _encode(msgspec.structs.replace(wire, external_ref_id=ref))
+        return await self._send_encoded(
+            ref, body, content_key=key, remember=True, reused=earlier is not None
+        )
+
+    async def _send_encoded(
+        self,
+        ref: str,
+        body: bytes,
+        *,
+        content_key: str | None = None,
+        remember: bool = False,
+        reused: bool = False,
+        gate: Callable[[], bool] | None = None,
+    ) -> CreatedOrder:
+        """POST an order already checked and encoded (with externalRefID ``ref``): the part
+        of create() that bulk jobs call with the exact bytes they journaled.
+
+        ``remember``: keep the attempt in the client's unresolved store while its outcome is
+        unknown (bulk jobs keep their own journal instead). ``reused``: ``ref`` was sent
+        before with an unknown outcome, so only a 2xx is a definite answer. ``gate``: asked
+        once the first rate slot is taken; False sends nothing (SendSkipped).
+        """
+        client = self._client
+        store = client.unresolved_store if remember else None
+        exchange = Exchange()
+        entry: UnresolvedOrder | None = None
+        if store is not None:
+            now = now_utc()
+            entry = UnresolvedOrder(ref, content_key, body, "sending", now, now, "in flight")
+            try:
+                await store.put(entry)  # before anything is sent: it survives a crash
+            except TangoError as e:
+                e.external_ref_id = ref
+                raise
+        self._in_flight.add(ref)
+        try:
+            order = await self._post(ref, body, exchange, gate)
+        except BaseException as e:
+            unknown = exchange.outcome_unknown or (reused and not isinstance(e, SendSkipped))
+            if isinstance(e, TangoError):
+                e.external_ref_id = ref
+                e.outcome_unknown = unknown
+            if unknown and not isinstance(e, TangoError):  # cancelled from outside
+                log.warning(
+                    "orders.create %s after sending; the order may exist. It is remembered "
+                    "(orders.unresolved()): creating it again reuses external_ref_id=%s, "
+                    "orders.resolve() looks it up",
+                    "cancelled" if isinstance(e, asyncio.CancelledError) else "interrupted",
+                    ref,
+                )
+            if store is not None and entry is not None:
+                if unknown:
+                    await _quietly(store.put(_with_state(entry, "unknown", _reason(e))))
+                else:
+                    await _quietly(store.remove(ref))
+            raise
+        finally:
+            self._in_flight.discard(ref)
+        if store is not None:
+            await _quietly(store.remove(ref))  # a definite answer
+        return order
+
+    async def _post(
+        self, ref: str, body: bytes, exchange: Exchange, gate: Callable[[], bool] | None
+    ) -> CreatedOrder:
+        """The POST with its retries, until an answer that decodes into this order."""
+        transport = self._client._transport
+        limiter = self._client.rate_limiter
+        policy = transport.retry
 
         async def take_slot() -> None:
-            nonlocal slots
             await limiter.acquire()
-            slots += 1
+            if gate is not None and exchange.attempts == 0 and not gate():
+                raise SendSkipped(f"order {ref} not sent: the job stopped")
 
-        try:
-            resp = await client._transport.request(
+        made = False  # a 201 was seen: the order was made by this call
+        unreadable = 0
+        while True:
+            resp = await transport.request(
                 "POST",
                 "/orders",
                 mode="create",
                 body=body,
                 before_send=take_slot,
                 on_rate_limited=limiter.penalize,
+                exchange=exchange,
             )
-            order = decode(resp, CreatedOrder)
-        except TangoError as e:
-            e.external_ref_id = ref
-            raise
-        except asyncio.CancelledError:
-            if slots:  # a request went out: the order may exist; say how to find it
+            made |= resp.status == 201
+            try:
+                order = decode(resp, CreatedOrder)
+                if not order.reference_order_id or order.external_ref_id not in (None, ref):
+                    raise APIResponseValidationError(
+                        f"POST /orders: HTTP {resp.status} answer is not this order "
+                        f"(referenceOrderID {order.reference_order_id!r}, externalRefID "
+                        f"{order.external_ref_id!r}, expected {ref!r})",
+                        status_code=resp.status,
+                        path=resp.path,
+                        body=resp.body,
+                        headers=dict(resp.headers),
+                    )
+            except APIResponseValidationError:
+                # The server answered 2xx: the order most likely exists. Ask again with the
+                # same externalRefID; the API answers with the existing order.
+                exchange.maybe_delivered = True
+                if unreadable >= policy.max_retries:
+                    raise
+                delay = policy.backoff(unreadable)
+                unreadable += 1
                 log.warning(
-                    "orders.create cancelled after sending; the order may exist: "
-                    "retry with external_ref_id=%s to get it without paying twice",
+                    "POST /orders: HTTP %d answer cannot be read; asking again with "
+                    "externalRefID %s in %.2f s",
+                    resp.status,
                     ref,
+                    delay,
                 )
-            raise
-        order.created = resp.status != 200
-        return order
+                await transport.wait(asyncio.sleep(delay))
+                continue
+            order.created = made or resp.status != 200
+            self._client._resend_links.learn(order)
+            return order
+
+    async def unresolved(self) -> list[UnresolvedOrder]:
+        """The order creations of this client's store whose outcome is unknown, oldest
+        first: calls that ended without a definite answer, and (in a durable store) calls
+        whose process died while sending. Calls in flight in this client are left out.
+
+        Settle each with :meth:`resolve`, or create the same order again (it reuses the
+        externalRefID). UnresolvedStoreError if the store cannot be read.
+        """
+        entries = await self._client.unresolved_store.list()
+        busy = self._in_flight
+        return [e for e in entries if e.state != "not_found" and e.external_ref_id not in busy]
+
+    async def resolve(self, external_ref_id: str, /) -> CreatedOrder | None:
+        """Ask the server whether the order with ``external_ref_id`` exists.
+
+        Returns the order (``created=False``, with its reward) and forgets the entry; or
+        None: no such order (yet). The entry is then hidden from :meth:`unresolved` but
+        kept, so that creating the same content again still reuses the externalRefID: an
+        attempt that was still in process somewhere can never become a second order.
+        Lookups are ``GET /orders?externalRefID=`` then ``GET /orders/{id}``, retried like
+        every read. ValidationError for a malformed ID; APIError / APIConnectionError.
+        """
+        ref = check_external_ref_id(external_ref_id)
+        if ref is None:
+            raise ValidationError("external_ref_id", "is required")
+        store = self._client.unresolved_store
+        found: Order | None = None
+        async for order in self.list(external_ref_id=ref):
+            if order.external_ref_id == ref:
+                found = await self.get(order.reference_order_id)
+                break
+        if ref in self._in_flight:  # the call in flight settles it
+            return None if found is None else _as_created(found)
+        if found is not None:
+            await store.remove(ref)
+            return _as_created(found)
+        entry = await store.get(ref)
+        if entry is not None:
+            await store.put(_with_state(entry, "not_found", "resolve(): no order found"))
+        return None
 
     def submit_many(
         self,
         requests: Iterable[CreateOrderRequest | InputRow],
         *,
         journal: str | Path | None = None,
+        run_label: str | None = None,
+        dry_run: bool = False,
         job_id: str | None = None,
         concurrency: int = 2,
         skip_invalid: bool = False,
@@ -123,22 +299,29 @@ class Orders(Resource):
 
         Every row is checked before anything is sent: invalid rows raise
         BulkValidationError listing them all (nothing sent), or with ``skip_invalid`` come
-        back as ``invalid`` results. Rows without an externalRefID get ``{job_id}r{row}``;
-        ``job_id`` defaults to a digest of the requests, so running the same input again
-        never makes a second order. Orders go out through this client's rate limiter,
-        ``concurrency`` at a time. With ``journal`` (a new SQLite file) every row's state
-        is on disk before its request goes out: ``BulkJob.resume(client, Journal.open(path))``
-        finishes an interrupted job with exactly one order per row.
+        back as ``invalid`` results. A row without an externalRefID gets one derived from
+        its content (and its ordinal among identical rows): submitting the same orders
+        again, from any file or journal, gets the existing orders back and pays nothing.
+        To send the same rewards again on purpose, give a new ``run_label`` (the same label
+        twice is idempotent again); ``job_id`` is its older name. ``dry_run`` sends nothing
+        and yields a ``planned`` result per row. Orders go out through this client's rate
+        limiter, ``concurrency`` at a time. With ``journal`` (a new SQLite file) every
+        row's state is on disk before its request goes out:
+        ``BulkJob.resume(client, Journal.open(path))`` finishes an interrupted job with
+        exactly one order per row. A 401, 403, 402 or frozen-account answer stops the job
+        (``job.stopped_by``); a journal write that fails stops it with JournalError.
         """
         from ..bulk._job import BulkJob
 
         return BulkJob.prepare(
             self._client,
             requests,
+            run_label=run_label,
             job_id=job_id,
             journal=journal,
             concurrency=concurrency,
             skip_invalid=skip_invalid,
+            dry_run=dry_run,
         )
 
     async def get(self, reference_order_id: str, /) -> Order:
@@ -151,7 +334,9 @@ class Orders(Resource):
         resp = await self._client._transport.request(
             "GET", f"/orders/{path_segment(ref)}", mode="read"
         )
-        return decode(resp, Order)
+        order = decode(resp, Order)
+        self._client._resend_links.learn(order)
+        return order
 
     def list(
         self,
@@ -237,6 +422,7 @@ class Orders(Resource):
             elements_per_block=elements_per_block,
             page=page,
             result_window=self._client.result_window,
+            on_order=self._client._resend_links.learn,
         )
 
     async def resend(
@@ -271,3 +457,28 @@ class Orders(Resource):
         )
         path = f"/orders/{path_segment(ref)}/resends"
         return await self._resend("order", ref, path, body, Resend, wait)
+
+
+def _with_state(entry: UnresolvedOrder, state: State, reason: str) -> UnresolvedOrder:
+    return dataclasses.replace(entry, state=state, updated_at=now_utc(), reason=reason)
+
+
+def _reason(e: BaseException) -> str:
+    if isinstance(e, asyncio.CancelledError):
+        return "cancelled after sending"
+    text = str(e).splitlines()[0] if str(e) else ""
+    return f"{type(e).__name__}: {text}"[:300]
+
+
+def _as_created(order: Order) -> CreatedOrder:
+    fields = {name: getattr(order, name) for name in Order.__struct_fields__}
+    return CreatedOrder(**fields, created=False)
+
+
+async def _quietly(step: Awaitable[None]) -> None:
+    """Update the unresolved store after the answer; a store failing now must not turn an
+    answer into an error (a stale entry only makes a later equal create reuse its ref)."""
+    try:
+        await step
+    except TangoError as e:
+        log.warning("could not update the unresolved-order store: %s", e)

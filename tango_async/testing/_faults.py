@@ -47,13 +47,28 @@ class Fault:
     remaining: int
     opts: dict[str, Any] = field(default_factory=dict)
 
-    def matches(self, method: str, rel: str) -> bool:
+    def matches(self, method: str, rel: str, body: Any = None) -> bool:
         segs = rel.strip("/").split("/")
         return (
             method == self.method
             and len(segs) == len(self.segments)
             and all(p in ("*", s) for p, s in zip(self.segments, segs, strict=True))
+            and _body_matches(self.opts.get("when"), body)
         )
+
+
+def _body_matches(when: Any, body: Any) -> bool:
+    """Option ``when={"recipient.email": "x@example.com"}``: only requests whose JSON body
+    has those values (dotted wire paths) draw the fault."""
+    if not when:
+        return True
+    for path, expected in when.items():
+        node = body
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node != expected:
+            return False
+    return True
 
 
 def parse_route(route: str) -> tuple[str, list[str]]:
@@ -111,10 +126,10 @@ class FaultPlan:
         self.scripted.clear()
         self._rng = None
 
-    def next(self, method: str, rel: str) -> tuple[str, dict[str, Any]] | None:
+    def next(self, method: str, rel: str, body: Any = None) -> tuple[str, dict[str, Any]] | None:
         """The fault for this request, if any, consuming one use of it."""
         for fault in self.scripted:
-            if fault.matches(method, rel):
+            if fault.matches(method, rel, body):
                 fault.remaining -= 1
                 if fault.remaining <= 0:
                     self.scripted.remove(fault)

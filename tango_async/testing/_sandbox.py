@@ -329,6 +329,8 @@ class Sandbox:
         ``route`` is a method and a path under /raas/v2, ``*`` standing for one segment:
         ``"POST /orders"``, ``"GET /orders/*"``, ``"POST /lineItems/*/resends"``. Faults are
         listed in ``tango_async.testing.FAULTS``; they queue up and are used in order.
+        ``when={"recipient.email": "x@example.com"}`` limits the fault to requests whose
+        JSON body holds those values (dotted wire names): a per-row refusal, for example.
         """
         self._faults.add(route, fault, times, opts)
 
@@ -469,7 +471,7 @@ class Sandbox:
             if last is not None and rec.arrived - last < 1 / self.order_rate:
                 return self.error(request, "429.001", self.order_rate, headers={"Retry-After": "1"})
             self._last_order_arrival = rec.arrived
-        chosen = self._faults.next(request.method, rel)
+        chosen = self._faults.next(request.method, rel, rec.json)
         if chosen is None:
             return await handler(request)
         rec.fault = chosen[0]

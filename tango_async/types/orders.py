@@ -84,16 +84,26 @@ class _CreateOrderRequired(_Wire):
 
     def __post_init__(self) -> None:
         # Keep amounts exact: a float becomes the Decimal of its shortest repr, so 10.1
-        # goes on the wire as 10.1, never as 10.0999999999999996447.
+        # goes on the wire as 10.1, never as 10.0999999999999996447. A float whose repr has
+        # more than 2 decimal places (0.1 + 0.2 -> 0.30000000000000004) is no currency's
+        # amount: it stays a float, so validation refuses it as an inexact float.
         a: object = self.amount
-        if isinstance(a, float) or (isinstance(a, int) and not isinstance(a, bool)):
-            self.amount = Decimal(repr(a)) if isinstance(a, float) else Decimal(a)
+        if isinstance(a, float):
+            d = Decimal(repr(a))
+            exp = d.as_tuple().exponent
+            if not isinstance(exp, int) or exp >= -2:  # shortest reprs have no trailing 0s
+                self.amount = d
+        elif isinstance(a, int) and not isinstance(a, bool):
+            self.amount = Decimal(a)
 
 
 class CreateOrderRequest(_CreateOrderRequired, kw_only=True):
     """The body of ``POST /orders``.
 
-    ``amount`` takes Decimal, int or float and goes on the wire as a JSON number.
+    ``amount`` takes Decimal, int or float and goes on the wire as a plain JSON number
+    (``1000``, ``10.5``): greater than 0, at most 2 decimal places (judged on the value:
+    ``10.500`` is fine), at most the client's ``max_amount``; a float only when its shortest
+    repr is such an amount (``10.5``, not ``0.1 + 0.2``).
     ``delivery_method`` may be left out: it is inferred (ADDRESS when the recipient has an
     address, else from the legacy ``send_email``: EMAIL / NONE, else EMAIL).
     """
