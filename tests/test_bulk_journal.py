@@ -759,3 +759,63 @@ def test_discard_unfinished_and_the_job_lock(tmp_path: Path) -> None:
     first.close()
     second.lock()  # released with the first journal
     second.close()
+
+
+# --- schema 2: UNKNOWN, back to PENDING, the identity, the upgrade of schema-1 journals -------
+
+
+def test_unknown_rows_are_resent_first_and_keep_their_answer(journal: Journal) -> None:
+    journal.mark_sending(4)
+    journal.mark_unknown(4, http_status=201, i18n_key=None, message="answer cut")
+    row = journal.get(4)
+    assert row.state is RowState.UNKNOWN and row.http_status == 201 and row.retriable
+    assert [r.row for r in journal.to_send()] == [4, 1, 2, 3, 5]
+    with pytest.raises(JournalError, match="mark_done"):
+        journal.mark_done(4, reference_order_id="RA4", created=True, order_status=None)
+    assert journal.mark_sending(4).attempt == 2
+    journal.mark_done(4, reference_order_id="RA4", created=False, order_status="COMPLETE")
+    assert journal.get(4).state is RowState.DONE
+
+
+def test_mark_pending_puts_a_refused_row_back(journal: Journal) -> None:
+    journal.mark_sending(2)
+    journal.mark_pending(2, http_status=401, i18n_key="401.001", message="wrong key")
+    row = journal.get(2)
+    assert row.state is RowState.PENDING and row.http_status == 401 and row.attempt == 1
+    with pytest.raises(JournalError):
+        journal.mark_pending(2, http_status=None, i18n_key=None, message="again")
+    with pytest.raises(JournalError, match="http_status"):
+        journal.mark_sending(3)
+        journal.mark_unknown(3, http_status=True, i18n_key=None, message="x")  # type: ignore[arg-type]
+
+
+def test_identity_and_run_label_are_kept(jpath: Path) -> None:
+    make(jpath, 2, identity="abc123", run_label="december").close()
+    with Journal.open(jpath) as j:
+        assert (j.identity, j.run_label, j.ref_scheme) == ("abc123", "december", "content-v1")
+
+
+def test_a_schema_1_journal_is_upgraded_when_a_job_takes_it(jpath: Path) -> None:
+    from tango_async.bulk._journal import _ROWS_TABLE
+
+    make(jpath, 3).close()
+    db = sqlite3.connect(jpath, isolation_level=None)
+    db.execute("BEGIN")
+    db.execute(_ROWS_TABLE.replace(", 'UNKNOWN'", "").replace("TABLE rows", "TABLE old"))
+    db.execute("INSERT INTO old SELECT * FROM rows")
+    db.execute("DROP TABLE rows")
+    db.execute("ALTER TABLE old RENAME TO rows")
+    db.execute("DELETE FROM meta WHERE key IN ('ref_scheme', 'identity', 'run_label')")
+    db.execute("PRAGMA user_version=1")
+    db.execute("COMMIT")
+    db.close()
+    with Journal.open(jpath) as j:
+        assert j.ref_scheme is None and j.identity is None  # 0.1's refs: from the file
+        j.mark_sending(1)
+        j.lock()
+        j.mark_sending(2)
+        j.mark_unknown(2, http_status=None, i18n_key=None, message="cut")  # schema 2 now
+        assert j.get(1).state is RowState.SENDING and j.get(1).external_ref_id == ref(1)
+    db = sqlite3.connect(jpath)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+    db.close()

@@ -399,14 +399,24 @@ def test_unresolved_store_is_checked() -> None:
 CANCEL_ORDERS = int(os.environ.get("TANGO_CANCEL_ORDERS", "150"))
 
 
-async def test_random_outer_cancellations_and_retries_pay_each_order_once() -> None:
+class _Forgetful(ta.LocalUnresolvedStore):
+    """The control: a client that forgets unknown outcomes (as 0.1 did)."""
+
+    async def find(self, content_key: str, *, exclude: Any = ()) -> ta.UnresolvedOrder | None:
+        return None
+
+
+@pytest.mark.parametrize("memory", ["remembered", "forgotten"])
+async def test_random_outer_cancellations_and_retries_pay_each_order_once(memory: str) -> None:
     """Logical orders created under random outer timeouts, each retried with the same
-    request until it succeeds: every one exists exactly once."""
+    request until it succeeds: every one exists exactly once. The control run, with a
+    client that forgets, shows the test would see the duplicates."""
     rng = random.Random(10)
+    store = ta.LocalUnresolvedStore() if memory == "remembered" else _Forgetful()
     async with Sandbox(order_rate=None) as sb:
         sb.chaos(0.3, seed=10, faults=("slow",), delay=0.06)
         patient = FAST_RETRY.with_options(max_retries=10)
-        async with sb.client(order_rate=1000.0, retry=patient) as tango:
+        async with sb.client(order_rate=1000.0, retry=patient, unresolved_store=store) as tango:
             tries = Counter[int]()
 
             async def one(i: int) -> None:
@@ -431,7 +441,13 @@ async def test_random_outer_cancellations_and_retries_pay_each_order_once() -> N
         duplicates = sum(n - 1 for n in per_email.values() if n > 1)
         lost = sum(1 for i in range(CANCEL_ORDERS) if per_email[f"c{i}@example.com"] == 0)
         cancelled = sum(n - 1 for n in tries.values())
-        print(f"\n{CANCEL_ORDERS} orders, {cancelled} outer cancellations: "
-              f"{duplicates} duplicates, {lost} lost")
-        assert duplicates == 0 and lost == 0
+        refs = Counter(r.json["externalRefID"] for r in sb.requests if r.method == "POST")
+        reused = sum(n - 1 for n in refs.values() if n > 1)
+        print(f"\n{memory}: {CANCEL_ORDERS} orders, {cancelled} outer cancellations, "
+              f"{reused} re-sends of a remembered ref: {duplicates} duplicates, {lost} lost")
+        assert lost == 0
         assert cancelled > CANCEL_ORDERS // 4  # the cancellations really happened
+        if memory == "remembered":
+            assert duplicates == 0
+        else:
+            assert duplicates > 0  # what the memory prevents

@@ -156,6 +156,9 @@ class Orders(Resource):
             except TangoError as e:
                 e.external_ref_id = ref
                 raise
+            except asyncio.CancelledError:  # nothing was sent: leave no entry behind
+                await _quietly(store.remove(ref))
+                raise
         self._in_flight.add(ref)
         try:
             order = await self._post(ref, body, exchange, gate)
