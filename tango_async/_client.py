@@ -140,11 +140,17 @@ class TangoClient:
         self.resend_cooldown = float(resend_cooldown)
         self.result_window = result_window
         self.max_amount: Decimal = checked_max_amount
-        self.rate_limiter: RateLimiter = rate_limiter or LocalRateLimiter(
-            order_rate, margin=rate_margin
+        self.rate_limiter: RateLimiter = (
+            rate_limiter
+            if rate_limiter is not None
+            else LocalRateLimiter(order_rate, margin=rate_margin)
         )
-        self.cooldown_store: CooldownStore = cooldown_store or LocalCooldownStore()
-        self.unresolved_store: UnresolvedStore = unresolved_store or LocalUnresolvedStore()
+        self.cooldown_store: CooldownStore = (
+            cooldown_store if cooldown_store is not None else LocalCooldownStore()
+        )
+        self.unresolved_store: UnresolvedStore = (
+            unresolved_store if unresolved_store is not None else LocalUnresolvedStore()
+        )
         for shared in (self.rate_limiter, self.cooldown_store, self.unresolved_store):
             bind = getattr(shared, "bind", None)  # shared stores key by platform
             if callable(bind):

@@ -14,6 +14,8 @@ from .types.resends import LineItemResend, Resend
 T = TypeVar("T")
 
 ENCODER = msgspec.json.Encoder(decimal_format="number")
+# Fields and dict keys sorted: equal content always gives the same bytes (identities).
+CANONICAL_ENCODER = msgspec.json.Encoder(decimal_format="number", order="sorted")
 # One immutable decoder per response type, built at import (decoders are stateless).
 _DECODERS: dict[Any, msgspec.json.Decoder[Any]] = {
     t: msgspec.json.Decoder(t) for t in (CreatedOrder, Order, OrderListWire, Resend, LineItemResend)

@@ -347,7 +347,8 @@ class Transport:
         ``exchange``, if given, records what may have reached the server (see Exchange).
         """
         policy = self.retry
-        attempt = 0
+        # A call that asks again (create after an unreadable 2xx) shares one retry budget.
+        attempt = exchange.attempts if exchange is not None else 0
         while True:
             try:
                 resp = await self.send(

@@ -14,6 +14,14 @@ mid-request leaves its entries behind in a durable store: list them with
 ``tango.orders.unresolved()`` after a restart and settle each with
 ``tango.orders.resolve(external_ref_id)``.
 
+Reuse is per content: the oldest remembered attempt that no call of this client is
+sending. Entries of a shared durable store are reused by every client that shares it,
+in-flight ones of *another* process included: two processes that create equal content
+at the same moment make one order (the second call gets ``created=False``). That is
+what makes a restart safe (the restarted process reuses its dead predecessor's
+attempt); give each order its own ``external_ref_id`` where identical content sent at
+once from several processes is meant to be several orders.
+
 Three implementations of :class:`UnresolvedStore`: :class:`LocalUnresolvedStore` (the
 default; in memory, per client), :class:`SqliteUnresolvedStore` (a file, shared by the
 processes of one host) and ``tango_async.redis.RedisUnresolvedStore``.
@@ -28,7 +36,7 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -101,17 +109,15 @@ def now_utc() -> datetime:
 class UnresolvedStore(Protocol):
     """What ``TangoClient(unresolved_store=...)`` takes. Every method is atomic.
 
-    ``put`` inserts or replaces the entry of ``entry.external_ref_id``; ``find`` returns
-    the oldest entry for ``content_key`` whose externalRefID is not in ``exclude`` (the
-    calls in flight), or None; ``get`` and ``remove`` work by externalRefID; ``list``
-    returns every entry, oldest first. Errors are UnresolvedStoreError.
+    ``put`` inserts or replaces the entry of ``entry.external_ref_id`` (keeping the first
+    ``first_sent_at``); ``find`` returns the entries for ``content_key``, oldest first;
+    ``get`` and ``remove`` work by externalRefID; ``list`` returns every entry, oldest
+    first. Errors are UnresolvedStoreError.
     """
 
     async def put(self, entry: UnresolvedOrder) -> None: ...
 
-    async def find(
-        self, content_key: str, *, exclude: Collection[str] = ()
-    ) -> UnresolvedOrder | None: ...
+    async def find(self, content_key: str) -> list[UnresolvedOrder]: ...
 
     async def get(self, external_ref_id: str) -> UnresolvedOrder | None: ...
 
@@ -164,13 +170,8 @@ class LocalUnresolvedStore:
             if not refs:
                 del self._by_content[entry.content_key]
 
-    async def find(
-        self, content_key: str, *, exclude: Collection[str] = ()
-    ) -> UnresolvedOrder | None:
-        for ref in self._by_content.get(content_key, ()):
-            if ref not in exclude:
-                return self._entries[ref]
-        return None
+    async def find(self, content_key: str) -> list[UnresolvedOrder]:
+        return [self._entries[ref] for ref in self._by_content.get(content_key, ())]
 
     async def get(self, external_ref_id: str) -> UnresolvedOrder | None:
         return self._entries.get(external_ref_id)
@@ -267,21 +268,14 @@ class SqliteUnresolvedStore:
 
         await self._run("record an order", write)
 
-    async def find(
-        self, content_key: str, *, exclude: Collection[str] = ()
-    ) -> UnresolvedOrder | None:
-        skip = set(exclude)
-
-        def read(db: sqlite3.Connection) -> UnresolvedOrder | None:
+    async def find(self, content_key: str) -> list[UnresolvedOrder]:
+        def read(db: sqlite3.Connection) -> list[UnresolvedOrder]:
             cur = db.execute(
                 f"SELECT {_COLUMNS} FROM unresolved WHERE content_key = ? "
                 "ORDER BY first_sent_at, external_ref_id",
                 (content_key,),
             )
-            for row in cur:
-                if row[0] not in skip:
-                    return _entry(row)
-            return None
+            return [_entry(row) for row in cur]
 
         return await self._run("look up an order", read)
 

@@ -230,7 +230,7 @@ def _to_decimal(value: object, field: str) -> Decimal:
     if isinstance(value, float):
         if not math.isfinite(value):
             raise _fail(field, "must be a finite number")
-        return Decimal(repr(value))
+        return Decimal(float.__repr__(value))  # (numpy's float64 repr is "np.float64(...)")
     d = Decimal(value)  # exact for an int, whatever its size
     if not d.is_finite():
         raise _fail(field, "must be a finite number")
@@ -275,7 +275,8 @@ def check_amount(
             hint = _rounded_hint(d, places)
             raise _fail(
                 field,
-                f"a float must be exact: {value!r} has more than {MAX_AMOUNT_PLACES} decimal "
+                f"a float must be exact: {float.__repr__(value)} has more than "
+                f"{MAX_AMOUNT_PLACES} decimal "
                 f"places; pass {f'Decimal({hint!r})' if hint else 'a Decimal'}",
             )
         if places == 0:
@@ -296,9 +297,11 @@ def check_max_amount(value: object, field: str = "max_amount") -> Decimal:
         raise _fail(field, f"must be a number (Decimal or int), not {type(value).__name__}")
     if isinstance(value, float) and not math.isfinite(value):
         raise _fail(field, "must be a finite number greater than 0")
-    d = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    d = Decimal(float.__repr__(value)) if isinstance(value, float) else Decimal(value)
     if not d.is_finite() or not d > 0:
         raise _fail(field, "must be a finite number greater than 0")
+    if d > MAX_FILTER_AMOUNT:  # a bound, not a way around one: no amount is that large
+        raise _fail(field, f"must be at most {plain_decimal(MAX_FILTER_AMOUNT)}")
     return d
 
 

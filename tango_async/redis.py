@@ -26,7 +26,7 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -142,6 +142,7 @@ class _RedisBacked:
         return ":".join((self.namespace, self.platform or "-", *parts))
 
     _unavailable: type[TangoError] = RateLimiterUnavailableError
+    _consequence = "refused, nothing sent"
 
     async def _call(self, what: str, fn: Callable[[], Awaitable[T]], *, patient: bool = True) -> T:
         """``fn()``, retried while Redis fails, for ``unavailable_timeout`` seconds (one try
@@ -157,7 +158,7 @@ class _RedisBacked:
                 if left <= 0:
                     raise self._unavailable(
                         f"Redis did not answer ({type(e).__name__}) for "
-                        f"{self.unavailable_timeout:g} s; {what} refused, nothing sent"
+                        f"{self.unavailable_timeout:g} s; {what} {self._consequence}"
                     ) from None
                 log.warning("Redis unavailable (%s) for %s; retrying", type(e).__name__, what)
                 await asyncio.sleep(min(delay * (1 + random.random() * 0.25), left))
@@ -346,6 +347,7 @@ class RedisUnresolvedStore(_RedisBacked):
     """
 
     _unavailable = UnresolvedStoreError
+    _consequence = "failed"
 
     def __init__(
         self,
@@ -441,18 +443,16 @@ class RedisUnresolvedStore(_RedisBacked):
     async def _unindex(self, index: str, ref: str) -> None:
         await self._call("tidying an index", lambda: self.redis.zrem(index, ref))
 
-    async def find(
-        self, content_key: str, *, exclude: Collection[str] = ()
-    ) -> UnresolvedOrder | None:
+    async def find(self, content_key: str) -> list[UnresolvedOrder]:
         index = self._content_key(content_key)
+        found: list[UnresolvedOrder] = []
         for ref in await self._refs(index):
-            if ref in exclude:
-                continue
             entry = await self._read(ref)
             if entry is not None:
-                return entry
-            await self._unindex(index, ref)
-        return None
+                found.append(entry)
+            else:  # expired
+                await self._unindex(index, ref)
+        return found
 
     async def get(self, external_ref_id: str) -> UnresolvedOrder | None:
         return await self._read(external_ref_id)

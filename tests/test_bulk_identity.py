@@ -22,8 +22,9 @@ import pytest
 from click.testing import Result
 
 import tango_async as ta
-from tango_async.bulk._journal import _ROWS_TABLE, Journal, JournalError, RowState
+from tango_async.bulk._journal import Journal, JournalError, RowState
 
+from .journal_support import downgrade_to_schema_1
 from .processes import cli_process, sandbox_process
 from .test_cli import invoke
 
@@ -222,19 +223,7 @@ def make_v1_journal(path: Path, file: Path) -> list[str]:
         rows.append((item.row, ref, body))
     Journal.create(path, job_id=job_id, input_path=str(file.absolute()), input_digest=digest,
                    rows=rows).close()
-    db = sqlite3.connect(path, isolation_level=None)
-    old_table = _ROWS_TABLE.replace(", 'UNKNOWN'", "").replace("CREATE TABLE rows",
-                                                                "CREATE TABLE rows_v1")
-    assert "UNKNOWN" not in old_table
-    db.execute("BEGIN")
-    db.execute(old_table)
-    db.execute("INSERT INTO rows_v1 SELECT * FROM rows")
-    db.execute("DROP TABLE rows")
-    db.execute("ALTER TABLE rows_v1 RENAME TO rows")
-    db.execute("DELETE FROM meta WHERE key IN ('ref_scheme', 'identity', 'run_label')")
-    db.execute("PRAGMA user_version=1")
-    db.execute("COMMIT")
-    db.close()
+    downgrade_to_schema_1(path)
     return [r[1] for r in rows]
 
 

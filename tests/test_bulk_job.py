@@ -119,15 +119,25 @@ async def test_same_input_same_job_id_and_no_second_order(
     assert len(sb.orders) == 10
 
 
-async def test_job_id_is_the_older_name_of_run_label(sb: Sandbox, client: ta.TangoClient) -> None:
-    by_label = await run(client.orders.submit_many(requests_for(3), run_label="batch7"))
-    by_job_id = await run(client.orders.submit_many(requests_for(3), job_id="batch7"))
-    assert {r.outcome for r in by_label} == {"created"}
-    assert {r.outcome for r in by_job_id} == {"existing"}
-    assert sorted(r.external_ref_id for r in by_label) == sorted(
-        r.external_ref_id for r in by_job_id
-    )
-    assert len(sb.orders) == 3
+async def test_job_id_keeps_the_0_1_scheme(sb: Sandbox, client: ta.TangoClient) -> None:
+    """0.1 documented ``job_id=`` as giving ``{job_id}r{row}``: a job it started finishes
+    with the same refs (nothing paid twice across the upgrade)."""
+    results = await run(client.orders.submit_many(requests_for(3), job_id="batch7"))
+    assert sorted(r.external_ref_id for r in results) == ["batch7r1", "batch7r2", "batch7r3"]
+    again = await run(client.orders.submit_many(requests_for(3), job_id="batch7"))
+    assert {r.outcome for r in again} == {"existing"}
+    assert set(refs_on(sb)) == {"batch7r1", "batch7r2", "batch7r3"}
+    with pytest.raises(ta.ValidationError, match="job_id"):
+        client.orders.submit_many(requests_for(1), job_id="not valid!")
+
+
+async def test_run_label_sends_again_once(sb: Sandbox, client: ta.TangoClient) -> None:
+    plain = await run(client.orders.submit_many(requests_for(3)))
+    labelled = await run(client.orders.submit_many(requests_for(3), run_label="batch7"))
+    twice = await run(client.orders.submit_many(requests_for(3), run_label="batch7"))
+    assert {r.outcome for r in plain} == {r.outcome for r in labelled} == {"created"}
+    assert {r.outcome for r in twice} == {"existing"}
+    assert len(sb.orders) == 6
 
 
 def test_derive_job_id_is_deterministic() -> None:
@@ -781,3 +791,23 @@ async def test_cancelling_the_iterating_task_leaves_no_task_and_a_consistent_jou
             await run(BulkJob.resume(client, journal))
         assert journal.counts()[RowState.DONE] == 20
         assert_one_order_per_row(sb, [r.external_ref_id for r in journal.rows()])
+
+
+async def test_a_stopped_resume_keeps_unknown_rows_unknown(sb: Sandbox, tmp_path: Path) -> None:
+    """Rows whose outcome is unknown, skipped because the resumed job stopped first, stay
+    unknown: never relabelled 'pending / not sent' (their orders may exist)."""
+    path = tmp_path / "job.journal"
+    sb.inject("POST /orders", "500-after-commit", times=3)
+    async with sb.client(retry=FAST_RETRY, max_retries=0) as client:
+        job = client.orders.submit_many(requests_for(3), journal=path, concurrency=1)
+        assert {r.outcome for r in await run(job)} == {"unknown"}
+        assert job.journal is not None
+        job.journal.close()
+    async with sb.client(retry=FAST_RETRY, order_rate=5.0) as client:
+        with Journal.open(path) as journal:
+            resumed = BulkJob.resume(client, journal, concurrency=3)
+            async for _ in resumed:
+                resumed.stop()
+            states = {r.row: r.state for r in journal.rows()}
+    assert sorted(states.values()) == [RowState.DONE, RowState.UNKNOWN, RowState.UNKNOWN]
+    assert len(sb.orders) == 3

@@ -308,24 +308,6 @@ def test_wal_and_synchronous_full_are_in_effect(jpath: Path) -> None:
     db.close()
 
 
-# --- check_input --------------------------------------------------------------------------
-
-
-def test_check_input_accepts_the_same_digest_under_any_name(journal: Journal) -> None:
-    journal.check_input("orders.csv", DIGEST)
-    journal.check_input("/elsewhere/renamed.csv", DIGEST)
-
-
-def test_check_input_refuses_another_file(journal: Journal) -> None:
-    with pytest.raises(JournalMismatchError) as info:
-        journal.check_input("march.csv", OTHER_DIGEST)
-    text = str(info.value)
-    assert "'orders.csv'" in text and "'march.csv'" in text
-    assert DIGEST in text and OTHER_DIGEST in text
-    assert str(journal.path) in text
-    assert isinstance(info.value, ValueError)
-
-
 # --- transitions --------------------------------------------------------------------------
 
 
@@ -796,19 +778,10 @@ def test_identity_and_run_label_are_kept(jpath: Path) -> None:
 
 
 def test_a_schema_1_journal_is_upgraded_when_a_job_takes_it(jpath: Path) -> None:
-    from tango_async.bulk._journal import _ROWS_TABLE
+    from .journal_support import downgrade_to_schema_1
 
     make(jpath, 3).close()
-    db = sqlite3.connect(jpath, isolation_level=None)
-    db.execute("BEGIN")
-    db.execute(_ROWS_TABLE.replace(", 'UNKNOWN'", "").replace("TABLE rows", "TABLE old"))
-    db.execute("INSERT INTO old SELECT * FROM rows")
-    db.execute("DROP TABLE rows")
-    db.execute("ALTER TABLE old RENAME TO rows")
-    db.execute("DELETE FROM meta WHERE key IN ('ref_scheme', 'identity', 'run_label')")
-    db.execute("PRAGMA user_version=1")
-    db.execute("COMMIT")
-    db.close()
+    downgrade_to_schema_1(jpath)
     with Journal.open(jpath) as j:
         assert j.ref_scheme is None and j.identity is None  # 0.1's refs: from the file
         j.mark_sending(1)

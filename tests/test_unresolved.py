@@ -402,8 +402,8 @@ CANCEL_ORDERS = int(os.environ.get("TANGO_CANCEL_ORDERS", "150"))
 class _Forgetful(ta.LocalUnresolvedStore):
     """The control: a client that forgets unknown outcomes (as 0.1 did)."""
 
-    async def find(self, content_key: str, *, exclude: Any = ()) -> ta.UnresolvedOrder | None:
-        return None
+    async def find(self, content_key: str) -> list[ta.UnresolvedOrder]:
+        return []
 
 
 @pytest.mark.parametrize("memory", ["remembered", "forgotten"])
@@ -451,3 +451,144 @@ async def test_random_outer_cancellations_and_retries_pay_each_order_once(memory
             assert duplicates == 0
         else:
             assert duplicates > 0  # what the memory prevents
+
+
+# --- regressions from the adversarial review -------------------------------------------------
+
+
+class _GatedStore(ta.LocalUnresolvedStore):
+    """A store whose next 'sending' put (or next remove) waits until released."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__()
+        self.what = what
+        self.armed = False
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def _gate(self) -> None:
+        if self.armed:
+            self.armed = False
+            self.entered.set()
+            await self.release.wait()
+
+    async def put(self, entry: ta.UnresolvedOrder) -> None:
+        if self.what == "put" and entry.state == "sending":
+            await self._gate()
+        await super().put(entry)
+
+    async def remove(self, external_ref_id: str) -> None:
+        if self.what == "remove":
+            await self._gate()
+        await super().remove(external_ref_id)
+
+
+async def test_a_retry_cancelled_while_recording_keeps_the_earlier_unknown() -> None:
+    async with Sandbox(order_rate=None) as sb:
+        sb.inject("POST /orders", "500-after-commit")
+        store = _GatedStore("put")
+        async with sb.client(retry=FAST_RETRY, max_retries=0, unresolved_store=store) as tango:
+            req = order_request()
+            with pytest.raises(ta.ServerError):
+                await tango.orders.create(req)  # committed, answered 500: unknown
+            store.armed = True
+            retry = asyncio.create_task(tango.orders.create(req))
+            await store.entered.wait()
+            retry.cancel()  # the caller's deadline, while the retry records itself
+            with pytest.raises(asyncio.CancelledError):
+                await retry
+            assert len(await tango.orders.unresolved()) == 1
+            again = await tango.orders.create(req)
+            assert again.existing and len(sb.orders) == 1
+
+
+async def test_cancelled_while_recording_a_2xx_stays_remembered() -> None:
+    async with Sandbox(order_rate=None) as sb:
+        store = _GatedStore("remove")
+        async with sb.client(retry=FAST_RETRY, unresolved_store=store) as tango:
+            req = order_request()
+            store.armed = True
+            task = asyncio.create_task(tango.orders.create(req))
+            await store.entered.wait()  # the order exists; its entry is being removed
+            task.cancel()
+            store.release.set()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            [entry] = await tango.orders.unresolved()  # to the caller the outcome is unknown
+            again = await tango.orders.create(req)
+            assert again.external_ref_id == entry.external_ref_id and again.existing
+            assert len(sb.orders) == 1
+
+
+async def test_custom_fields_in_another_order_are_the_same_content() -> None:
+    async with Sandbox(order_rate=None) as sb:
+        sb.inject("POST /orders", "500-after-commit")
+        async with sb.client(retry=FAST_RETRY, max_retries=0) as tango:
+            a = order_request(custom_fields={"employee": "E1", "reason": "bonus"})
+            b = order_request(custom_fields={"reason": "bonus", "employee": "E1"})
+            with pytest.raises(ta.ServerError):
+                await tango.orders.create(a)
+            again = await tango.orders.create(b)
+            assert again.existing and len(sb.orders) == 1
+
+
+async def test_a_failed_removal_never_swallows_a_deliberate_repeat() -> None:
+    class StuckRemove(ta.LocalUnresolvedStore):
+        fail = True
+
+        async def remove(self, external_ref_id: str) -> None:
+            if self.fail:
+                raise ta.UnresolvedStoreError("Redis did not answer")
+            await super().remove(external_ref_id)
+
+    store = StuckRemove()
+    async with Sandbox(order_rate=None) as sb, sb.client(unresolved_store=store) as tango:
+        req = order_request()
+        first = await tango.orders.create(req)  # known success; its entry could not go
+        assert len(await store.list()) == 1
+        store.fail = False
+        second = await tango.orders.create(req)  # on purpose: a second reward
+        assert first.created and second.created
+        assert first.external_ref_id != second.external_ref_id
+        assert len(sb.orders) == 2
+        assert await store.list() == []  # the stale entry was removed again
+
+
+@pytest.mark.parametrize("kind", ["local", "sqlite"])
+async def test_concurrent_retries_after_an_unknown_outcome(kind: str, tmp_path: Path) -> None:
+    """Two equal creates at once after an unknown outcome: one reuses the remembered ref,
+    the other is a new order, whatever the store (no race between find and reserve)."""
+    store = (ta.SqliteUnresolvedStore(tmp_path / "u.db") if kind == "sqlite"
+             else ta.LocalUnresolvedStore())
+    async with Sandbox(order_rate=None) as sb:
+        sb.inject("POST /orders", "500-after-commit")
+        async with sb.client(retry=FAST_RETRY, max_retries=0, unresolved_store=store) as tango:
+            req = order_request()
+            with pytest.raises(ta.ServerError):
+                await tango.orders.create(req)
+            a, b = await asyncio.gather(tango.orders.create(req), tango.orders.create(req))
+            assert a.external_ref_id != b.external_ref_id
+            assert sorted([a.created, b.created]) == [False, True]
+            assert len(sb.orders) == 2
+    if isinstance(store, ta.SqliteUnresolvedStore):
+        store.close()
+
+
+def test_an_empty_store_with_len_is_kept() -> None:
+    class Sized(ta.LocalUnresolvedStore):
+        def __len__(self) -> int:
+            return len(self._entries)
+
+    store = Sized()
+    client = ta.TangoClient(NAME, KEY, base_url=BASE, unresolved_store=store)
+    assert client.unresolved_store is store
+
+
+async def test_numpy_floats_are_amounts() -> None:
+    np = pytest.importorskip("numpy")
+    async with Sandbox(order_rate=None) as sb, sb.client() as tango:
+        order = await tango.orders.create(order_request(amount=np.float64(10.5)))
+        assert order.created
+        assert b'"amount":10.5' in sb.requests[-1].body
+        with pytest.raises(ta.ValidationError, match="amount"):
+            await tango.orders.create(order_request(amount=np.float64(0.1) + np.float64(0.2)))

@@ -19,6 +19,7 @@ from ._job import (
     Progress,
     RowResult,
     SystemicStop,
+    check_same_orders,
     derive_job_id,
     plan_rows,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "RowResult",
     "RowState",
     "SystemicStop",
+    "check_same_orders",
     "derive_job_id",
     "detect_format",
     "file_digest",

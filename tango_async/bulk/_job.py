@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import msgspec
 
+from .._codec import CANONICAL_ENCODER as _CANONICAL
 from .._codec import ENCODER as _ENCODER
 from .._constants import DEFAULT_MAX_AMOUNT
 from .._exceptions import (
@@ -54,7 +55,15 @@ from .._exceptions import (
 from .._validation import prepare_order
 from ..types.orders import CreateOrderRequest
 from ._inputs import InputRow, RowError
-from ._journal import Journal, JournalError, JournalRow, RowState
+from ._journal import (
+    CONTENT_REFS,
+    ROW_NUMBER_REFS,
+    Journal,
+    JournalError,
+    JournalMismatchError,
+    JournalRow,
+    RowState,
+)
 
 if TYPE_CHECKING:
     from decimal import Decimal
@@ -68,6 +77,7 @@ __all__ = [
     "Progress",
     "RowResult",
     "SystemicStop",
+    "check_same_orders",
     "derive_job_id",
     "plan_rows",
 ]
@@ -79,8 +89,6 @@ T = TypeVar("T")
 
 RUN_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 FROZEN_ACCOUNT = "404.142"
-# Field order and dict keys sorted: the same content always gives the same bytes.
-_CANONICAL = msgspec.json.Encoder(decimal_format="number", order="sorted")
 
 
 class BulkValidationError(TangoError, ValueError):
@@ -194,10 +202,16 @@ def plan_rows(
     *,
     run_label: str | None = None,
     max_amount: Decimal | int = DEFAULT_MAX_AMOUNT,
+    job_id: str | None = None,
 ) -> Plan:
     """Check every row and derive its externalRefID (see the module docstring); nothing
-    is sent. Row numbers are InputRow.row, else the position (from 1)."""
+    is sent. Row numbers are InputRow.row, else the position (from 1).
+
+    ``job_id`` selects 0.1's scheme instead, ``{job_id}r{row}`` by row number: only to
+    finish, with the same externalRefIDs, a job that 0.1 started with that job ID."""
     label = check_run_label(run_label)
+    if job_id is not None and (not isinstance(job_id, str) or not job_id.isalnum()):
+        raise ValidationError("job_id", "must be letters and digits (0.1's job IDs)")
     rows: list[tuple[int, str, bytes]] = []
     errors: list[RowError] = []
     seen: Counter[bytes] = Counter()
@@ -212,12 +226,14 @@ def plan_rows(
         try:
             wire = prepare_order(request, max_amount=max_amount)
             own = wire.external_ref_id
-            if own is None:
+            if own is not None:
+                ref = own
+            elif job_id is not None:
+                ref = f"{job_id}r{number}"
+            else:
                 content = _CANONICAL.encode(wire)
                 seen[content] += 1
                 ref = content_ref(content, seen[content], label)
-            else:
-                ref = own
             body = _ENCODER.encode(msgspec.structs.replace(wire, external_ref_id=ref))
         except ValidationError as exc:
             errors.append(RowError(number, exc.field, exc.rule))
@@ -236,6 +252,62 @@ def plan_rows(
     good = [r for r in rows if r[0] not in bad]
     identity = hashlib.sha256("\n".join(sorted(r[1] for r in good)).encode()).hexdigest()
     return Plan(good, errors, identity, label)
+
+
+def check_same_orders(opened: Journal, plan: Plan, file: str | Path, digest: str) -> None:
+    """Refuse (JournalMismatchError) a journal that holds other orders than ``plan`` (the
+    rows of ``file``, whose bytes have the SHA-256 ``digest``); the message says which
+    rows differ and never advises anything that would pay a row twice. A journal of 0.1
+    (refs from the file's bytes) is matched by the digest."""
+    where = f"journal {opened.path}"
+    if opened.ref_scheme != CONTENT_REFS:  # written by 0.1: refs from the file's bytes
+        if digest == opened.input_digest:
+            return
+        ordered = sum(
+            1 for r in opened.rows() if r.state in (RowState.DONE, RowState.SENDING)
+        )
+        raise JournalMismatchError(
+            f"{where} was written by tango-async 0.1, whose externalRefIDs come from the "
+            f"input file's bytes, and {file} is not that file (or it changed). A new journal "
+            f"would give the {ordered} row(s) it already ordered (or sent) new externalRefIDs, "
+            f"and pay them again. Finish it with its original file "
+            f"(tango-async resume {opened.path}), or remove from the file the rows its report "
+            "shows as ordered before sending the rest with a new --journal."
+        )
+    if plan.identity == opened.identity:
+        return
+    new_refs = {ref for _, ref, _ in plan.rows}
+    old = {r.external_ref_id: r for r in opened.rows() if r.external_ref_id}
+    gone = [r for ref, r in old.items() if ref not in new_refs]
+    ordered_gone = [
+        r.row for r in gone if r.state in (RowState.DONE, RowState.SENDING, RowState.UNKNOWN)
+    ]
+    text = (
+        f"{where} holds other orders than {file}: {len(new_refs - old.keys())} row(s) of the "
+        f"file are new or changed, {len(gone)} row(s) of the journal are not in it as they were"
+    )
+    if opened.run_label != plan.run_label:
+        was = f"--run-label {opened.run_label}" if opened.run_label else "no --run-label"
+        raise JournalMismatchError(
+            f"{text}: the journal's job was run with {was}, this submit with "
+            f"{f'--run-label {plan.run_label}' if plan.run_label else 'none'}. A run label "
+            "makes every row a NEW order: with a new journal, every row of the file would be "
+            f"ordered (and paid) again. To finish the journal's job, submit with {was}."
+        )
+    text += "."
+    if ordered_gone:
+        shown = ", ".join(map(str, ordered_gone[:10])) + (" ..." if len(ordered_gone) > 10 else "")
+        text += (
+            f" {len(ordered_gone)} of those were already ordered, or sent without an answer "
+            f"(journal rows {shown}): a corrected version of such a row is a NEW order, paid "
+            "in addition to the first."
+        )
+    text += (
+        f" To send {file} as it is now, give it a new journal (--journal PATH): rows that "
+        "were already ordered keep their externalRefIDs and come back as existing, not paid "
+        "again; only new or changed rows are ordered."
+    )
+    raise JournalMismatchError(text)
 
 
 def is_retriable(error: TangoError) -> bool:
@@ -328,16 +400,16 @@ class BulkJob:
         settings: dict[str, Any] | None = None,
         dry_run: bool = False,
     ) -> BulkJob:
-        """Check every row, derive externalRefIDs (see :func:`plan_rows`) and, with
-        ``journal`` and not ``dry_run``, create the journal. ``job_id`` is an older name of
-        ``run_label``. A dry run sends nothing: iterating it yields a ``planned`` result
-        per row (``invalid`` for invalid ones, with ``skip_invalid``)."""
-        if job_id is not None and run_label is None:
-            run_label = job_id
+        """Check every row, derive externalRefIDs (see :func:`plan_rows`; ``job_id``: 0.1's
+        row-number scheme) and, with ``journal`` and not ``dry_run``, create the journal.
+        A dry run sends nothing: iterating it yields a ``planned`` result per row
+        (``invalid`` for invalid ones, with ``skip_invalid``)."""
         plan = (
             requests
             if isinstance(requests, Plan)
-            else plan_rows(requests, run_label=run_label, max_amount=client.max_amount)
+            else plan_rows(
+                requests, run_label=run_label, max_amount=client.max_amount, job_id=job_id
+            )
         )
         errors = plan.errors
         if errors and not skip_invalid:
@@ -354,6 +426,7 @@ class BulkJob:
                 settings=settings or {},
                 identity=plan.identity,
                 run_label=plan.run_label,
+                ref_scheme=ROW_NUMBER_REFS if job_id is not None else CONTENT_REFS,
             )
         return cls(
             client,
@@ -533,6 +606,18 @@ class BulkJob:
                 ref, body, reused=row in self._unsettled, gate=lambda: not self._stopping
             )
         except SendSkipped:
+            if row in self._unsettled:  # sent before, outcome unknown: it stays unknown
+                message = "not sent again (the job stopped first); its earlier outcome is unknown"
+                if journal is not None:
+                    await self._record(
+                        journal.mark_unknown,
+                        row,
+                        "it was not sent again",
+                        http_status=None,
+                        i18n_key=None,
+                        message=message,
+                    )
+                return RowResult(row, ref, "unknown", message=message, retriable=True)
             message = "not sent: the job stopped first"
             if journal is not None:
                 await self._record(

@@ -52,6 +52,8 @@ __all__ = ["Journal", "JournalError", "JournalMismatchError", "JournalRow", "Row
 SCHEMA_VERSION: Final = 2
 #: ``meta.ref_scheme`` of journals whose externalRefIDs derive from each row's content.
 CONTENT_REFS: Final = "content-v1"
+#: ... whose externalRefIDs are 0.1's ``{job_id}r{row}`` (``submit_many(job_id=)``).
+ROW_NUMBER_REFS: Final = "row-number-v0"
 #: ``PRAGMA application_id`` of a journal: "TgBJ" (Tango Bulk Journal).
 APPLICATION_ID: Final = 0x5467424A
 
@@ -317,6 +319,7 @@ class Journal:
         settings: Mapping[str, Any] = _NO_SETTINGS,
         identity: str = "",
         run_label: str | None = None,
+        ref_scheme: str = CONTENT_REFS,
     ) -> Journal:
         """Create a new journal holding every row, in one transaction; refuse an existing file.
 
@@ -380,7 +383,7 @@ class Journal:
                     ("settings", settings_json),
                     ("created_at", now),
                     ("library_version", __version__),
-                    ("ref_scheme", CONTENT_REFS),
+                    ("ref_scheme", ref_scheme),
                     ("identity", identity),
                     ("run_label", run_label or ""),
                 ],
@@ -535,6 +538,7 @@ class Journal:
         try:
             import fcntl
         except ImportError:  # pragma: no cover - not POSIX: no lock
+            self._upgrade()
             return
         lock_path = self.path.with_name(self.path.name + ".lock")
         try:
@@ -576,16 +580,6 @@ class Journal:
                 raise JournalError(
                     f"cannot upgrade journal {self.path} to schema {SCHEMA_VERSION}: {e}"
                 ) from e
-
-    def check_input(self, input_path: str, input_digest: str) -> None:
-        """Refuse (JournalMismatchError) an input file whose digest is not the journal's."""
-        if input_digest != self.input_digest:
-            raise JournalMismatchError(
-                f"journal {self.path} belongs to input {self.input_path!r} (digest "
-                f"{self.input_digest}), but {input_path!r} has digest {input_digest}: it is "
-                "another file, or it changed since the job began. Resume with the original "
-                "input file, or start a new job with a new journal."
-            )
 
     # --- reading ----------------------------------------------------------------------------
 

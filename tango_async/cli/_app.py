@@ -32,8 +32,8 @@ from .. import TangoClient, TangoError
 from .._exceptions import APIError, ValidationError
 from .._validation import plain_decimal
 from ..bulk._inputs import InputFileError, file_digest, read_orders
-from ..bulk._job import BulkJob, Plan, check_run_label, plan_rows
-from ..bulk._journal import CONTENT_REFS, Journal, JournalError, JournalMismatchError, RowState
+from ..bulk._job import BulkJob, Plan, check_run_label, check_same_orders, plan_rows
+from ..bulk._journal import CONTENT_REFS, Journal, JournalError, RowState
 from ..bulk._report import ReportError, summary, write_report
 from ..resources.orders import Orders
 from ..types.orders import Order
@@ -181,55 +181,6 @@ def _left_to_send(journal: Journal) -> int:
     return len(journal.to_send())
 
 
-def _check_same_orders(opened: Journal, plan: Plan, file: Path, digest: str) -> None:
-    """Refuse (JournalMismatchError) a journal that holds other orders than ``plan``; the
-    message never advises anything that would pay a row twice."""
-    where = f"journal {opened.path}"
-    if opened.ref_scheme != CONTENT_REFS:  # written by 0.1: refs from the file's bytes
-        if digest == opened.input_digest:
-            return
-        ordered = sum(
-            1 for r in opened.rows() if r.state in (RowState.DONE, RowState.SENDING)
-        )
-        raise JournalMismatchError(
-            f"{where} was written by tango-async 0.1, whose externalRefIDs come from the "
-            f"input file's bytes, and {file} is not that file (or it changed). A new journal "
-            f"would give the {ordered} row(s) it already ordered (or sent) new externalRefIDs, "
-            f"and pay them again. Finish it with its original file "
-            f"({_resume_command(opened.path)}), or remove from the file the rows its report "
-            "shows as ordered before sending the rest with a new --journal."
-        )
-    if plan.identity == opened.identity:
-        return
-    new_refs = {ref for _, ref, _ in plan.rows}
-    old = {r.external_ref_id: r for r in opened.rows() if r.external_ref_id}
-    gone = [r for ref, r in old.items() if ref not in new_refs]
-    ordered_gone = [
-        r.row for r in gone if r.state in (RowState.DONE, RowState.SENDING, RowState.UNKNOWN)
-    ]
-    text = (
-        f"{where} holds other orders than {file}: {len(new_refs - old.keys())} row(s) of the "
-        f"file are new or changed, {len(gone)} row(s) of the journal are not in it as they were"
-    )
-    if opened.run_label != plan.run_label:
-        text += f" (the journal's run label is {opened.run_label or 'none'!s}, this one is "
-        text += f"{plan.run_label or 'none'!s})"
-    text += "."
-    if ordered_gone:
-        shown = ", ".join(map(str, ordered_gone[:10])) + (" ..." if len(ordered_gone) > 10 else "")
-        text += (
-            f" {len(ordered_gone)} of those were already ordered, or sent without an answer "
-            f"(journal rows {shown}): a corrected version of such a row is a NEW order, paid "
-            "in addition to the first."
-        )
-    text += (
-        f" To send {file} as it is now, give it a new journal (--journal PATH): rows that "
-        "were already ordered keep their externalRefIDs and come back as existing, not paid "
-        "again; only new or changed rows are ordered."
-    )
-    raise JournalMismatchError(text)
-
-
 def _nothing_to_send(opened: Journal, file: Path) -> str:
     counts = opened.counts()
     total = sum(counts.values())
@@ -322,7 +273,7 @@ def submit(
         label = check_run_label(run_label)
         path = journal or _default_journal(file, label)
         out = report or _default_report(file)
-        limit = {"max_amount": max_amount} if max_amount is not None else {}
+        limit: dict[str, Any] = {"max_amount": max_amount} if max_amount is not None else {}
         rows = read_orders(file, format=input_format, **limit)  # type: ignore[arg-type]
         plan = plan_rows(rows, run_label=label, **limit)
         if plan.errors and not skip_invalid:
@@ -339,7 +290,7 @@ def submit(
         opened = Journal.open(path) if path.exists() else None
         if opened is not None:
             try:
-                _check_same_orders(opened, plan, file, digest)
+                check_same_orders(opened, plan, file, digest)
             except BaseException:
                 opened.close()
                 raise
@@ -389,12 +340,22 @@ def _dry_run(plan: Plan, file: Path, opened: Journal | None) -> int:
     if plan.errors:
         click.echo(f"{len({e.row for e in plan.errors})} invalid row(s) would be skipped")
     if opened is not None:
-        done = {r.external_ref_id for r in opened.rows() if r.state is RowState.DONE}
+        rows = list(opened.rows())
+        opened.close()
+        if opened.ref_scheme != CONTENT_REFS:  # 0.1's journal: resumed with its own refs
+            left = [r for r in rows if r.state not in (RowState.DONE, RowState.INVALID)]
+            click.echo(
+                f"journal {opened.path} (written by tango-async 0.1) would be resumed with its "
+                f"own externalRefIDs: {len(rows) - len(left)} row(s) settled, {len(left)} left"
+            )
+            for r in left[:10]:
+                click.echo(f"  row {r.row}: externalRefID {r.external_ref_id}")
+            return EXIT_OK
+        done = {r.external_ref_id for r in rows if r.state is RowState.DONE}
         click.echo(
             f"journal {opened.path}: {sum(1 for r in refs if r in done)} of them are already "
             "ordered and would not be sent again"
         )
-        opened.close()
     for number, ref, _ in plan.rows[:10]:
         click.echo(f"  row {number}: externalRefID {ref}")
     if len(refs) > 10:
@@ -446,7 +407,7 @@ def resume(
                     run_label=opened.run_label,
                     **_saved_limit(opened.settings),
                 )
-                _check_same_orders(opened, plan, input_file, file_digest(input_file))
+                check_same_orders(opened, plan, input_file, file_digest(input_file))
         except BaseException:
             opened.close()
             raise

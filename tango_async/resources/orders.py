@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import uuid
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from .._codec import ENCODER, decode
+from .._codec import CANONICAL_ENCODER, ENCODER, decode
 from .._constants import DEFAULT_MAX_AMOUNT
 from .._exceptions import APIResponseValidationError, SendSkipped, TangoError, ValidationError
 from .._transport import Exchange
@@ -42,6 +43,7 @@ __all__ = ["Orders"]
 log = logging.getLogger("tango_async")
 
 DateLike = date | datetime | str
+_STORE_GRACE = 2.0  # seconds a cancelled create still gives the store to record its outcome
 
 
 def new_external_ref_id() -> str:
@@ -49,11 +51,16 @@ def new_external_ref_id() -> str:
     return "ta" + uuid.uuid4().hex
 
 
-def _encode(wire: CreateOrderRequest) -> bytes:
+def _encode(wire: CreateOrderRequest, encoder: msgspec.json.Encoder = ENCODER) -> bytes:
     try:
-        return ENCODER.encode(wire)
+        return encoder.encode(wire)
     except (TypeError, ValueError, msgspec.EncodeError) as e:
         raise ValidationError("custom_fields", f"must hold JSON values only ({e})") from None
+
+
+def _canonical(wire: CreateOrderRequest) -> bytes:
+    """The order's content in one byte form whatever the order of its custom fields."""
+    return _encode(wire, CANONICAL_ENCODER)
 
 
 def encode_order(
@@ -75,6 +82,8 @@ class Orders(Resource):
     def __init__(self, client: TangoClient) -> None:
         super().__init__(client)
         self._in_flight: set[str] = set()  # externalRefIDs of this client's creates in flight
+        # externalRefIDs this client settled: never reused, even if the store kept them
+        self._settled: dict[str, None] = {}
 
     async def create(self, request: CreateOrderRequest) -> CreatedOrder:
         """Place an order: ``POST /orders``.
@@ -109,8 +118,8 @@ class Orders(Resource):
         ref = wire.external_ref_id
         key: str | None = None
         if ref is None:
-            key = content_key(_encode(wire))
-            earlier = await store.find(key, exclude=self._in_flight)
+            key = content_key(_canonical(wire))
+            earlier = await self._earlier(key)
             if earlier is not None:
                 ref = earlier.external_ref_id
                 log.info(
@@ -121,10 +130,29 @@ class Orders(Resource):
         else:
             earlier = await store.get(ref)
         ref = ref or new_external_ref_id()
-        body = _encode(msgspec.structs.replace(wire, external_ref_id=ref))
-        return await self._send_encoded(
-            ref, body, content_key=key, remember=True, reused=earlier is not None
-        )
+        # Reserved at once, with no await since the lookup: a concurrent equal create
+        # of this client never picks the same earlier attempt.
+        self._in_flight.add(ref)
+        try:
+            body = _encode(msgspec.structs.replace(wire, external_ref_id=ref))
+            return await self._send_encoded(
+                ref, body, content_key=key, remember=True, reused=earlier is not None
+            )
+        finally:
+            self._in_flight.discard(ref)
+
+    async def _earlier(self, key: str) -> UnresolvedOrder | None:
+        """The oldest remembered attempt with this content that no call of this client is
+        sending and that this client has not settled (a settled one whose removal from the
+        store failed is removed again)."""
+        store = self._client.unresolved_store
+        for entry in await store.find(key):
+            ref = entry.external_ref_id
+            if ref in self._settled:
+                await _quietly(store.remove(ref))
+            elif ref not in self._in_flight:
+                return entry
+        return None
 
     async def _send_encoded(
         self,
@@ -156,9 +184,10 @@ class Orders(Resource):
             except TangoError as e:
                 e.external_ref_id = ref
                 raise
-            except asyncio.CancelledError:  # nothing was sent: leave no entry behind
-                await _quietly(store.remove(ref))
-                raise
+            except asyncio.CancelledError:
+                if not reused:  # nothing was sent: leave no entry behind
+                    await _quietly(store.remove(ref))
+                raise  # (a reused ref keeps its entry: the earlier attempt is still unknown)
         self._in_flight.add(ref)
         try:
             order = await self._post(ref, body, exchange, gate)
@@ -183,9 +212,29 @@ class Orders(Resource):
             raise
         finally:
             self._in_flight.discard(ref)
-        if store is not None:
-            await _quietly(store.remove(ref))  # a definite answer
+        if store is not None and entry is not None:
+            self._forget(ref)
+            removal = asyncio.ensure_future(_quietly(store.remove(ref)))  # a definite answer
+            try:
+                await asyncio.shield(removal)
+            except asyncio.CancelledError:
+                # Cancelled while recording the answer: to the caller the outcome is unknown,
+                # so the attempt must stay remembered once the removal has run (bounded: a
+                # store that hangs must not keep a cancelled call alive).
+                self._settled.pop(ref, None)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(removal, _STORE_GRACE)
+                kept = _with_state(entry, "unknown", "cancelled after 2xx")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(_quietly(store.put(kept)), _STORE_GRACE)
+                raise
         return order
+
+    def _forget(self, ref: str) -> None:
+        """Note that ``ref`` got a definite answer (bounded: the newest 10,000)."""
+        self._settled[ref] = None
+        if len(self._settled) > 10_000:
+            del self._settled[next(iter(self._settled))]
 
     async def _post(
         self, ref: str, body: bytes, exchange: Exchange, gate: Callable[[], bool] | None
@@ -201,19 +250,18 @@ class Orders(Resource):
                 raise SendSkipped(f"order {ref} not sent: the job stopped")
 
         made = False  # a 201 was seen: the order was made by this call
-        unreadable = 0
         while True:
-            resp = await transport.request(
-                "POST",
-                "/orders",
-                mode="create",
-                body=body,
-                before_send=take_slot,
-                on_rate_limited=limiter.penalize,
-                exchange=exchange,
-            )
-            made |= resp.status == 201
             try:
+                resp = await transport.request(
+                    "POST",
+                    "/orders",
+                    mode="create",
+                    body=body,
+                    before_send=take_slot,
+                    on_rate_limited=limiter.penalize,
+                    exchange=exchange,
+                )
+                made |= resp.status == 201
                 order = decode(resp, CreatedOrder)
                 if not order.reference_order_id or order.external_ref_id not in (None, ref):
                     raise APIResponseValidationError(
@@ -225,18 +273,19 @@ class Orders(Resource):
                         body=resp.body,
                         headers=dict(resp.headers),
                     )
-            except APIResponseValidationError:
-                # The server answered 2xx: the order most likely exists. Ask again with the
-                # same externalRefID; the API answers with the existing order.
+            except APIResponseValidationError as e:
+                # The server answered 2xx (or an answer too large to read): the order most
+                # likely exists. Ask again with the same externalRefID; the API answers
+                # with the existing order.
                 exchange.maybe_delivered = True
-                if unreadable >= policy.max_retries:
+                made |= e.status_code == 201
+                if exchange.attempts > policy.max_retries:  # one budget for every retry
                     raise
-                delay = policy.backoff(unreadable)
-                unreadable += 1
+                delay = policy.backoff(exchange.attempts - 1)
                 log.warning(
                     "POST /orders: HTTP %d answer cannot be read; asking again with "
                     "externalRefID %s in %.2f s",
-                    resp.status,
+                    e.status_code,
                     ref,
                     delay,
                 )
@@ -306,7 +355,9 @@ class Orders(Resource):
         its content (and its ordinal among identical rows): submitting the same orders
         again, from any file or journal, gets the existing orders back and pays nothing.
         To send the same rewards again on purpose, give a new ``run_label`` (the same label
-        twice is idempotent again); ``job_id`` is its older name. ``dry_run`` sends nothing
+        twice is idempotent again). ``job_id`` keeps 0.1's scheme (``{job_id}r{row}``, by
+        row number) to finish jobs that 0.1 started with it; don't use it for new jobs.
+        ``dry_run`` sends nothing
         and yields a ``planned`` result per row. Orders go out through this client's rate
         limiter, ``concurrency`` at a time. With ``journal`` (a new SQLite file) every
         row's state is on disk before its request goes out:

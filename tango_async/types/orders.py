@@ -89,7 +89,7 @@ class _CreateOrderRequired(_Wire):
         # amount: it stays a float, so validation refuses it as an inexact float.
         a: object = self.amount
         if isinstance(a, float):
-            d = Decimal(repr(a))
+            d = Decimal(float.__repr__(a))  # (numpy's float64 repr is "np.float64(...)")
             exp = d.as_tuple().exponent
             if not isinstance(exp, int) or exp >= -2:  # shortest reprs have no trailing 0s
                 self.amount = d
