@@ -35,8 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import msgspec
 
-from .._codec import CANONICAL_ENCODER as _CANONICAL
-from .._codec import ENCODER as _ENCODER
+from .._codec import CANONICAL_ENCODER, encode_request
 from .._constants import DEFAULT_MAX_AMOUNT
 from .._exceptions import (
     APIConnectionError,
@@ -231,14 +230,12 @@ def plan_rows(
             elif job_id is not None:
                 ref = f"{job_id}r{number}"
             else:
-                content = _CANONICAL.encode(wire)
+                content = encode_request(wire, CANONICAL_ENCODER)
                 seen[content] += 1
                 ref = content_ref(content, seen[content], label)
-            body = _ENCODER.encode(msgspec.structs.replace(wire, external_ref_id=ref))
+            body = encode_request(msgspec.structs.replace(wire, external_ref_id=ref))
         except ValidationError as exc:
             errors.append(RowError(number, exc.field, exc.rule))
-        except (TypeError, ValueError, msgspec.EncodeError) as exc:
-            errors.append(RowError(number, "custom_fields", f"must hold JSON values only ({exc})"))
         else:
             rows.append((number, ref, body))
     refs: dict[str, int] = {}

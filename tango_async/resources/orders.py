@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from .._codec import CANONICAL_ENCODER, ENCODER, decode
+from .._codec import CANONICAL_ENCODER, ENCODER, decode, encode_request
 from .._constants import DEFAULT_MAX_AMOUNT
 from .._exceptions import APIResponseValidationError, SendSkipped, TangoError, ValidationError
 from .._transport import Exchange
@@ -51,18 +51,6 @@ def new_external_ref_id() -> str:
     return "ta" + uuid.uuid4().hex
 
 
-def _encode(wire: CreateOrderRequest, encoder: msgspec.json.Encoder = ENCODER) -> bytes:
-    try:
-        return encoder.encode(wire)
-    except (TypeError, ValueError, msgspec.EncodeError) as e:
-        raise ValidationError("custom_fields", f"must hold JSON values only ({e})") from None
-
-
-def _canonical(wire: CreateOrderRequest) -> bytes:
-    """The order's content in one byte form whatever the order of its custom fields."""
-    return _encode(wire, CANONICAL_ENCODER)
-
-
 def encode_order(
     request: CreateOrderRequest,
     external_ref_id: str | None = None,
@@ -73,7 +61,7 @@ def encode_order(
     externalRefID: the request's own, else ``external_ref_id``, else a fresh one."""
     wire = prepare_order(request, max_amount=max_amount)
     ref = wire.external_ref_id or external_ref_id or new_external_ref_id()
-    return ref, _encode(msgspec.structs.replace(wire, external_ref_id=ref))
+    return ref, encode_request(msgspec.structs.replace(wire, external_ref_id=ref))
 
 
 class Orders(Resource):
@@ -118,7 +106,7 @@ class Orders(Resource):
         ref = wire.external_ref_id
         key: str | None = None
         if ref is None:
-            key = content_key(_canonical(wire))
+            key = content_key(encode_request(wire, CANONICAL_ENCODER))
             earlier = await self._earlier(key)
             if earlier is not None:
                 ref = earlier.external_ref_id
@@ -134,7 +122,7 @@ class Orders(Resource):
         # of this client never picks the same earlier attempt.
         self._in_flight.add(ref)
         try:
-            body = _encode(msgspec.structs.replace(wire, external_ref_id=ref))
+            body = encode_request(msgspec.structs.replace(wire, external_ref_id=ref))
             return await self._send_encoded(
                 ref, body, content_key=key, remember=True, reused=earlier is not None
             )
@@ -188,7 +176,6 @@ class Orders(Resource):
                 if not reused:  # nothing was sent: leave no entry behind
                     await _quietly(store.remove(ref))
                 raise  # (a reused ref keeps its entry: the earlier attempt is still unknown)
-        self._in_flight.add(ref)
         try:
             order = await self._post(ref, body, exchange, gate)
         except BaseException as e:
@@ -210,8 +197,6 @@ class Orders(Resource):
                 else:
                     await _quietly(store.remove(ref))
             raise
-        finally:
-            self._in_flight.discard(ref)
         if store is not None and entry is not None:
             self._forget(ref)
             removal = asyncio.ensure_future(_quietly(store.remove(ref)))  # a definite answer
