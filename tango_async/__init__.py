@@ -1,6 +1,7 @@
 """tango-async: an asyncio SDK for Tango's Rewards-as-a-Service (RaaS v2) orders API."""
 
 from ._client import TangoClient
+from ._clock import Clock, SystemClock
 from ._constants import PRODUCTION_URL, SANDBOX_URL
 from ._cooldown import CooldownStore, LocalCooldownStore
 from ._exceptions import (
@@ -70,6 +71,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ClientClosedError",
+    "Clock",
     "ConflictError",
     "CooldownStore",
     "CreateOrderRequest",
@@ -104,6 +106,7 @@ __all__ = [
     "Reward",
     "Sender",
     "SqliteUnresolvedStore",
+    "SystemClock",
     "ServerError",
     "TangoClient",
     "TangoError",

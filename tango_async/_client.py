@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 from decimal import Decimal
 from types import TracebackType
 
@@ -20,6 +21,7 @@ from ._constants import (
     DEFAULT_TIMEOUT,
     SANDBOX_URL,
 )
+from ._clock import Clock, SystemClock
 from ._cooldown import CooldownStore, LocalCooldownStore, ResendLinks
 from ._exceptions import ValidationError
 from ._logs import setup_logging
@@ -63,6 +65,11 @@ class TangoClient:
     ``max_retries`` included. ``max_retries=``, when passed, overrides the policy's; with
     neither, requests are retried up to 3 times (DEFAULT_MAX_RETRIES).
 
+    ``clock`` (default: real time) is what the client's own limiter, cooldown store and
+    retry back-offs read and sleep on; ``Sandbox.client()`` passes the sandbox's clock, so
+    frozen-time tests take no real time. ``ssl_context`` verifies the server (default:
+    the system's trust store); ignored when ``session=`` is given.
+
     Raises ValidationError for a missing credential or a bad argument. A client is bound
     to the event loop it is first used in; using it after :meth:`close` or from another
     loop raises ClientClosedError.
@@ -88,6 +95,8 @@ class TangoClient:
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         connector_limit: int = DEFAULT_CONNECTOR_LIMIT,
         max_amount: Decimal | int | None = DEFAULT_MAX_AMOUNT,
+        clock: Clock | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         setup_logging()
         name = platform_name if platform_name is not None else os.environ.get("TANGO_PLATFORM_NAME")
@@ -134,6 +143,11 @@ class TangoClient:
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise ValidationError("session", "must be an aiohttp.ClientSession")
         checked_max_amount = check_max_amount(max_amount, "max_amount")
+        if clock is not None and not isinstance(clock, Clock):
+            raise ValidationError("clock", "must have monotonic() and async sleep(seconds)")
+        if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
+            raise ValidationError("ssl_context", "must be an ssl.SSLContext")
+        self.clock: Clock = clock if clock is not None else SystemClock()
 
         self.platform_name = name
         self.base_url = check_base_url(url)
@@ -163,6 +177,8 @@ class TangoClient:
             session=session,
             connector_limit=connector_limit,
             max_response_bytes=max_response_bytes,
+            clock=self.clock,
+            ssl_context=ssl_context,
         )
         # order <-> line item pairs seen: a resend of one starts the cooldown of both
         self._resend_links = ResendLinks()

@@ -24,6 +24,7 @@ import asyncio
 import ipaddress
 import logging
 import re
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ import aiohttp
 import msgspec
 from yarl import URL
 
+from ._clock import Clock, SystemClock
 from ._exceptions import (
     APIConnectionError,
     APIError,
@@ -125,8 +127,12 @@ class Transport:
         session: aiohttp.ClientSession | None,
         connector_limit: int,
         max_response_bytes: int,
+        clock: Clock | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.base_url = base_url
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self._ssl_context = ssl_context
         self._base_path = URL(base_url).path.rstrip("/")
         self._headers = {
             "Authorization": authorization,
@@ -165,7 +171,11 @@ class Transport:
                 "create one client per event loop"
             )
         if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self._connector_limit, ttl_dns_cache=300)
+            connector = aiohttp.TCPConnector(
+                limit=self._connector_limit,
+                ttl_dns_cache=300,
+                ssl=self._ssl_context if self._ssl_context is not None else True,
+            )
             self._session = aiohttp.ClientSession(connector=connector)
         elif self._session.closed:
             raise ClientClosedError("the aiohttp session given to this TangoClient is closed")
@@ -393,7 +403,7 @@ class Transport:
                     attempt + 1,
                     delay,
                 )
-            await self.wait(asyncio.sleep(delay))
+            await self.wait(self.clock.sleep(delay))
             attempt += 1
 
     def _retry_delay(self, error: APIError, mode: Mode, attempt: int) -> float | None:
