@@ -17,6 +17,7 @@ from ._exceptions import (
     InsufficientFundsError,
     NotFoundError,
     PermissionDeniedError,
+    RateLimiterConflictError,
     RateLimitError,
     ResendCooldownError,
     ResultWindowError,
@@ -25,7 +26,8 @@ from ._exceptions import (
     UnprocessableEntityError,
     ValidationError,
 )
-from ._ratelimit import LocalRateLimiter, RateLimiter
+from ._pacing import PacingPolicy
+from ._ratelimit import LocalRateLimiter, RateLimiter, WriteGate
 from ._retry import RetryPolicy
 from ._unresolved import (
     LocalUnresolvedStore,
@@ -93,8 +95,10 @@ __all__ = [
     "OrderPage",
     "OrderResendRequest",
     "OrderStatus",
+    "PacingPolicy",
     "PermissionDeniedError",
     "RateLimitError",
+    "RateLimiterConflictError",
     "RateLimiter",
     "Recipient",
     "RecipientView",
@@ -115,5 +119,6 @@ __all__ = [
     "UnresolvedStore",
     "UnresolvedStoreError",
     "ValidationError",
+    "WriteGate",
     "__version__",
 ]

@@ -9,6 +9,7 @@ from types import TracebackType
 
 import aiohttp
 
+from ._clock import Clock, SystemClock
 from ._constants import (
     DEFAULT_CONNECTOR_LIMIT,
     DEFAULT_MAX_AMOUNT,
@@ -21,10 +22,10 @@ from ._constants import (
     DEFAULT_TIMEOUT,
     SANDBOX_URL,
 )
-from ._clock import Clock, SystemClock
 from ._cooldown import CooldownStore, LocalCooldownStore, ResendLinks
 from ._exceptions import ValidationError
 from ._logs import setup_logging
+from ._pacing import PacingPolicy, RoutePacing
 from ._ratelimit import LocalRateLimiter, RateLimiter
 from ._retry import RetryPolicy
 from ._transport import Transport, check_base_url
@@ -54,9 +55,11 @@ class TangoClient:
     again reuses its externalRefID, so it is never paid twice (see ``orders.create``).
 
     Order creation is paced by ``rate_limiter`` (default: an in-process limiter at
-    ``order_rate`` per second plus ``rate_margin``); resends by ``cooldown_store`` (default:
-    in-process, ``resend_cooldown`` seconds). Pass shared ones (e.g. on Redis) to pace
-    several clients or processes together.
+    ``order_rate`` per second plus ``rate_margin``), its spacing measured where requests
+    leave (at the write); resends by ``cooldown_store`` (default: in-process,
+    ``resend_cooldown`` seconds). Pass shared ones (e.g. on Redis) to pace several clients
+    or processes together. ``pacing`` (a PacingPolicy) decides how the other routes are
+    paced: by default unpaced until a 429, then adaptive (AIMD) per route.
 
     ``max_amount`` (default DEFAULT_MAX_AMOUNT, 1,000,000; None means the default) is the
     largest order amount ``orders.create()`` sends: a larger one is a ValidationError.
@@ -97,6 +100,7 @@ class TangoClient:
         max_amount: Decimal | int | None = DEFAULT_MAX_AMOUNT,
         clock: Clock | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        pacing: PacingPolicy | None = None,
     ) -> None:
         setup_logging()
         name = platform_name if platform_name is not None else os.environ.get("TANGO_PLATFORM_NAME")
@@ -147,7 +151,10 @@ class TangoClient:
             raise ValidationError("clock", "must have monotonic() and async sleep(seconds)")
         if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
             raise ValidationError("ssl_context", "must be an ssl.SSLContext")
+        if pacing is not None and not isinstance(pacing, PacingPolicy):
+            raise ValidationError("pacing", "must be a PacingPolicy")
         self.clock: Clock = clock if clock is not None else SystemClock()
+        self.pacing: PacingPolicy = pacing if pacing is not None else PacingPolicy()
 
         self.platform_name = name
         self.base_url = check_base_url(url)
@@ -157,10 +164,10 @@ class TangoClient:
         self.rate_limiter: RateLimiter = (
             rate_limiter
             if rate_limiter is not None
-            else LocalRateLimiter(order_rate, margin=rate_margin)
+            else LocalRateLimiter(order_rate, margin=rate_margin, clock=self.clock)
         )
         self.cooldown_store: CooldownStore = (
-            cooldown_store if cooldown_store is not None else LocalCooldownStore()
+            cooldown_store if cooldown_store is not None else LocalCooldownStore(clock=self.clock)
         )
         self.unresolved_store: UnresolvedStore = (
             unresolved_store if unresolved_store is not None else LocalUnresolvedStore()
@@ -179,6 +186,7 @@ class TangoClient:
             max_response_bytes=max_response_bytes,
             clock=self.clock,
             ssl_context=ssl_context,
+            pacing=RoutePacing(self.pacing, self.rate_limiter, self.clock),
         )
         # order <-> line item pairs seen: a resend of one starts the cooldown of both
         self._resend_links = ResendLinks()

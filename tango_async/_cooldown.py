@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from ._clock import Clock, SystemClock
 
 if TYPE_CHECKING:
     from .types.orders import Order
@@ -30,18 +31,20 @@ class CooldownStore(Protocol):
 
 
 class LocalCooldownStore:
-    """An in-process cooldown store on the monotonic clock."""
+    """An in-process cooldown store on ``clock`` (default: real time; TangoClient passes its
+    own clock to the store it makes)."""
 
     _PRUNE_AT = 4096
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Clock | None = None) -> None:
+        self.clock: Clock = clock if clock is not None else SystemClock()
         self._until: dict[str, float] = {}
 
     def __repr__(self) -> str:
         return f"LocalCooldownStore(keys={len(self._until)})"
 
     async def claim(self, key: str, cooldown: float) -> float:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         left = self._until.get(key, 0.0) - now
         if left > 0:
             return left
@@ -51,7 +54,7 @@ class LocalCooldownStore:
         return 0.0
 
     async def extend(self, key: str, cooldown: float) -> None:
-        self._until[key] = time.monotonic() + cooldown
+        self._until[key] = self.clock.monotonic() + cooldown
 
     async def release(self, key: str) -> None:
         self._until.pop(key, None)

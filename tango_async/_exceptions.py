@@ -19,6 +19,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RateLimiterConflictError",
     "ResendCooldownError",
     "ResultWindowError",
     "ServerError",
@@ -60,6 +61,17 @@ class ValidationError(TangoError, ValueError):
 
 class ClientClosedError(TangoError, RuntimeError):
     """The client was closed (or used from another event loop) and cannot send requests."""
+
+
+class RateLimiterConflictError(TangoError, ValueError):
+    """Clients sharing one limiter (a Redis namespace and platform) were given different
+    rates; nothing was sent. Use one rate for one credential, or separate namespaces.
+    ``.theirs`` and ``.ours`` are the two spacings, in seconds."""
+
+    def __init__(self, message: str, *, ours: float, theirs: float) -> None:
+        super().__init__(message)
+        self.ours = ours
+        self.theirs = theirs
 
 
 class SendSkipped(TangoError):

@@ -16,6 +16,13 @@ certainly was not made from one whose outcome is unknown.
 Every wait of a call (a rate slot, a backoff) goes through :meth:`Transport.wait`, so
 :meth:`Transport.close` ends the calls that wait with ClientClosedError instead of
 letting them send on a closed session.
+
+Pacing (``_pacing.RoutePacing``) happens in two places: the route's slot before an attempt
+starts, and its write gate inside the attempt, once the connection is established and
+just before the headers are written. The gate runs from aiohttp's tracing signals
+(``on_request_headers_sent`` is awaited before the headers are serialised;
+``on_request_chunk_sent`` fires, synchronously, right before the body goes out with
+them), which also tell for certain whether an attempt that failed had written anything.
 """
 
 from __future__ import annotations
@@ -46,6 +53,8 @@ from ._exceptions import (
     ValidationError,
     error_class_for,
 )
+from ._pacing import Pace, RoutePacing
+from ._ratelimit import WriteGate
 from ._retry import RetryPolicy, parse_retry_after
 from ._version import __version__
 
@@ -86,6 +95,66 @@ class Exchange:
     def outcome_unknown(self) -> bool:
         """True when the call, ended now without a 2xx, may still have been processed."""
         return self.maybe_delivered or self.in_flight
+
+
+class _Attempt:
+    """One attempt's state, handed to aiohttp's tracing signals as ``trace_request_ctx``."""
+
+    __slots__ = ("gate", "has_body", "token", "traced", "wrote")
+
+    def __init__(self, gate: WriteGate | None, has_body: bool) -> None:
+        self.gate = gate
+        self.has_body = has_body
+        self.token: object | None = None  # the gate's admission, until the write is reported
+        self.traced = False  # our signals saw this request: ``wrote`` can be trusted
+        self.wrote = False  # headers were (or were about to be) written
+
+    def finish(self) -> None:
+        """The write happened, or the attempt ended: report a pending admission."""
+        if self.token is not None and self.gate is not None:
+            token, self.token = self.token, None
+            self.gate.after_write(token, written=True)
+
+
+def _attempt_of(ctx: Any) -> _Attempt | None:
+    attempt = getattr(ctx, "trace_request_ctx", None)
+    return attempt if isinstance(attempt, _Attempt) else None
+
+
+async def _on_request_start(session: Any, ctx: Any, params: Any) -> None:
+    attempt = _attempt_of(ctx)
+    if attempt is not None:
+        attempt.traced = True
+
+
+async def _on_headers(session: Any, ctx: Any, params: Any) -> None:
+    # Awaited by aiohttp on an established connection, before the headers are serialised.
+    attempt = _attempt_of(ctx)
+    if attempt is None:
+        return
+    gate = attempt.gate
+    if gate is not None and attempt.token is None:
+        attempt.token = await gate.before_write()
+    attempt.wrote = True
+    if not attempt.has_body:
+        # Without a body, aiohttp writes the headers as soon as this returns, in this step.
+        attempt.finish()
+
+
+async def _on_chunk(session: Any, ctx: Any, params: Any) -> None:
+    # Called right before the first body bytes (and the buffered headers) are written.
+    attempt = _attempt_of(ctx)
+    if attempt is not None:
+        attempt.finish()
+
+
+def _trace_config() -> aiohttp.TraceConfig:
+    config: aiohttp.TraceConfig = aiohttp.TraceConfig()
+    config.on_request_start.append(_on_request_start)
+    config.on_request_headers_sent.append(_on_headers)
+    config.on_request_chunk_sent.append(_on_chunk)
+    config.freeze()
+    return config
 
 
 def check_base_url(base_url: str) -> str:
@@ -129,10 +198,13 @@ class Transport:
         max_response_bytes: int,
         clock: Clock | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        pacing: RoutePacing | None = None,
     ) -> None:
         self.base_url = base_url
         self.clock: Clock = clock if clock is not None else SystemClock()
         self._ssl_context = ssl_context
+        self.pacing = pacing
+        self._trace = _trace_config()
         self._base_path = URL(base_url).path.rstrip("/")
         self._headers = {
             "Authorization": authorization,
@@ -176,9 +248,14 @@ class Transport:
                 ttl_dns_cache=300,
                 ssl=self._ssl_context if self._ssl_context is not None else True,
             )
-            self._session = aiohttp.ClientSession(connector=connector)
+            self._session = aiohttp.ClientSession(
+                connector=connector, trace_configs=[self._trace]
+            )
         elif self._session.closed:
             raise ClientClosedError("the aiohttp session given to this TangoClient is closed")
+        elif self._trace not in self._session.trace_configs:
+            # A caller's session: our signals only act on our own requests.
+            self._session.trace_configs.append(self._trace)
         return self._session
 
     async def close(self) -> None:
@@ -190,6 +267,8 @@ class Transport:
             task.cancel()
         if self._owns_session and self._session is not None:
             await self._session.close()
+        elif self._session is not None and self._trace in self._session.trace_configs:
+            self._session.trace_configs.remove(self._trace)
         self._session = None
 
     async def wait(self, awaitable: Awaitable[T]) -> T:
@@ -228,15 +307,23 @@ class Transport:
         attempt: int = 1,
         before_send: Callable[[], Awaitable[None]] | None = None,
         exchange: Exchange | None = None,
+        pace: Pace | None = None,
     ) -> Response:
         """One HTTP attempt: a Response whatever its status. Raises APIConnectionError /
-        APITimeoutError, or ClientClosedError when the client is (or gets) closed first."""
+        APITimeoutError, or ClientClosedError when the client is (or gets) closed first.
+
+        ``pace`` (the route's pacer) gives the slot before the attempt starts and the write
+        gate inside it; ``before_send`` runs after the slot, right before the request."""
         session = self.session()
         url = self.base_url + path
         headers = self._post_headers if body is not None else self._headers
+        if pace is not None:
+            await self.wait(pace.slot())
         if before_send is not None:
-            await self.wait(before_send())  # the rate slot, taken as late as possible
+            await self.wait(before_send())
+        if pace is not None or before_send is not None:
             session = self.session()  # closed meanwhile: ClientClosedError, nothing sent
+        tracked = _Attempt(pace.gate if pace is not None else None, body is not None)
         if exchange is not None:
             exchange.attempts += 1
             exchange.in_flight = True
@@ -250,17 +337,23 @@ class Transport:
                 headers=headers,
                 timeout=self._client_timeout,
                 allow_redirects=False,  # never carry the Authorization header elsewhere
+                trace_request_ctx=tracked,
             ) as resp:
+                tracked.finish()
                 data = await self._read(resp, method, path)
                 result = Response(resp.status, resp.headers, data, method, path)
         except (TimeoutError, aiohttp.ClientError, OSError) as e:
+            tracked.finish()
             self._log_attempt(method, path, None, attempt, start, None, type(e).__name__)
-            error = self._connection_error(e, method, path)
+            # Our signals saw the request and it never reached its write: certainly unsent.
+            unsent = tracked.traced and not tracked.wrote
+            error = self._connection_error(e, method, path, written=not unsent)
             if exchange is not None:
                 exchange.in_flight = False
                 exchange.maybe_delivered |= error.maybe_sent
             raise error from None
         except RuntimeError:
+            tracked.finish()
             # aiohttp: "Session is closed" (closed under us, or the caller's own session)
             if not (self._closed or session.closed):
                 raise
@@ -270,9 +363,13 @@ class Transport:
                 "this TangoClient (or its aiohttp session) was closed; nothing was sent"
             ) from None
         except APIResponseValidationError:  # an over-long body: the server did answer
+            tracked.finish()
             if exchange is not None:
                 exchange.in_flight = False
                 exchange.maybe_delivered = True
+            raise
+        except BaseException:  # cancelled: a pending admission counts as a write
+            tracked.finish()
             raise
         if exchange is not None:
             exchange.in_flight = False
@@ -282,9 +379,18 @@ class Transport:
             )
         return result
 
-    def _connection_error(self, e: BaseException, method: str, path: str) -> APIConnectionError:
-        """The typed error for a failed attempt; ``maybe_sent`` False only before any write."""
+    def _connection_error(
+        self, e: BaseException, method: str, path: str, *, written: bool = True
+    ) -> APIConnectionError:
+        """The typed error for a failed attempt; ``maybe_sent`` False only before any write
+        (``written=False``: the tracing signals saw that nothing was written)."""
         cls: type[APIConnectionError] = APIConnectionError
+        if not written:
+            if isinstance(e, TimeoutError):
+                cls, what = APITimeoutError, f"timed out before sending, after {self.timeout:g} s"
+            else:
+                what = f"connection failed before sending ({type(e).__name__})"
+            return cls(f"{method} {path}: {what}", method=method, path=path, maybe_sent=False)
         if isinstance(e, aiohttp.ConnectionTimeoutError):
             cls, what, sent = (
                 APITimeoutError,
@@ -357,9 +463,11 @@ class Transport:
         ``exchange``, if given, records what may have reached the server (see Exchange).
         """
         policy = self.retry
+        pace = self.pacing.for_request(method, path, mode) if self.pacing is not None else None
         # A call that asks again (create after an unreadable 2xx) shares one retry budget.
         attempt = exchange.attempts if exchange is not None else 0
         while True:
+            started = self.clock.monotonic()
             try:
                 resp = await self.send(
                     method,
@@ -369,6 +477,7 @@ class Transport:
                     attempt=attempt + 1,
                     before_send=before_send,
                     exchange=exchange,
+                    pace=pace,
                 )
             except APIConnectionError as e:
                 if attempt >= policy.max_retries or (mode == "resend" and e.maybe_sent):
@@ -383,6 +492,8 @@ class Transport:
                     delay,
                 )
             else:
+                if pace is not None and resp.status != 429:
+                    pace.succeeded()
                 if 200 <= resp.status < 300:
                     return resp
                 error = build_api_error(resp)
@@ -392,8 +503,11 @@ class Transport:
                 if delay_or_none is None:
                     raise error
                 delay = delay_or_none
-                if error.status_code == 429 and on_rate_limited is not None:
-                    await on_rate_limited(delay)
+                if error.status_code == 429:
+                    if pace is not None:
+                        await pace.rate_limited(delay, started)
+                    if on_rate_limited is not None:
+                        await on_rate_limited(delay)
                 log.info(
                     "%s %s: HTTP %d %s; retry %d in %.2f s",
                     method,

@@ -10,17 +10,33 @@ workers use it. Pass these to every client that shares the credential::
     async with TangoClient(rate_limiter=limiter, cooldown_store=cooldowns) as tango:
         ...
 
-The limiter is GCRA with no burst, in "reserve a slot" form: one Lua script reads Redis's
-own clock (TIME), books the next free slot and answers how long to wait *relative to
-Redis's clock*, so the hosts' clocks never matter. Redis unreachable or slow: the call
-waits with backoff up to ``unavailable_timeout`` seconds, then raises
-RateLimiterUnavailableError; it never sends unthrottled, and it works again as soon as
-Redis answers.
+The limiter paces in the same two stages as the in-process one (see
+``tango_async._ratelimit``), both shared through Redis and timed by Redis's own clock
+(TIME), so the hosts' clocks never matter:
+
+1. **Slots**: GCRA with no burst, in "reserve a slot" form: one Lua script books the next
+   free slot and answers how long to wait relative to Redis's clock.
+2. **The write gate**: once its connection is ready, a request asks Redis to be admitted;
+   the script admits one writer at a time, no sooner than the spacing after the last
+   write it recorded, and the writer reports (from aiohttp's signal, as its headers go
+   out) so the record is the real time of the write, taken after it.
+
+A lost schedule can never let two requests leave closer than the spacing: a missing write
+record (first use, a FLUSHALL, an eviction) is treated as a write that just happened, so
+the next writer waits one spacing; each client also keeps its own floor from its last
+write, and passes the latest slot it has seen to the booking script, which never books
+earlier. Clients that disagree on the spacing for one namespace and platform get
+RateLimiterConflictError, never the faster spacing.
+
+Redis unreachable or slow: the call waits with backoff up to ``unavailable_timeout``
+seconds, then raises RateLimiterUnavailableError; it never sends unthrottled, and it
+works again as soon as Redis answers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import random
@@ -33,11 +49,12 @@ from typing import Any, TypeVar
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from ._exceptions import TangoError, ValidationError
-from ._ratelimit import Widening, checked_spacing
+from ._exceptions import RateLimiterConflictError, TangoError, ValidationError
+from ._ratelimit import _LEAD, Widening, checked_spacing
 from ._unresolved import STATES, UnresolvedOrder, UnresolvedStoreError
 
 __all__ = [
+    "RateLimiterConflictError",
     "RateLimiterUnavailableError",
     "RedisCooldownStore",
     "RedisRateLimiter",
@@ -47,20 +64,95 @@ __all__ = [
 log = logging.getLogger("tango_async")
 T = TypeVar("T")
 
-# KEYS[1]: the schedule (next free slot, microseconds on Redis's clock)
-# ARGV: interval_us, max_ahead_us, ttl_ms. Returns {wait_us, booked}: booked 1 = the slot
-# is ours after wait_us; booked 0 = the schedule is full that far ahead, ask again then.
-_RESERVE = """
+# The spacing every client of one namespace and platform agreed on (KEYS: the agreement),
+# checked first by both scripts below: {-1, theirs_us} when another client paces at a
+# different spacing; the agreement lasts AGREEMENT_MS after its last use.
+_AGREE = """
+local agreed = redis.call('GET', KEYS[1])
+if agreed and agreed ~= ARGV[1] then
+  return {-1, tonumber(agreed)}
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+"""
+
+# KEYS: the schedule (next free slot, microseconds on Redis's clock), the agreement, the
+# last write. ARGV: spacing_us, agreement_ms, interval_us, max_ahead_us, ttl_ms, floor_us
+# (the latest slot end this client has seen; 0 for none), lead_us (how far a slot may run
+# ahead of the next write the gate admits). Returns {wait_us, booked, slot_us}: booked 1
+# = the slot is ours after wait_us; 0 = the schedule is full that far ahead, ask again.
+_RESERVE = (
+    """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+"""
+    + _AGREE.replace("KEYS[1]", "KEYS[2]")
+    + """
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-local slot = math.max(now, tat)
+local written = tonumber(redis.call('GET', KEYS[3]) or '0')
+local gate = written + tonumber(ARGV[1]) - tonumber(ARGV[7])
+local slot = math.max(now, tat, tonumber(ARGV[6]), gate)
 local ahead = slot - now
-if ahead > tonumber(ARGV[2]) then
-  return {ahead - tonumber(ARGV[2]), 0}
+if ahead > tonumber(ARGV[4]) then
+  return {ahead - tonumber(ARGV[4]), 0, 0}
 end
-redis.call('SET', KEYS[1], string.format('%d', slot + tonumber(ARGV[1])), 'PX', ARGV[3])
-return {ahead, 1}
+redis.call('SET', KEYS[1], string.format('%d', slot + tonumber(ARGV[3])), 'PX', ARGV[5])
+return {ahead, 1, slot}
+"""
+)
+
+# The write gate. KEYS: the last write (microseconds), the pending writer ("token when_us"),
+# the agreement. ARGV: spacing_us, agreement_ms, token, pending_ms, written_ms. Returns
+# {wait_us, admitted, now_us}. A pending writer (admitted, its write not yet reported)
+# holds the others until one spacing after its admission, and after that until it reports
+# (or its admission expires: a writer that died).
+_ADMIT = (
+    """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+"""
+    + _AGREE.replace("KEYS[1]", "KEYS[3]")
+    + """
+local spacing = tonumber(ARGV[1])
+local pending = redis.call('GET', KEYS[2])
+if pending then
+  local sep = string.find(pending, ' ', 1, true)
+  local admitted = tonumber(string.sub(pending, sep + 1))
+  if now < admitted + spacing then
+    return {admitted + spacing - now, 0, now}
+  end
+  return {1000, 0, now}
+end
+local last = redis.call('GET', KEYS[1])
+if not last then
+  redis.call('SET', KEYS[1], string.format('%d', now), 'PX', ARGV[5])
+  return {spacing, 0, now}
+end
+local due = tonumber(last) + spacing
+if now < due then
+  return {due - now, 0, now}
+end
+redis.call('SET', KEYS[2], ARGV[3] .. ' ' .. string.format('%d', now), 'PX', ARGV[4])
+redis.call('SET', KEYS[1], string.format('%d', now), 'PX', ARGV[5])
+return {0, 1, now}
+"""
+)
+
+# KEYS: the last write, the pending writer. ARGV: token, written_ms, wrote_us: the
+# admission's Redis time plus the client's own time from asking to be admitted to its
+# write, an upper bound of the write on Redis's clock (never later than now).
+_WROTE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local wrote = math.min(now, tonumber(ARGV[3]))
+local last = tonumber(redis.call('GET', KEYS[1]) or '0')
+if wrote > last then
+  redis.call('SET', KEYS[1], string.format('%d', wrote), 'PX', ARGV[2])
+end
+local pending = redis.call('GET', KEYS[2])
+if pending and string.sub(pending, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. ' ' then
+  redis.call('DEL', KEYS[2])
+end
+return 1
 """
 
 # KEYS[1]: the schedule. ARGV: delay_us, ttl_ms. Nobody's next slot is before now + delay.
@@ -170,15 +262,21 @@ class _RedisBacked:
 
 
 class RedisRateLimiter(_RedisBacked):
-    """A rate limiter shared through Redis: ``rate`` slots per second for everyone sharing
-    the namespace and platform, no burst, first come first served within a process.
+    """A rate limiter shared through Redis: ``rate`` requests per second for everyone
+    sharing the namespace and platform, spaced where they leave (see the module
+    docstring), no burst, first come first served within a process.
 
-    Slots are ``(1 / rate) * (1 + margin)`` apart (5% margin by default, as in-process).
-    A worker that wakes later than ``late_tolerance`` after its slot (default: the margin,
-    ``spacing - 1/rate``; a stalled event loop, a paused VM) books again instead of sending
-    closer than ``1/rate`` to the next worker's slot. Bookings go
-    at most ``max_ahead`` seconds ahead. ``penalize`` (after a 429) pushes the shared
-    schedule forward for every worker; repeated 429s widen this process's spacing.
+    Requests are ``(1 / rate) * (1 + margin)`` apart (5% margin by default, as
+    in-process). Bookings go at most ``max_ahead`` seconds ahead. ``penalize`` (after a
+    429) pushes the shared schedule forward for every worker; repeated 429s widen this
+    process's spacing of slots. A write record (``written_ttl``, default a day) outlives
+    idle spells; when it is missing, the first order waits one spacing.
+
+    Every client of one namespace and platform must use the same rate and margin:
+    another spacing raises RateLimiterConflictError (nothing sent) until the clients with
+    the other spacing have been idle for ``agreement_ttl`` seconds (default 120).
+    ``late_tolerance`` is accepted for compatibility and no longer used: the write gate
+    holds the spacing however late a worker wakes.
     """
 
     def __init__(
@@ -196,6 +294,8 @@ class RedisRateLimiter(_RedisBacked):
         widen_step: float = 0.25,
         max_widen: float = 2.0,
         widen_window: float = 60.0,
+        agreement_ttl: float = 120.0,
+        written_ttl: float = 86400.0,
     ) -> None:
         spacing = checked_spacing(rate, margin, rate_field="rate", margin_field="margin")
         super().__init__(
@@ -205,21 +305,29 @@ class RedisRateLimiter(_RedisBacked):
             unavailable_timeout=unavailable_timeout,
             socket_timeout=socket_timeout,
         )
+        for name, value in (("agreement_ttl", agreement_ttl), ("written_ttl", written_ttl)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValidationError(name, "must be a number of seconds greater than 0")
         self.rate = float(rate)
         self.margin = float(margin)
         self.spacing = spacing
         self.max_ahead = max(max_ahead, self.spacing)
-        # Late by more than the margin, sending would come closer than 1/rate to the next
-        # worker's slot: book again instead.
-        self.late_tolerance = (
-            late_tolerance
-            if late_tolerance is not None
-            else max(0.001, self.spacing - 1.0 / self.rate)
-        )
+        self.late_tolerance = late_tolerance
+        self.agreement_ttl = float(agreement_ttl)
+        self.written_ttl = float(written_ttl)
         self._reserve = self.redis.register_script(_RESERVE)
         self._push = self.redis.register_script(_PUSH)
+        self._admit = self.redis.register_script(_ADMIT)
+        self._wrote = self.redis.register_script(_WROTE)
         self._fifo = asyncio.Lock()
+        self._gate_fifo = asyncio.Lock()
         self._widening = Widening(widen_step, max_widen, widen_window)
+        self._floor_us = 0  # the latest slot end this client has booked or seen (Redis clock)
+        self._last_write = -float("inf")  # this client's own floor (its monotonic clock)
+        self._reports: set[asyncio.Task[None]] = set()
+        self._pending: str | None = None
+        self._pending_done: asyncio.Event | None = None
+        self._admission = (0, 0.0)  # (Redis time of the admission, when we asked for it)
 
     def __repr__(self) -> str:
         return (
@@ -232,33 +340,129 @@ class RedisRateLimiter(_RedisBacked):
         """This process's widening factor of the spacing (1.0 when no recent 429)."""
         return self._widening.factor
 
+    def _us(self, seconds: float) -> int:
+        return int(seconds * 1_000_000)
+
+    def _agreement(self) -> list[Any]:
+        return [self._us(self.spacing), int(self.agreement_ttl * 1000)]
+
+    def _conflict(self, theirs_us: Any) -> RateLimiterConflictError:
+        theirs = int(theirs_us) / 1_000_000
+        return RateLimiterConflictError(
+            f"another client of {self._key('orders')!r} paces orders {theirs * 1000:.1f} ms "
+            f"apart, this one {self.spacing * 1000:.1f} ms (rate={self.rate:g}, "
+            f"margin={self.margin:g}); nothing was sent. Give every client of one "
+            "credential the same rate and margin (or separate namespaces); the other "
+            f"spacing is forgotten {self.agreement_ttl:g} s after its last use",
+            ours=self.spacing,
+            theirs=theirs,
+        )
+
     async def acquire(self) -> None:
         """Book the next shared slot and wait for it (cancel-safe: a cancelled wait leaves
-        its slot unused, which costs the others nothing but that slot)."""
-        key = self._key("orders", "schedule")
+        its slot unused, which costs the others nothing but that slot).
+        RateLimiterConflictError when another client of the namespace paces at another
+        spacing; RateLimiterUnavailableError when Redis does not answer."""
+        keys = [
+            self._key("orders", "schedule"),
+            self._key("orders", "spacing"),
+            self._key("orders", "written"),
+        ]
         async with self._fifo:
             while True:
+                interval = self.spacing * self.widen
                 args = [
-                    int(self.spacing * self.widen * 1_000_000),  # interval, microseconds
-                    int(self.max_ahead * 1_000_000),  # how far ahead a booking may go
+                    *self._agreement(),
+                    self._us(interval),
+                    self._us(self.max_ahead),  # how far ahead a booking may go
                     int((self.max_ahead + self.spacing) * 1000) + 1000,  # key TTL, ms
+                    self._floor_us,
+                    self._us(self.spacing * _LEAD),
                 ]
-                wait_us, booked = await self._call(
-                    "an order slot", functools.partial(self._reserve, keys=[key], args=args)
+                answer: list[Any] = await self._call(
+                    "an order slot", functools.partial(self._reserve, keys=keys, args=args)
                 )
-                # Lateness is measured on this host's clock from the answer, never compared
-                # with another host's clock.
-                answered = time.monotonic()
+                if int(answer[0]) < 0:
+                    raise self._conflict(answer[1])
+                wait_us, booked, slot_us = answer
+                if booked:
+                    self._floor_us = max(self._floor_us, int(slot_us) + self._us(interval))
                 wait = int(wait_us) / 1_000_000
                 if wait > 0:
                     await asyncio.sleep(wait)
-                if not booked:
-                    continue
-                late = (time.monotonic() - answered) - wait
-                if late > self.late_tolerance:
-                    log.debug("woke %.3f s after the booked slot; booking again", late)
-                    continue
-                return
+                if booked:
+                    return
+
+    async def before_write(self) -> object:
+        """The shared write gate: wait until Redis admits this request (one writer at a
+        time, the spacing after the last recorded write) and this client's own floor
+        allows it. Returns the token :meth:`after_write` reports with."""
+        keys = [
+            self._key("orders", "written"),
+            self._key("orders", "writing"),
+            self._key("orders", "spacing"),
+        ]
+        token = secrets.token_hex(8)
+        pending_ms = int(max(1.0, 4 * self.spacing) * 1000)
+        written_ms = int(self.written_ttl * 1000)
+        async with self._gate_fifo:
+            done = self._pending_done
+            if self._pending is not None and done is not None:
+                # Our own previous writer has not reported yet: its report is its record.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(done.wait(), pending_ms / 1000)
+            local = self._last_write + self.spacing - time.monotonic()
+            if local > 0:  # this client's own floor, whatever Redis remembers
+                await asyncio.sleep(local)
+            while True:
+                args = [*self._agreement(), token, pending_ms, written_ms]
+                asked = time.monotonic()
+                answer: list[Any] = await self._call(
+                    "an order write", functools.partial(self._admit, keys=keys, args=args)
+                )
+                if int(answer[0]) < 0:
+                    raise self._conflict(answer[1])
+                wait_us, admitted, now_us = answer
+                if admitted:
+                    break
+                await asyncio.sleep(max(int(wait_us), 200) / 1_000_000)
+            self._last_write = time.monotonic()
+            self._admission = (int(now_us), asked)
+            self._pending = token
+            self._pending_done = asyncio.Event()
+            return token
+
+    def after_write(self, token: object, *, written: bool) -> None:
+        """Report the admitted write (or its end without one) to Redis, at once."""
+        if token != self._pending or not isinstance(token, str):
+            return
+        now = time.monotonic()
+        self._last_write = max(self._last_write, now)
+        done = self._pending_done
+        keys = [self._key("orders", "written"), self._key("orders", "writing")]
+        admitted_us, asked = self._admission
+        wrote_us = admitted_us + self._us(now - asked) + 1
+        args: list[str | int] = [token, int(self.written_ttl * 1000), wrote_us]
+
+        async def report() -> None:
+            try:
+                await self._call(
+                    "a write report",
+                    functools.partial(self._wrote, keys=keys, args=args),
+                    patient=False,
+                )
+            except RateLimiterUnavailableError:
+                # The record expires with the admission; the others wait it out.
+                log.warning("Redis did not take a write report; the others wait it out")
+            finally:
+                if self._pending == token:
+                    self._pending = None
+                if done is not None:
+                    done.set()
+
+        task = asyncio.get_running_loop().create_task(report())
+        self._reports.add(task)
+        task.add_done_callback(self._reports.discard)
 
     async def penalize(self, delay: float) -> None:
         """After a 429: no worker's next slot comes sooner than ``delay`` seconds."""
@@ -269,6 +473,12 @@ class RedisRateLimiter(_RedisBacked):
         await self._call(
             "a rate-limit pause", lambda: self._push(keys=[key], args=[delay_us, ttl_ms])
         )
+
+    async def aclose(self) -> None:
+        """Send the write reports still on their way, then close the Redis connections."""
+        if self._reports:
+            await asyncio.gather(*self._reports, return_exceptions=True)
+        await super().aclose()
 
 
 class RedisCooldownStore(_RedisBacked):

@@ -9,6 +9,7 @@ import textwrap
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from itertools import pairwise
+from pathlib import Path
 
 import pytest
 
@@ -88,24 +89,92 @@ async def test_penalize_pushes_every_worker(redis_url: str, namespace: str) -> N
         await x.aclose()
 
 
-async def test_late_waker_books_again(limiter: RedisRateLimiter, monkeypatch: pytest.MonkeyPatch
-                                      ) -> None:
-    real_sleep, real_reserve = asyncio.sleep, limiter._reserve
-    bookings = 0
+async def test_the_shared_gate_spaces_writers_of_every_client(
+    redis_url: str, namespace: str
+) -> None:
+    a = RedisRateLimiter(redis_url, rate=20.0, namespace=namespace, platform="p")
+    b = RedisRateLimiter(redis_url, rate=20.0, namespace=namespace, platform="p")
+    loop = asyncio.get_running_loop()
+    try:
+        first = await a.before_write()  # no record yet: one spacing's wait, then admitted
+        second = asyncio.create_task(b.before_write())
+        await asyncio.sleep(0.2)  # a stalls between its admission and its write
+        assert not second.done()  # b waits for a's write, however long it takes
+        a.after_write(first, written=True)
+        wrote = loop.time()
+        token = await second
+        assert loop.time() - wrote >= a.spacing * 0.99  # spaced from the real write
+        b.after_write(token, written=True)
+    finally:
+        for x in (a, b):
+            await x.aclose()
 
-    async def count(*args: object, **kwargs: object) -> object:
-        nonlocal bookings
-        bookings += 1
-        return await real_reserve(*args, **kwargs)  # type: ignore[arg-type]
 
-    async def oversleep(delay: float) -> None:
-        await real_sleep(delay + (0.2 if bookings == 1 else 0))  # a stalled loop, once
+async def test_a_flushed_schedule_never_lets_two_writes_close(
+    redis_url: str, namespace: str
+) -> None:
+    a = RedisRateLimiter(redis_url, rate=20.0, namespace=namespace, platform="p")
+    b = RedisRateLimiter(redis_url, rate=20.0, namespace=namespace, platform="p")
+    loop = asyncio.get_running_loop()
+    try:
+        for _ in range(3):
+            await a.acquire()
+            token = await a.before_write()
+            a.after_write(token, written=True)
+            await asyncio.sleep(0.01)  # the report reaches Redis
+            wrote = loop.time()
+            await a.redis.flushdb()  # FLUSHALL / eviction of every key, mid-run
+            await b.acquire()  # the schedule is gone: the slot is free at once
+            other = await b.before_write()  # but the missing write record means "just now"
+            assert loop.time() - wrote >= b.spacing * 0.99
+            b.after_write(other, written=True)
+            await asyncio.sleep(0.01)
+    finally:
+        for x in (a, b):
+            await x.aclose()
 
-    await limiter.acquire()
-    monkeypatch.setattr(limiter, "_reserve", count)
-    monkeypatch.setattr(asyncio, "sleep", oversleep)
-    await limiter.acquire()
-    assert bookings == 2  # the stale slot was not used: it booked again
+
+async def test_clients_that_disagree_on_the_rate_get_a_clear_error(
+    redis_url: str, namespace: str
+) -> None:
+    fast = RedisRateLimiter(redis_url, rate=20.0, namespace=namespace, platform="p")
+    slow = RedisRateLimiter(
+        redis_url, rate=1.0, namespace=namespace, platform="p", agreement_ttl=0.3
+    )
+    other = RedisRateLimiter(redis_url, rate=1.0, namespace=namespace + "x", platform="p")
+    try:
+        await fast.acquire()
+        with pytest.raises(ta.RateLimiterConflictError) as caught:
+            await slow.acquire()  # never the faster spacing, never silently
+        assert caught.value.theirs == pytest.approx(fast.spacing, rel=1e-3)
+        assert caught.value.ours == pytest.approx(slow.spacing)
+        assert "same rate" in str(caught.value)
+        with pytest.raises(ta.RateLimiterConflictError):
+            await slow.before_write()
+        await other.acquire()  # another namespace: its own schedule
+    finally:
+        for x in (fast, slow, other):
+            await x.aclose()
+
+
+async def test_the_agreement_lapses_when_the_other_rate_is_idle(
+    redis_url: str, namespace: str
+) -> None:
+    fast = RedisRateLimiter(
+        redis_url, rate=20.0, namespace=namespace, platform="p", agreement_ttl=0.2
+    )
+    slow = RedisRateLimiter(
+        redis_url, rate=2.0, namespace=namespace, platform="p", agreement_ttl=0.2
+    )
+    try:
+        await fast.acquire()
+        await asyncio.sleep(0.3)  # the fast clients stopped (a deploy changed the rate)
+        await slow.acquire()  # then the new rate is the agreed one
+        with pytest.raises(ta.RateLimiterConflictError):
+            await fast.acquire()
+    finally:
+        for x in (fast, slow):
+            await x.aclose()
 
 
 async def test_cooldown_store_claim_extend_release(redis_url: str, namespace: str) -> None:
@@ -125,15 +194,16 @@ async def test_cooldown_store_claim_extend_release(redis_url: str, namespace: st
 
 
 WORKER = textwrap.dedent("""
-    import asyncio, json, sys
+    import asyncio, json, ssl, sys
     import tango_async as ta
     from tango_async.redis import RedisRateLimiter
 
-    async def main(base_url, name, key, redis_url, namespace, rate, tasks, per_task):
+    async def main(base_url, name, key, redis_url, namespace, rate, tasks, per_task, ca, retries):
         # an 8% margin: 10 ms of slack at 8/s for four processes on a 2-core CI machine
         limiter = RedisRateLimiter(redis_url, rate=rate, margin=0.08, namespace=namespace)
+        context = ssl.create_default_context(cafile=ca) if ca != "-" else None
         async with ta.TangoClient(name, key, base_url=base_url, rate_limiter=limiter,
-                                  max_retries=0) as tango:
+                                  max_retries=retries, ssl_context=context) as tango:
             async def one(t):
                 out = []
                 for i in range(per_task):
@@ -144,38 +214,67 @@ WORKER = textwrap.dedent("""
                         await tango.orders.create(req)
                         out.append("ok")
                     except ta.TangoError as e:
-                        out.append(type(e).__name__)
+                        out.append(f"{type(e).__name__}: {e}")
                 return out
             results = await asyncio.gather(*(one(t) for t in range(tasks)))
         await limiter.aclose()
         print(json.dumps([r for rs in results for r in rs]))
 
     a = sys.argv[1:]
-    asyncio.run(main(a[0], a[1], a[2], a[3], a[4], float(a[5]), int(a[6]), int(a[7])))
+    asyncio.run(main(a[0], a[1], a[2], a[3], a[4], float(a[5]), int(a[6]), int(a[7]), a[8],
+                     int(a[9])))
 """)
 
 
-async def test_four_processes_share_one_limit(redis_url: str, namespace: str) -> None:
+@pytest.mark.parametrize("conditions", ["warm", "tls-cold-flushed"])
+async def test_four_processes_share_one_limit(
+    redis_url: str, namespace: str, conditions: str, tmp_path: Path
+) -> None:
     rate, procs, tasks, per_task = 8.0, 4, 5, 2
-    async with Sandbox(order_rate=rate) as sb:  # refuses arrivals closer than 1/rate: 429
+    production = conditions != "warm"
+    # Production conditions: TLS, 150 ms more for every new connection, idle connections
+    # closed after 3 s, and the whole Redis database flushed three times mid-run. A request
+    # can then meet a connection the server is closing (retried: it is not a 429).
+    options: dict[str, object] = (
+        {"tls": True, "connect_delay": 0.15, "keepalive_timeout": 3.0} if production else {}
+    )
+    async with Sandbox(order_rate=rate, **options) as sb:  # 429 for arrivals < 1/rate apart
+        ca = "-"
+        if sb.ca_pem is not None:
+            (tmp_path / "ca.pem").write_bytes(sb.ca_pem)
+            ca = str(tmp_path / "ca.pem")
         workers = [
             await asyncio.create_subprocess_exec(
                 sys.executable, "-c", WORKER, sb.base_url, sb.platform_name, sb.platform_key,
-                redis_url, namespace, str(rate), str(tasks), str(per_task),
+                redis_url, namespace, str(rate), str(tasks), str(per_task), ca,
+                "2" if production else "0",
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             )
             for _ in range(procs)
         ]
+        flushes = 0
+        if production:
+            flusher = RedisRateLimiter(redis_url, namespace=namespace)
+            try:
+                while flushes < 3 and any(w.returncode is None for w in workers):
+                    await asyncio.sleep(1.0)
+                    await flusher.redis.flushdb()
+                    flushes += 1
+            finally:
+                await flusher.aclose()
         outputs = [await asyncio.wait_for(w.communicate(), 60) for w in workers]
         arrivals = sb.arrivals("POST", "/orders", exact=True)
         statuses = [r.status for r in sb.requests]
     results = [r for out, err in outputs for r in json.loads(out or b"[]")]
     assert len(results) == procs * tasks * per_task, [err for _, err in outputs]
-    assert results == ["ok"] * len(results)
+    assert results == ["ok"] * len(results), results
+    assert not production or flushes == 3
     assert statuses.count(429) == 0  # zero violations of the spacing at arrival
     assert min(b - a for a, b in pairwise(arrivals)) >= 1 / rate
     achieved = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
-    assert 0.9 * rate <= achieved <= rate  # aggregate rate within 10% of the limit
+    assert achieved <= rate
+    if not production:  # utilisation under production conditions: see benchmarks/
+        assert achieved >= 0.9 * rate
 
 
 COOLDOWN_WORKER = textwrap.dedent("""

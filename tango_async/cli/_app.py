@@ -600,7 +600,12 @@ LIST_FILTERS = tuple(
     for name in inspect.signature(Orders.list).parameters
     if name not in ("self", "elements_per_block", "page")
 )
-_FILTER_TYPES: dict[str, Any] = {"send_email": bool, "min_amount": _DECIMAL, "max_amount": _DECIMAL}
+_FILTER_TYPES: dict[str, Any] = {
+    "send_email": bool,
+    "min_amount": _DECIMAL,
+    "max_amount": _DECIMAL,
+    "concurrency": click.IntRange(1, 16),
+}
 
 
 def _plain(d: Decimal | None) -> str | None:

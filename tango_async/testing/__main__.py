@@ -1,7 +1,17 @@
 """``python -m tango_async.testing``: the local sandbox as a process.
 
 Prints its base URL and credentials (as TANGO_* lines a shell can export), then serves
-until interrupted (Ctrl-C or SIGTERM).
+until interrupted (Ctrl-C or SIGTERM)::
+
+    Tango sandbox serving at https://127.0.0.1:PORT/raas/v2
+    TANGO_BASE_URL=https://127.0.0.1:PORT/raas/v2
+    TANGO_PLATFORM_NAME=sandbox-platform
+    TANGO_PLATFORM_KEY=sk-...
+    TANGO_CA_FILE=/path/to/ca.pem
+
+The last line only with ``--tls``: the CA certificate a client in another process trusts
+with ``ssl.create_default_context(cafile=...)`` (``--ca-file``, else a temporary file
+removed on exit).
 """
 
 from __future__ import annotations
@@ -9,8 +19,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
+import tempfile
 from collections.abc import Sequence
 
 from ._faults import CHAOS_DEFAULT
@@ -66,6 +78,46 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.05,
         help="seconds a 'slow' fault waits (default 0.05)",
     )
+    net = p.add_argument_group("network conditions (as a distant production server)")
+    net.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve HTTPS with a certificate for 127.0.0.1/localhost made by trustme",
+    )
+    net.add_argument(
+        "--ca-file",
+        metavar="PATH",
+        default=None,
+        help="with --tls: write the CA certificate (PEM) there (default: a temporary file)",
+    )
+    net.add_argument(
+        "--connect-delay",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="seconds added to the set-up of every new connection (default 0)",
+    )
+    net.add_argument(
+        "--keepalive-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="close keep-alive connections idle this long (default: aiohttp's, 3630)",
+    )
+    net.add_argument(
+        "--read-rate",
+        type=float,
+        default=0.0,
+        metavar="N",
+        help="GETs per second, measured at arrival, beyond which 429 (default 0: no limit)",
+    )
+    net.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="seconds every response is held before it is sent (default 0)",
+    )
     p.add_argument("--platform-name", default="sandbox-platform")
     p.add_argument("--platform-key", default=None, help="default: a random key, printed")
     return p
@@ -82,6 +134,11 @@ async def serve(args: argparse.Namespace, *, ready: asyncio.Event | None = None)
         platform_name=args.platform_name,
         platform_key=args.platform_key,
         record=False,
+        tls=getattr(args, "tls", False),
+        connect_delay=getattr(args, "connect_delay", 0.0),
+        keepalive_timeout=getattr(args, "keepalive_timeout", None),
+        read_rate=getattr(args, "read_rate", 0.0) or None,
+        latency=getattr(args, "latency", 0.0),
     )
     if getattr(args, "chaos", 0.0):
         sandbox.chaos(
@@ -96,17 +153,39 @@ async def serve(args: argparse.Namespace, *, ready: asyncio.Event | None = None)
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    async with sandbox:
-        sys.stdout.write(
-            f"Tango sandbox serving at {sandbox.base_url}\n"
-            f"TANGO_BASE_URL={sandbox.base_url}\n"
-            f"TANGO_PLATFORM_NAME={sandbox.platform_name}\n"
-            f"TANGO_PLATFORM_KEY={sandbox.platform_key}\n"
-        )
-        sys.stdout.flush()
-        if ready is not None:
-            ready.set()
-        await stop.wait()
+    ca_file, temporary = _write_ca(sandbox, getattr(args, "ca_file", None))
+    try:
+        async with sandbox:
+            sys.stdout.write(
+                f"Tango sandbox serving at {sandbox.base_url}\n"
+                f"TANGO_BASE_URL={sandbox.base_url}\n"
+                f"TANGO_PLATFORM_NAME={sandbox.platform_name}\n"
+                f"TANGO_PLATFORM_KEY={sandbox.platform_key}\n"
+                + (f"TANGO_CA_FILE={ca_file}\n" if ca_file is not None else "")
+            )
+            sys.stdout.flush()
+            if ready is not None:
+                ready.set()
+            await stop.wait()
+    finally:
+        if temporary and ca_file is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(ca_file)
+
+
+def _write_ca(sandbox: Sandbox, path: str | None) -> tuple[str | None, bool]:
+    """Write the sandbox's CA certificate to ``path`` (None: a temporary file); return
+    its absolute path (None without TLS) and whether it is temporary."""
+    if sandbox.ca_pem is None:
+        return None, False
+    if path is None:
+        fd, path = tempfile.mkstemp(prefix="tango-sandbox-ca-", suffix=".pem")
+        with os.fdopen(fd, "wb") as f:
+            f.write(sandbox.ca_pem)
+        return path, True
+    with open(path, "wb") as f:
+        f.write(sandbox.ca_pem)
+    return os.path.abspath(path), False
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -118,6 +197,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if prog:
         parser.prog = prog
     args = parser.parse_args(argv)
+    if args.ca_file is not None and not args.tls:
+        parser.error("--ca-file needs --tls")
+    for name in ("connect_delay", "latency", "read_rate"):
+        if getattr(args, name) < 0:
+            parser.error(f"--{name.replace('_', '-')} must be 0 or more")
+    if args.keepalive_timeout is not None and args.keepalive_timeout <= 0:
+        parser.error("--keepalive-timeout must be greater than 0")
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(args))
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -66,10 +67,8 @@ class SandboxClock:
             if self._advanced is None:
                 self._advanced = asyncio.Event()
             advanced = self._advanced
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(advanced.wait(), left)
-            except TimeoutError:
-                pass
         await asyncio.sleep(0)
 
     def freeze(self) -> None:

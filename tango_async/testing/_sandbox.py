@@ -8,6 +8,7 @@ import bisect
 import itertools
 import json
 import secrets
+import ssl
 import uuid
 import zlib
 from collections.abc import Awaitable, Callable, Iterable
@@ -23,6 +24,7 @@ from aiohttp import web
 
 from ._clock import SandboxClock
 from ._faults import CHAOS_DEFAULT, FaultPlan
+from ._network import DelayingProxy
 from ._rules import check_order, check_resend, delivery_method
 
 if TYPE_CHECKING:
@@ -208,6 +210,27 @@ class Sandbox:
     :meth:`chaos` script faults; :attr:`requests` records every request. With ``contract``
     every request and response is checked against Tango's OpenAPI description and the
     violations collected in :attr:`contract_violations`.
+
+    Network conditions, all off by default, reproduce a distant production server for
+    pacing tests and benchmarks:
+
+    - ``tls``: serve HTTPS with a certificate for 127.0.0.1/localhost made on the fly by
+      ``trustme`` (``pip install trustme``); :attr:`ssl_context` trusts it (and
+      :meth:`client` uses it), :attr:`ca_pem` is its CA certificate.
+    - ``connect_delay``: seconds added to the set-up of every new connection, before its
+      TLS handshake, as a TLS connection to Tango costs (~0.15 s); a reused keep-alive
+      connection pays nothing. A TCP proxy on the public port does it
+      (:class:`~tango_async.testing._network.DelayingProxy`).
+    - ``keepalive_timeout``: seconds after which the server closes an idle keep-alive
+      connection (None: aiohttp's AppRunner default, 3630 s; production servers use
+      far less, nginx 75 s).
+    - ``read_rate``: GETs per second, measured at arrival like ``order_rate``: a GET
+      sooner than ``1/read_rate`` after the last accepted one gets 429.001 with
+      ``Retry-After: 1`` (counted in :attr:`refused_reads`). None: no limit.
+    - ``latency``: seconds every response is held before it is sent (real time, not the
+      sandbox clock), as a distant server's round trip.
+
+    :attr:`connections_accepted` counts the connections accepted on the public port.
     """
 
     def __init__(
@@ -225,9 +248,22 @@ class Sandbox:
         pending_for: float = 0.0,
         record: bool = True,
         contract: bool | ContractChecker = False,
+        tls: bool = False,
+        connect_delay: float = 0.0,
+        keepalive_timeout: float | None = None,
+        read_rate: float | None = None,
+        latency: float = 0.0,
     ) -> None:
         if order_rate is not None and order_rate <= 0:
             raise ValueError("order_rate must be greater than 0, or None for no limit")
+        if read_rate is not None and read_rate <= 0:
+            raise ValueError("read_rate must be greater than 0, or None for no limit")
+        if connect_delay < 0:
+            raise ValueError("connect_delay must be 0 or more seconds")
+        if latency < 0:
+            raise ValueError("latency must be 0 or more seconds")
+        if keepalive_timeout is not None and keepalive_timeout <= 0:
+            raise ValueError("keepalive_timeout must be greater than 0, or None for the default")
         self.order_rate = order_rate
         self.resend_cooldown = resend_cooldown
         self.platform_name = platform_name
@@ -239,6 +275,22 @@ class Sandbox:
         self.max_range_days = max_range_days
         self.pending_for = pending_for
         self.record = record
+        self.tls = tls
+        self.connect_delay = connect_delay
+        self.keepalive_timeout = keepalive_timeout
+        self.read_rate = read_rate
+        self.latency = latency
+        #: an SSLContext trusting this sandbox's certificate (None without ``tls``)
+        self.ssl_context: ssl.SSLContext | None = None
+        #: the PEM bytes of the CA that signed the certificate (None without ``tls``)
+        self.ca_pem: bytes | None = None
+        self._server_ssl: ssl.SSLContext | None = None
+        if tls:
+            self._make_certificate()
+        #: connections accepted on the public port (the proxy's, with ``connect_delay``)
+        self.connections_accepted = 0
+        #: GETs refused with 429 by ``read_rate``
+        self.refused_reads = 0
         self.base_url = ""
         self.requests: list[Recorded] = []
         self.resends: list[dict[str, Any]] = []
@@ -263,11 +315,14 @@ class Sandbox:
         self._frozen: set[str] = set()
         self._fail_next = 0
         self._last_order_arrival: float | None = None
+        self._last_read_arrival: float | None = None
         self._last_resend: dict[str, float] = {}
         self._seq = itertools.count(1)
         self._resend_ids = itertools.count(1001)
         self._seed_ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
+        self._proxy: DelayingProxy | None = None
         self._expected_auth = (
             "Basic "
             + base64.b64encode(f"{self.platform_name}:{self.platform_key}".encode()).decode()
@@ -289,19 +344,87 @@ class Sandbox:
         add("GET", PREFIX + "/lineItems/{id}", self._get_line_item)
         add("POST", PREFIX + "/lineItems/{id}/resends", self._resend_line_item)
         add("*", "/{tail:.*}", self._not_found)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.25)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.port).start()
-        host, port = self._runner.addresses[0][:2]
+        options: dict[str, Any] = {}
+        if self.keepalive_timeout is not None:
+            options["keepalive_timeout"] = self.keepalive_timeout
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.25, **options)
+        await runner.setup()
+        server = runner.server
+        assert server is not None
+        proxied = self.connect_delay > 0
+
+        def protocol() -> asyncio.BaseProtocol:
+            if not proxied:
+                self.connections_accepted += 1
+            return server()
+
+        loop = asyncio.get_running_loop()
+        try:
+            # the listener aiohttp's TCPSite would make, counting the connections it accepts
+            self._listener = await loop.create_server(
+                protocol,
+                "127.0.0.1" if proxied else self.host,
+                0 if proxied else self.port,
+                ssl=self._server_ssl,
+                backlog=128,
+            )
+            host, port = self._listener.sockets[0].getsockname()[:2]
+            if proxied:
+                self._proxy = DelayingProxy(
+                    host,
+                    port,
+                    host=self.host,
+                    port=self.port,
+                    connect_delay=self.connect_delay,
+                    on_accept=self._count_connection,
+                )
+                host, port = (await self._proxy.start()).address
+        except BaseException:
+            self._runner = runner
+            await self.stop()
+            raise
+        self._runner = runner
         self.port = port
-        self.base_url = f"http://{host}:{port}{PREFIX}"
+        scheme = "https" if self._server_ssl is not None else "http"
+        self.base_url = f"{scheme}://{host}:{port}{PREFIX}"
         return self
 
     async def stop(self) -> None:
         """Stop serving (requests in flight are cut off after a short grace period)."""
+        proxy, self._proxy = self._proxy, None
+        listener, self._listener = self._listener, None
+        if proxy is not None:
+            proxy.close_listener()
+        if listener is not None:
+            listener.close()
         if self._runner is not None:
             runner, self._runner = self._runner, None
             await runner.cleanup()
+        if proxy is not None:
+            await proxy.stop()
+
+    def _count_connection(self) -> None:
+        self.connections_accepted += 1
+
+    def _make_certificate(self) -> None:
+        try:
+            import trustme
+        except ImportError as exc:
+            raise RuntimeError(
+                "Sandbox(tls=True) makes its certificate with trustme: pip install trustme"
+            ) from exc
+        ca = trustme.CA()
+        names = ["127.0.0.1", "localhost", "::1"]
+        if self.host not in names and self.host not in ("", "0.0.0.0", "::"):
+            names.append(self.host)
+        cert = ca.issue_cert(*names)
+        server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        cert.configure_cert(server_ctx)
+        client_ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+        ca.configure_trust(client_ctx)
+        self._server_ssl = server_ctx
+        self.ssl_context = client_ctx
+        self.ca_pem = ca.cert_pem.bytes()
 
     async def __aenter__(self) -> Sandbox:
         return await self.start()
@@ -310,7 +433,8 @@ class Sandbox:
         await self.stop()
 
     def client(self, **kwargs: Any) -> TangoClient:
-        """A TangoClient for this sandbox (its URL, credentials, rate and cooldown)."""
+        """A TangoClient for this sandbox: its URL, credentials, rate, cooldown and clock,
+        and with ``tls`` its :attr:`ssl_context`. ``kwargs`` override any of them."""
         from .._client import TangoClient
 
         options: dict[str, Any] = {
@@ -319,6 +443,9 @@ class Sandbox:
             "order_rate": self.order_rate if self.order_rate is not None else 1000.0,
         }
         options.update(kwargs)
+        options.setdefault("clock", self.clock)
+        if self.ssl_context is not None:
+            options.setdefault("ssl_context", self.ssl_context)
         return TangoClient(self.platform_name, self.platform_key, base_url=self.base_url, **options)
 
     # --- scripting ------------------------------------------------------------------------
@@ -447,12 +574,16 @@ class Sandbox:
         try:
             response = await self._dispatch(request, handler, rec)
         except _Drop:
+            if self.latency:
+                await asyncio.sleep(self.latency)
             if request.transport is not None:
                 request.transport.close()
             return web.Response(status=500)  # never reaches the client
         rec.status = response.status
         if self._contract is not None:
             self._check_contract(rec, response)
+        if self.latency:
+            await asyncio.sleep(self.latency)  # real time: the sandbox clock may be frozen
         return response
 
     async def _dispatch(
@@ -471,6 +602,12 @@ class Sandbox:
             if last is not None and rec.arrived - last < 1 / self.order_rate:
                 return self.error(request, "429.001", self.order_rate, headers={"Retry-After": "1"})
             self._last_order_arrival = rec.arrived
+        if self.read_rate and request.method == "GET":
+            last = self._last_read_arrival
+            if last is not None and rec.arrived - last < 1 / self.read_rate:
+                self.refused_reads += 1
+                return self.error(request, "429.001", self.read_rate, headers={"Retry-After": "1"})
+            self._last_read_arrival = rec.arrived
         chosen = self._faults.next(request.method, rel, rec.json)
         if chosen is None:
             return await handler(request)
