@@ -13,7 +13,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 
-from . import _decode, _history, _official, _overhead, _pacing
+from . import _adaptive, _decode, _history, _official, _overhead, _pacing
 from ._config import Config
 from ._report import Result, Row, machine, notes_text, table, write_readme
 
@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, Callable[[Config], Result]] = {
     "official": _official.run,
     "pacing": _pacing.run,
     "history": _history.run,
+    "adaptive": _adaptive.run,
 }
 
 

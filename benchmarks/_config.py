@@ -17,3 +17,6 @@ class Config:
 
     def pick(self, full: int, quick: int) -> int:
         return quick if self.quick else full
+
+    def pick_float(self, full: float, quick: float) -> float:
+        return quick if self.quick else full

@@ -15,12 +15,15 @@ from . import _optional
 from ._config import Config
 from ._drive import ORDER_ID, drive
 from ._procs import Child, pinned, split_cpus
-from ._report import Result, Row, fmt_rate, fmt_ratio, skipped
+from ._report import Result, Row, fmt_paired, fmt_rate, skipped
+from ._stats import paired
+from ._timing import median
 
 NAME = "official SDK"
 NAME_KEY = ("bench-platform", "bench-key")
 CONCURRENCY = 32
 TARGET = 5.0
+ROUNDS, QUICK_ROUNDS = 5, 2
 
 
 async def _tango(base_url: str, calls: int) -> float:
@@ -67,7 +70,7 @@ def run(cfg: Config) -> Result:
     modules = _optional.raas(
         "raas.configuration", "raas.raas_client", "raas.controllers.base_controller"
     )
-    calls, rounds = cfg.pick(1000, 50), cfg.pick(3, 1)
+    calls, rounds = cfg.pick(1000, 50), cfg.pick(ROUNDS, QUICK_ROUNDS)
     if modules is None:
         return skipped(
             NAME,
@@ -76,40 +79,55 @@ def run(cfg: Config) -> Result:
             f">= {TARGET:g}x raas (32 threads)",
         )
     client_cpus, server_cpus = split_cpus()
-    rates: dict[str, list[float]] = {}
+    # per alternative: (our rates, their rates), one pair per round
+    pairs: dict[str, tuple[list[float], list[float]]] = {"pool": ([], []), "seq": ([], [])}
     with Child("_server", [], cpu_set=server_cpus) as server, pinned(client_cpus):
         base_url = server.ready["base_url"]
         raas = Raas(base_url, modules)
         with ThreadPoolExecutor(CONCURRENCY) as pool:
             raas.pooled(pool, min(calls, 200))  # warm-up: threads, connections
-            for _ in range(rounds):
-                rates.setdefault("tango", []).append(asyncio.run(_tango(base_url, calls)))
-                rates.setdefault("pool", []).append(raas.pooled(pool, calls))
-                rates.setdefault("seq", []).append(raas.sequential(calls))
-    ours, pool_rate, seq_rate = (max(rates[k]) for k in ("tango", "pool", "seq"))
+            theirs = {
+                "pool": lambda: raas.pooled(pool, calls),
+                "seq": lambda: raas.sequential(calls),
+            }
+            for r in range(rounds):
+                for j, (key, measure) in enumerate(theirs.items()):
+                    mine, alt = pairs[key]
+                    if (r + j) % 2 == 0:
+                        mine.append(asyncio.run(_tango(base_url, calls)))
+                        alt.append(measure())
+                    else:
+                        alt.append(measure())
+                        mine.append(asyncio.run(_tango(base_url, calls)))
     label = f"{calls:,} GET-order calls"
+    ours = median(pairs["pool"][0] + pairs["seq"][0])
+    pool_ratio, seq_ratio = (paired(*pairs[k]) for k in ("pool", "seq"))  # ours / theirs
     result = Result(NAME)
     result.rows += [
         Row(
             f"{label}: tango-async (c={CONCURRENCY}) vs raas, {CONCURRENCY} threads",
             fmt_rate(ours),
-            f"raas 2.2.0 ({CONCURRENCY} threads): {fmt_rate(pool_rate)}",
-            fmt_ratio(ours / pool_rate),
+            f"raas 2.2.0 ({CONCURRENCY} threads): {fmt_rate(median(pairs['pool'][1]))}",
+            fmt_paired(pool_ratio),
             f">= {TARGET:g}x",
-            ours / pool_rate >= TARGET,
+            pool_ratio.median >= TARGET,
         ),
         Row(
             f"{label}: tango-async (c={CONCURRENCY}) vs raas, sequential",
             fmt_rate(ours),
-            f"raas 2.2.0 (sequential): {fmt_rate(seq_rate)}",
-            fmt_ratio(ours / seq_rate),
+            f"raas 2.2.0 (sequential): {fmt_rate(median(pairs['seq'][1]))}",
+            fmt_paired(seq_ratio),
             "— (reference)",
         ),
     ]
     result.notes += [
-        f"the same minimal server as the overhead benchmark; best of {rounds} round(s) of "
-        f"{calls:,} calls each; a fresh TangoClient per round, warmed up with "
-        f"{min(calls, 200)} calls first",
+        f"the same minimal server as the overhead benchmark; {rounds} paired rounds: in each "
+        f"round, {calls:,} calls through tango-async and {calls:,} through raas, back to back, "
+        "for each of the two raas modes (32 threads, sequential), who goes first alternating "
+        "from round to round; ratio = ours / theirs in the same round, shown as the median "
+        "over rounds with its minimum and maximum, the target judged on the median; req/s "
+        "figures are medians (ours: over every pair); a fresh TangoClient for every run of "
+        f"ours, warmed up with {min(calls, 200)} calls first",
         "raas 2.2.0 (APIMATIC-generated, requests): Configuration pointed at the local server, "
         "its shared session given a pool of 32 keep-alive connections, its INFO logging to "
         "stdout silenced (its best case); each call builds the request, applies Basic auth, "

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from ._stats import Paired
+
 HEADERS = ("benchmark", "tango-async", "alternative(s)", "ratio", "target", "met?")
 README = Path(__file__).with_name("README.md")
 TABLE_START = "<!-- benchmarks:table:start -->"
@@ -142,3 +144,14 @@ def fmt_rate(per_second: float, unit: str = "req/s") -> str:
 
 def fmt_ratio(x: float) -> str:
     return f"{x:.2f}x" if x < 10 else f"{x:.1f}x"
+
+
+EN_DASH = "\u2013"
+
+
+def fmt_paired(p: Paired) -> str:
+    """A paired comparison for the ratio column: ``4.13x (3.90-4.40)`` with an en dash, the
+    median of the per-round ratios and their minimum and maximum (the number of rounds is
+    in the notes)."""
+    digits = 2 if p.median < 10 else 1
+    return f"{p.median:.{digits}f}x ({p.low:.{digits}f}{EN_DASH}{p.high:.{digits}f})"

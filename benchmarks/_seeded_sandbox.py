@@ -1,14 +1,16 @@
 """The local sandbox as a process, seeded with order history (``python -m
 tango_async.testing`` serves an empty one).
 
-``python -m benchmarks._seeded_sandbox COUNT [MAX_WINDOW] [--latency SECONDS]`` seeds
+``python -m benchmarks._seeded_sandbox COUNT [MAX_WINDOW] [--latency SECONDS]
+[--read-rate N]`` seeds
 COUNT orders one every STEP from START, then prints ``{"base_url", "platform_name",
 "platform_key", "start", "end", "count", "latency"}`` and serves until its stdin closes.
 
 ``--latency``: every ``GET /orders`` waits that long before it is answered, as a distant
 server's round trip; concurrent requests wait side by side, as they would for the real
 API. It uses the sandbox's public fault script (``inject(..., "slow", delay=...)``), so it
-needs nothing from the sandbox beyond what tests use."""
+needs nothing from the sandbox beyond what tests use. ``--read-rate``: the sandbox answers
+429 to any GET sooner than 1/N after the last one it accepted (``Sandbox(read_rate=N)``)."""
 
 from __future__ import annotations
 
@@ -28,8 +30,10 @@ STEP = timedelta(seconds=30)
 FOREVER = 2**62  # uses of the latency fault: every request the process will ever see
 
 
-async def main(count: int, max_window: int, latency: float = 0.0) -> None:
-    sb = Sandbox(order_rate=None, record=False, max_window=max_window)
+async def main(
+    count: int, max_window: int, latency: float = 0.0, read_rate: float | None = None
+) -> None:
+    sb = Sandbox(order_rate=None, record=False, max_window=max_window, read_rate=read_rate)
     sb.seed_orders(
         count,
         start=START,
@@ -63,6 +67,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("count", type=int)
     p.add_argument("max_window", type=int, nargs="?", default=10_000)
     p.add_argument("--latency", type=float, default=0.0, metavar="SECONDS")
+    p.add_argument("--read-rate", type=float, default=None, metavar="N")
     args = p.parse_args(argv)
     if args.latency < 0:
         p.error("--latency must be 0 or more seconds")
@@ -71,4 +76,4 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
 
 if __name__ == "__main__":
     args = parse(sys.argv[1:])
-    asyncio.run(main(args.count, args.max_window, args.latency))
+    asyncio.run(main(args.count, args.max_window, args.latency, args.read_rate))

@@ -1,5 +1,5 @@
 """Paired comparisons: each round is measured against its partner, and the ratios reported as
-a median with its min–max, never an unpaired best-of."""
+a median with its min-max, never an unpaired best-of."""
 
 from __future__ import annotations
 
@@ -29,9 +29,9 @@ class Paired:
         return max(self.ratios)
 
     def text(self, digits: int = 2) -> str:
-        """``4.13x (3.90–4.40, 9 rounds)``."""
+        """``4.13x (3.90\u20134.40, 9 rounds)``."""
         return (
-            f"{self.median:.{digits}f}x ({self.low:.{digits}f}–{self.high:.{digits}f}, "
+            f"{self.median:.{digits}f}x ({self.low:.{digits}f}\u2013{self.high:.{digits}f}, "
             f"{len(self.ratios)} rounds)"
         )
 

@@ -12,11 +12,12 @@ route in this client slows down together:
   and every caller is held back for the 429's delay. 429s of requests that had started
   before that decrease are answers to the old rate and do not decrease it again.
 - **Slow start.** A rate measured while unpaced is a poor guess (the first 429 can come
-  within milliseconds), so from it the rate doubles every second until a 429 comes at a
-  paced rate; that rate is then the one that failed.
+  within milliseconds), so from it the rate doubles every quarter second until a 429
+  comes at a paced rate; that rate is then the one that failed.
 - **Increase.** Without a 429 the rate grows back: quickly (``recovery`` of the rate that
-  failed, per second) up to 95% of it, then slowly (``probe`` per second) past it, so a
-  long export settles just under the server's real limit, with one 429 per probe.
+  failed, per second) up to 95% of it, where it stays for ``hold`` seconds, then slowly
+  (``probe`` per second) past it. A long export settles just under the server's real
+  limit, with one 429 (and one pause of its Retry-After) per probe.
 - **Release.** After ``quiet`` seconds without a 429, the route is unpaced again.
 
 A route is a method and a path with its identifiers taken out (``GET /orders/{id}``).
@@ -50,7 +51,8 @@ class PacingPolicy:
       the module docstring). False: only the fixed rates, and the 429's delay.
     - ``every_endpoint``: every request, reads and resends included, takes a slot from the
       order limiter (one budget shared with order creation; the fixed rates are ignored).
-    - ``decrease``, ``min_rate``, ``recovery``, ``probe``, ``quiet``: AIMD tuning.
+    - ``decrease``, ``min_rate``, ``recovery``, ``hold``, ``probe``, ``quiet``: AIMD
+      tuning (see the module docstring).
 
     Derive variants with :meth:`with_options`. ValidationError for values out of range.
     """
@@ -59,9 +61,10 @@ class PacingPolicy:
     resends: float | None = None
     adaptive: bool = True
     every_endpoint: bool = False
-    decrease: float = 0.75
+    decrease: float = 0.85
     min_rate: float = 0.1
-    recovery: float = 0.1
+    recovery: float = 0.05
+    hold: float = 30.0
     probe: float = 0.01
     quiet: float = 60.0
 
@@ -72,7 +75,7 @@ class PacingPolicy:
                 raise ValidationError(name, "must be a rate per second above 0, or None")
         if not 0 < self.decrease < 1:
             raise ValidationError("decrease", "must be above 0 and below 1")
-        for name in ("min_rate", "recovery", "probe", "quiet"):
+        for name in ("min_rate", "recovery", "hold", "probe", "quiet"):
             if not _number(getattr(self, name), lo=0.0, strict=True):
                 raise ValidationError(name, "must be a number above 0")
         for name in ("adaptive", "every_endpoint"):
@@ -136,6 +139,9 @@ class _LimiterPace:
         pass
 
 
+_QUARTER_DOUBLING = 2.0**0.25  # slow start's growth in a quarter second
+
+
 class _AdaptivePace:
     """One route's AIMD pacer (see the module docstring)."""
 
@@ -148,6 +154,7 @@ class _AdaptivePace:
         self.rate: float | None = None
         self._failed_rate = 0.0
         self._slow_start = False  # the failed rate was measured unpaced: double until a 429
+        self._at_knee = -math.inf  # when the rate grew back to 95% of the failed rate
         self._last_decrease = -math.inf
         self._last_429 = -math.inf
         self._updated = clock.monotonic()
@@ -191,9 +198,11 @@ class _AdaptivePace:
         if not self._policy.adaptive or started < self._last_decrease:
             return
         policy = self._policy
+        was_slow_start = self._slow_start
         self._slow_start = self.rate is None
         if self.rate is not None:
-            current = self.rate
+            # A 429 in slow start may have overshot by a quarter second's doubling.
+            current = self.rate / _QUARTER_DOUBLING if was_slow_start else self.rate
         else:
             while self._ok and self._ok[0] < now - self._WINDOW:
                 self._ok.popleft()
@@ -227,10 +236,12 @@ class _AdaptivePace:
         policy = self._policy
         knee = 0.95 * self._failed_rate
         if self._slow_start:
-            rate *= 2.0 ** min(elapsed, 30.0)
+            rate *= _QUARTER_DOUBLING ** min(elapsed * 16.0, 240.0)
         elif rate < knee:
             rate = min(knee, rate + policy.recovery * self._failed_rate * elapsed)
-        else:
+            if rate >= knee:
+                self._at_knee = now
+        elif now - self._at_knee >= policy.hold:
             rate += policy.probe * self._failed_rate * elapsed
         rate = min(rate, self._ceiling if self._ceiling is not None else 1e6)
         if rate != self.rate:

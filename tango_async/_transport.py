@@ -13,9 +13,10 @@ An :class:`Exchange` passed to :meth:`Transport.request` records whether any att
 the call may have reached the server: what ``orders.create()`` needs to tell an order that
 certainly was not made from one whose outcome is unknown.
 
-Every wait of a call (a rate slot, a backoff) goes through :meth:`Transport.wait`, so
-:meth:`Transport.close` ends the calls that wait with ClientClosedError instead of
-letting them send on a closed session.
+Every wait of a call (a rate slot, the write gate, a backoff) goes through
+:meth:`Transport.wait`, so :meth:`Transport.close` ends the calls that wait with
+ClientClosedError instead of letting them send on a closed session (or, on a caller's
+session, after the client was closed).
 
 Pacing (``_pacing.RoutePacing``) happens in two places: the route's slot before an attempt
 starts, and its write gate inside the attempt, once the connection is established and
@@ -98,16 +99,35 @@ class Exchange:
 
 
 class _Attempt:
-    """One attempt's state, handed to aiohttp's tracing signals as ``trace_request_ctx``."""
+    """One attempt's state, handed to aiohttp's tracing signals as ``trace_request_ctx``.
 
-    __slots__ = ("gate", "has_body", "token", "traced", "wrote")
+    ``owner`` marks the transport that sent it: on a session shared by
+    several clients, every client's signals see every request, and only the owner's act
+    on it (a GET must pass its gate once, not once per client). ``wait`` is the owner's
+    :meth:`Transport.wait`, through which the gate is waited for, so that ``close()`` ends
+    a request waiting there with ClientClosedError, nothing sent."""
 
-    def __init__(self, gate: WriteGate | None, has_body: bool) -> None:
+    __slots__ = ("gate", "has_body", "owner", "token", "traced", "wait", "wrote")
+
+    def __init__(
+        self,
+        gate: WriteGate | None,
+        has_body: bool,
+        owner: object,
+        wait: Callable[[Awaitable[object]], Awaitable[object]],
+    ) -> None:
         self.gate = gate
         self.has_body = has_body
+        self.owner = owner
+        self.wait = wait
         self.token: object | None = None  # the gate's admission, until the write is reported
         self.traced = False  # our signals saw this request: ``wrote`` can be trusted
         self.wrote = False  # headers were (or were about to be) written
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Attempt:
+        # One attempt's state, tied to its transport: a copy (aioresponses deep-copies a
+        # request's arguments to record them) is the attempt itself.
+        return self
 
     def finish(self) -> None:
         """The write happened, or the attempt ended: report a pending admission."""
@@ -116,43 +136,42 @@ class _Attempt:
             self.gate.after_write(token, written=True)
 
 
-def _attempt_of(ctx: Any) -> _Attempt | None:
-    attempt = getattr(ctx, "trace_request_ctx", None)
-    return attempt if isinstance(attempt, _Attempt) else None
-
-
-async def _on_request_start(session: Any, ctx: Any, params: Any) -> None:
-    attempt = _attempt_of(ctx)
-    if attempt is not None:
-        attempt.traced = True
-
-
-async def _on_headers(session: Any, ctx: Any, params: Any) -> None:
-    # Awaited by aiohttp on an established connection, before the headers are serialised.
-    attempt = _attempt_of(ctx)
-    if attempt is None:
-        return
-    gate = attempt.gate
-    if gate is not None and attempt.token is None:
-        attempt.token = await gate.before_write()
-    attempt.wrote = True
-    if not attempt.has_body:
-        # Without a body, aiohttp writes the headers as soon as this returns, in this step.
-        attempt.finish()
-
-
-async def _on_chunk(session: Any, ctx: Any, params: Any) -> None:
-    # Called right before the first body bytes (and the buffered headers) are written.
-    attempt = _attempt_of(ctx)
-    if attempt is not None:
-        attempt.finish()
-
-
-def _trace_config() -> aiohttp.TraceConfig:
+def _trace_config(owner: object) -> aiohttp.TraceConfig:
+    """The tracing signals of one transport (see the module docstring): they act on the
+    attempts whose ``owner`` is ``owner``."""
     config: aiohttp.TraceConfig = aiohttp.TraceConfig()
-    config.on_request_start.append(_on_request_start)
-    config.on_request_headers_sent.append(_on_headers)
-    config.on_request_chunk_sent.append(_on_chunk)
+
+    def attempt_of(ctx: Any) -> _Attempt | None:
+        attempt = getattr(ctx, "trace_request_ctx", None)
+        return attempt if isinstance(attempt, _Attempt) and attempt.owner is owner else None
+
+    async def on_request_start(session: Any, ctx: Any, params: Any) -> None:
+        attempt = attempt_of(ctx)
+        if attempt is not None:
+            attempt.traced = True
+
+    async def on_headers(session: Any, ctx: Any, params: Any) -> None:
+        # Awaited by aiohttp on an established connection, before the headers are serialised.
+        attempt = attempt_of(ctx)
+        if attempt is None:
+            return
+        gate = attempt.gate
+        if gate is not None and attempt.token is None:
+            attempt.token = await attempt.wait(gate.before_write())
+        attempt.wrote = True
+        if not attempt.has_body:
+            # Without a body, aiohttp writes the headers as soon as this returns, in this step.
+            attempt.finish()
+
+    async def on_chunk(session: Any, ctx: Any, params: Any) -> None:
+        # Called right before the first body bytes (and the buffered headers) are written.
+        attempt = attempt_of(ctx)
+        if attempt is not None:
+            attempt.finish()
+
+    config.on_request_start.append(on_request_start)
+    config.on_request_headers_sent.append(on_headers)
+    config.on_request_chunk_sent.append(on_chunk)
     config.freeze()
     return config
 
@@ -204,7 +223,8 @@ class Transport:
         self.clock: Clock = clock if clock is not None else SystemClock()
         self._ssl_context = ssl_context
         self.pacing = pacing
-        self._trace = _trace_config()
+        self._owner = object()  # marks this transport's attempts for its signals
+        self._trace = _trace_config(self._owner)
         self._base_path = URL(base_url).path.rstrip("/")
         self._headers = {
             "Authorization": authorization,
@@ -323,7 +343,9 @@ class Transport:
             await self.wait(before_send())
         if pace is not None or before_send is not None:
             session = self.session()  # closed meanwhile: ClientClosedError, nothing sent
-        tracked = _Attempt(pace.gate if pace is not None else None, body is not None)
+        tracked = _Attempt(
+            pace.gate if pace is not None else None, body is not None, self._owner, self.wait
+        )
         if exchange is not None:
             exchange.attempts += 1
             exchange.in_flight = True
@@ -352,13 +374,22 @@ class Transport:
                 exchange.in_flight = False
                 exchange.maybe_delivered |= error.maybe_sent
             raise error from None
-        except RuntimeError:
+        except RuntimeError as e:
             tracked.finish()
             # aiohttp: "Session is closed" (closed under us, or the caller's own session)
+            # before the request started; "Connection closed." when the session closed
+            # while the answer was read: the request went out, the order may exist.
             if not (self._closed or session.closed):
                 raise
+            unsent = (tracked.traced and not tracked.wrote) or str(e) == "Session is closed"
             if exchange is not None:
                 exchange.in_flight = False
+                exchange.maybe_delivered |= not unsent
+            if not unsent:
+                raise ClientClosedError(
+                    "this TangoClient (or its aiohttp session) was closed while the request "
+                    "was sent or answered; it may have been delivered"
+                ) from None
             raise ClientClosedError(
                 "this TangoClient (or its aiohttp session) was closed; nothing was sent"
             ) from None
@@ -368,8 +399,13 @@ class Transport:
                 exchange.in_flight = False
                 exchange.maybe_delivered = True
             raise
-        except BaseException:  # cancelled: a pending admission counts as a write
+        except BaseException:
+            # Cancelled, or the write gate failed (a shared limiter's error): a pending
+            # admission counts as a write; an attempt our signals saw stop before its
+            # write certainly sent nothing.
             tracked.finish()
+            if exchange is not None and tracked.traced and not tracked.wrote:
+                exchange.in_flight = False
             raise
         if exchange is not None:
             exchange.in_flight = False

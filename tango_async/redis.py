@@ -78,7 +78,7 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 # KEYS: the schedule (next free slot, microseconds on Redis's clock), the agreement, the
 # last write. ARGV: spacing_us, agreement_ms, interval_us, max_ahead_us, ttl_ms, floor_us
 # (the latest slot end this client has seen; 0 for none), lead_us (how far a slot may run
-# ahead of the next write the gate admits). Returns {wait_us, booked, slot_us}: booked 1
+# ahead of the next write the gate admits), written_ms. Returns {wait_us, booked, slot_us}: booked 1
 # = the slot is ours after wait_us; 0 = the schedule is full that far ahead, ask again.
 _RESERVE = (
     """
@@ -88,8 +88,14 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
     + _AGREE.replace("KEYS[1]", "KEYS[2]")
     + """
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-local written = tonumber(redis.call('GET', KEYS[3]) or '0')
-local gate = written + tonumber(ARGV[1]) - tonumber(ARGV[7])
+local last = redis.call('GET', KEYS[3])
+if not last then
+  -- no write record (first use, a flush, an eviction): a write may have just happened,
+  -- so the first slot is one spacing away, here rather than at the gate
+  last = string.format('%d', now)
+  redis.call('SET', KEYS[3], last, 'PX', ARGV[8])
+end
+local gate = tonumber(last) + tonumber(ARGV[1]) - tonumber(ARGV[7])
 local slot = math.max(now, tat, tonumber(ARGV[6]), gate)
 local ahead = slot - now
 if ahead > tonumber(ARGV[4]) then
@@ -117,6 +123,9 @@ local pending = redis.call('GET', KEYS[2])
 if pending then
   local sep = string.find(pending, ' ', 1, true)
   local admitted = tonumber(string.sub(pending, sep + 1))
+  if string.sub(pending, 1, sep - 1) == ARGV[3] then
+    return {0, 1, admitted}  -- our own admission (a retried call): it stands
+  end
   if now < admitted + spacing then
     return {admitted + spacing - now, 0, now}
   end
@@ -378,6 +387,7 @@ class RedisRateLimiter(_RedisBacked):
                     int((self.max_ahead + self.spacing) * 1000) + 1000,  # key TTL, ms
                     self._floor_us,
                     self._us(self.spacing * _LEAD),
+                    int(self.written_ttl * 1000),
                 ]
                 answer: list[Any] = await self._call(
                     "an order slot", functools.partial(self._reserve, keys=keys, args=args)
@@ -414,18 +424,25 @@ class RedisRateLimiter(_RedisBacked):
             local = self._last_write + self.spacing - time.monotonic()
             if local > 0:  # this client's own floor, whatever Redis remembers
                 await asyncio.sleep(local)
-            while True:
-                args = [*self._agreement(), token, pending_ms, written_ms]
-                asked = time.monotonic()
-                answer: list[Any] = await self._call(
-                    "an order write", functools.partial(self._admit, keys=keys, args=args)
-                )
-                if int(answer[0]) < 0:
-                    raise self._conflict(answer[1])
-                wait_us, admitted, now_us = answer
-                if admitted:
-                    break
-                await asyncio.sleep(max(int(wait_us), 200) / 1_000_000)
+            try:
+                while True:
+                    args = [*self._agreement(), token, pending_ms, written_ms]
+                    asked = time.monotonic()
+                    answer: list[Any] = await self._call(
+                        "an order write", functools.partial(self._admit, keys=keys, args=args)
+                    )
+                    if int(answer[0]) < 0:
+                        raise self._conflict(answer[1])
+                    wait_us, admitted, now_us = answer
+                    if admitted:
+                        break
+                    await asyncio.sleep(max(int(wait_us), 200) / 1_000_000)
+            except BaseException:
+                # Cancelled (a timeout) or failed while asking: Redis may have admitted us
+                # with the answer lost. Release that admission (nothing was written), or
+                # every writer of every client would wait for it to expire.
+                self._report(token, wrote_us=0)
+                raise
             self._last_write = time.monotonic()
             self._admission = (int(now_us), asked)
             self._pending = token
@@ -439,9 +456,14 @@ class RedisRateLimiter(_RedisBacked):
         now = time.monotonic()
         self._last_write = max(self._last_write, now)
         done = self._pending_done
-        keys = [self._key("orders", "written"), self._key("orders", "writing")]
         admitted_us, asked = self._admission
         wrote_us = admitted_us + self._us(now - asked) + 1
+        self._report(token, wrote_us=wrote_us, done=done)
+
+    def _report(self, token: str, *, wrote_us: int, done: asyncio.Event | None = None) -> None:
+        """Send a write report in the background: the write's time (``wrote_us``; 0 for
+        none, which only releases the admission), and the end of ``token``'s admission."""
+        keys = [self._key("orders", "written"), self._key("orders", "writing")]
         args: list[str | int] = [token, int(self.written_ttl * 1000), wrote_us]
 
         async def report() -> None:

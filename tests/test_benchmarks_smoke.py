@@ -34,3 +34,8 @@ def test_quick_benchmarks_run_and_print_the_table() -> None:
     rows = [line for line in out.splitlines() if line.startswith("| ")]
     for benchmark in ("decode", "GET /orders/{id}", "GET-order calls", "pacing", "history export"):
         assert any(benchmark in row for row in rows), f"no {benchmark!r} row in:\n{out}"
+    assert any("pacing" in row and "production" in row for row in rows), out[-4000:]
+    # paired figures: the median ratio with its min-max, e.g. "2.46x (2.30\u20132.60)"
+    cells = [[c.strip() for c in row.split("|")[1:-1]] for row in rows]
+    reference = next(c for c in cells if c[0].startswith("decode") and "json.loads" in c[0])
+    assert "x (" in reference[3], reference
