@@ -116,18 +116,22 @@ async def _counted(coro_fn: Any, transport: Any) -> tuple[Any, int]:
         del transport.request  # the class's method again
 
 
+def _client(ready: dict[str, Any], result_window: int) -> ta.TangoClient:
+    return ta.TangoClient(
+        ready["platform_name"],
+        ready["platform_key"],
+        base_url=ready["base_url"],
+        result_window=result_window,
+    )
+
+
 async def paired(
     ready: dict[str, Any], result_window: int, rounds: int, concurrency: int
 ) -> dict[str, Any]:
     if concurrency < 2:
         raise ValueError("--concurrency must be at least 2 (1 is the sequential export)")
     start, end = datetime.fromisoformat(ready["start"]), datetime.fromisoformat(ready["end"])
-    async with ta.TangoClient(
-        ready["platform_name"],
-        ready["platform_key"],
-        base_url=ready["base_url"],
-        result_window=result_window,
-    ) as tango:
+    async with _client(ready, result_window) as tango:
         # warm-up, untimed: opens the connections both exports reuse; its orders are the
         # reference every timed export must match
         reference, requests = await _counted(
@@ -153,12 +157,7 @@ async def paired(
 
 async def main(ready: dict[str, Any], result_window: int) -> dict[str, Any]:
     start, end = datetime.fromisoformat(ready["start"]), datetime.fromisoformat(ready["end"])
-    async with ta.TangoClient(
-        ready["platform_name"],
-        ready["platform_key"],
-        base_url=ready["base_url"],
-        result_window=result_window,
-    ) as tango:
+    async with _client(ready, result_window) as tango:
         with PeakRss() as rss:
             t0 = time.perf_counter()
             count = await _export(tango, start, end)

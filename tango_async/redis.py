@@ -107,10 +107,11 @@ return {ahead, 1, slot}
 )
 
 # The write gate. KEYS: the last write (microseconds), the pending writer ("token when_us"),
-# the agreement. ARGV: spacing_us, agreement_ms, token, pending_ms, written_ms. Returns
-# {wait_us, admitted, now_us}. A pending writer (admitted, its write not yet reported)
-# holds the others until one spacing after its admission, and after that until it reports
-# (or its admission expires: a writer that died).
+# the agreement. ARGV: spacing_us, agreement_ms, token, pending_ms, written_ms, ahead_us.
+# Returns {wait_us, admitted, now_us}: admitted 1 = write after wait_us (at most ahead_us).
+# A pending writer (admitted, its write not yet reported) holds the others until one
+# spacing after its admission, and after that until it reports (or its admission
+# expires: a writer that died).
 _ADMIT = (
     """
 local t = redis.call('TIME')
@@ -124,7 +125,7 @@ if pending then
   local sep = string.find(pending, ' ', 1, true)
   local admitted = tonumber(string.sub(pending, sep + 1))
   if string.sub(pending, 1, sep - 1) == ARGV[3] then
-    return {0, 1, admitted}  -- our own admission (a retried call): it stands
+    return {0, 1, now}  -- our own admission (a retried call): it stands
   end
   if now < admitted + spacing then
     return {admitted + spacing - now, 0, now}
@@ -136,13 +137,15 @@ if not last then
   redis.call('SET', KEYS[1], string.format('%d', now), 'PX', ARGV[5])
   return {spacing, 0, now}
 end
-local due = tonumber(last) + spacing
-if now < due then
+local due = math.max(now, tonumber(last) + spacing)
+if due - now > tonumber(ARGV[6]) then
   return {due - now, 0, now}
 end
-redis.call('SET', KEYS[2], ARGV[3] .. ' ' .. string.format('%d', now), 'PX', ARGV[4])
-redis.call('SET', KEYS[1], string.format('%d', now), 'PX', ARGV[5])
-return {0, 1, now}
+-- Admitted for ``due``, at most ARGV[6] ahead: the writer sleeps until then and writes,
+-- without asking again.
+redis.call('SET', KEYS[2], ARGV[3] .. ' ' .. string.format('%d', due), 'PX', ARGV[4])
+redis.call('SET', KEYS[1], string.format('%d', due), 'PX', ARGV[5])
+return {due - now, 1, now}
 """
 )
 
@@ -415,6 +418,7 @@ class RedisRateLimiter(_RedisBacked):
         token = secrets.token_hex(8)
         pending_ms = int(max(1.0, 4 * self.spacing) * 1000)
         written_ms = int(self.written_ttl * 1000)
+        ahead_us = self._us(self.spacing * _LEAD)
         async with self._gate_fifo:
             done = self._pending_done
             if self._pending is not None and done is not None:
@@ -426,7 +430,7 @@ class RedisRateLimiter(_RedisBacked):
                 await asyncio.sleep(local)
             try:
                 while True:
-                    args = [*self._agreement(), token, pending_ms, written_ms]
+                    args = [*self._agreement(), token, pending_ms, written_ms, ahead_us]
                     asked = time.monotonic()
                     answer: list[Any] = await self._call(
                         "an order write", functools.partial(self._admit, keys=keys, args=args)
@@ -435,6 +439,8 @@ class RedisRateLimiter(_RedisBacked):
                         raise self._conflict(answer[1])
                     wait_us, admitted, now_us = answer
                     if admitted:
+                        if int(wait_us) > 0:  # admitted for a moment just ahead
+                            await asyncio.sleep(int(wait_us) / 1_000_000)
                         break
                     await asyncio.sleep(max(int(wait_us), 200) / 1_000_000)
             except BaseException:

@@ -89,49 +89,49 @@ async def test_penalize_pushes_every_worker(redis_url: str, namespace: str) -> N
         await x.aclose()
 
 
+@pytest.fixture
+async def two_clients(redis_url: str, namespace: str) -> AsyncIterator[list[RedisRateLimiter]]:
+    """Two limiters (two clients, two connections) on one namespace and platform."""
+    pair = [RedisRateLimiter(redis_url, rate=20.0, namespace=namespace, platform="p")
+            for _ in range(2)]
+    yield pair
+    for x in pair:
+        await x.aclose()
+
+
 async def test_the_shared_gate_spaces_writers_of_every_client(
-    redis_url: str, namespace: str
+    two_clients: list[RedisRateLimiter],
 ) -> None:
-    a = RedisRateLimiter(redis_url, rate=20.0, namespace=namespace, platform="p")
-    b = RedisRateLimiter(redis_url, rate=20.0, namespace=namespace, platform="p")
+    a, b = two_clients
     loop = asyncio.get_running_loop()
-    try:
-        first = await a.before_write()  # no record yet: one spacing's wait, then admitted
-        second = asyncio.create_task(b.before_write())
-        await asyncio.sleep(0.2)  # a stalls between its admission and its write
-        assert not second.done()  # b waits for a's write, however long it takes
-        a.after_write(first, written=True)
-        wrote = loop.time()
-        token = await second
-        assert loop.time() - wrote >= a.spacing * 0.99  # spaced from the real write
-        b.after_write(token, written=True)
-    finally:
-        for x in (a, b):
-            await x.aclose()
+    first = await a.before_write()  # no record yet: one spacing's wait, then admitted
+    second = asyncio.create_task(b.before_write())
+    await asyncio.sleep(0.2)  # a stalls between its admission and its write
+    assert not second.done()  # b waits for a's write, however long it takes
+    a.after_write(first, written=True)
+    wrote = loop.time()
+    token = await second
+    assert loop.time() - wrote >= a.spacing * 0.99  # spaced from the real write
+    b.after_write(token, written=True)
 
 
 async def test_a_flushed_schedule_never_lets_two_writes_close(
-    redis_url: str, namespace: str
+    two_clients: list[RedisRateLimiter],
 ) -> None:
-    a = RedisRateLimiter(redis_url, rate=20.0, namespace=namespace, platform="p")
-    b = RedisRateLimiter(redis_url, rate=20.0, namespace=namespace, platform="p")
+    a, b = two_clients
     loop = asyncio.get_running_loop()
-    try:
-        for _ in range(3):
-            await a.acquire()
-            token = await a.before_write()
-            a.after_write(token, written=True)
-            await asyncio.sleep(0.01)  # the report reaches Redis
-            wrote = loop.time()
-            await a.redis.flushdb()  # FLUSHALL / eviction of every key, mid-run
-            await b.acquire()  # the schedule is gone: the slot is free at once
-            other = await b.before_write()  # but the missing write record means "just now"
-            assert loop.time() - wrote >= b.spacing * 0.99
-            b.after_write(other, written=True)
-            await asyncio.sleep(0.01)
-    finally:
-        for x in (a, b):
-            await x.aclose()
+    for _ in range(3):
+        await a.acquire()
+        token = await a.before_write()
+        a.after_write(token, written=True)
+        await asyncio.sleep(0.01)  # the report reaches Redis
+        wrote = loop.time()
+        await a.redis.flushdb()  # FLUSHALL / eviction of every key, mid-run
+        await b.acquire()  # the schedule is gone; its missing write record means "just now"
+        other = await b.before_write()
+        assert loop.time() - wrote >= b.spacing * 0.99
+        b.after_write(other, written=True)
+        await asyncio.sleep(0.01)
 
 
 async def test_clients_that_disagree_on_the_rate_get_a_clear_error(
