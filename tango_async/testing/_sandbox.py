@@ -188,6 +188,36 @@ def _parse_time(value: str) -> datetime:
     return parsed
 
 
+class _Stamping(asyncio.Protocol):
+    """aiohttp's protocol for one connection, behind a wrapper that notes when a request's
+    first bytes arrive: a request arrives then, not when its handler task gets to run
+    (later, by a delay that varies on a busy loop)."""
+
+    def __init__(self, handler: asyncio.Protocol, sandbox: Sandbox) -> None:
+        self._handler = handler
+        self._sandbox = sandbox
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._handler.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._sandbox._arrived.setdefault(id(self._handler), self._sandbox.clock.monotonic())
+        self._handler.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._handler.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._sandbox._arrived.pop(id(self._handler), None)
+        self._handler.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._handler.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._handler.resume_writing()
+
+
 class Sandbox:
     """A local emulator of Tango's orders API, served by aiohttp on 127.0.0.1.
 
@@ -323,6 +353,7 @@ class Sandbox:
         self._runner: web.AppRunner | None = None
         self._listener: asyncio.Server | None = None
         self._proxy: DelayingProxy | None = None
+        self._arrived: dict[int, float] = {}  # connection handler -> its next request's arrival
         self._expected_auth = (
             "Basic "
             + base64.b64encode(f"{self.platform_name}:{self.platform_key}".encode()).decode()
@@ -356,7 +387,7 @@ class Sandbox:
         def protocol() -> asyncio.BaseProtocol:
             if not proxied:
                 self.connections_accepted += 1
-            return server()
+            return _Stamping(server(), self)
 
         loop = asyncio.get_running_loop()
         try:
@@ -557,7 +588,11 @@ class Sandbox:
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        arrived = self.clock.monotonic()
+        # When the request's first bytes reached the server (the next request on this
+        # connection is stamped by its own).
+        arrived = self._arrived.pop(id(request.protocol), None)
+        if arrived is None:
+            arrived = self.clock.monotonic()
         raw = await request.read()
         rec = Recorded(
             request.method,
