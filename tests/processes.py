@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -25,6 +26,21 @@ def sandbox_process(*args: str) -> Iterator[dict[str, str]]:
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+async def started_sandbox(
+    *args: str, lines: int = 4
+) -> tuple[asyncio.subprocess.Process, list[str], dict[str, str]]:
+    """``python -m tango_async.testing ARGS`` started under asyncio: the process, the first
+    ``lines`` lines it printed, and the TANGO_* environment among them."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tango_async.testing", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    printed = [(await asyncio.wait_for(proc.stdout.readline(), 20)).decode() for _ in range(lines)]
+    env = dict(line.strip().split("=", 1) for line in printed[1:] if "=" in line)
+    return proc, printed, env
 
 
 def cli_process(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:

@@ -14,6 +14,8 @@ from multidict import CIMultiDictProxy
 
 from tango_async.testing import Sandbox, SandboxClock
 
+from .processes import started_sandbox
+
 ORDER = {
     "customerIdentifier": "customer-1",
     "accountIdentifier": "account-1",
@@ -362,19 +364,14 @@ async def test_seeding_is_fast_and_history_is_indexed() -> None:
 
 
 async def test_python_m_serves_a_client_in_another_process() -> None:
-    import sys
 
     import tango_async as ta
 
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tango_async.testing", "--port", "0", "--order-rate", "5",
-        "--platform-name", "proc-platform", "--platform-key", "proc-key",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    proc, lines, env = await started_sandbox(
+        "--port", "0", "--order-rate", "5", "--platform-name", "proc-platform",
+        "--platform-key", "proc-key",
     )
     try:
-        assert proc.stdout is not None
-        lines = [(await asyncio.wait_for(proc.stdout.readline(), 20)).decode() for _ in range(4)]
-        env = dict(line.strip().split("=", 1) for line in lines[1:])
         assert lines[0].startswith("Tango sandbox serving at http://127.0.0.1:")
         assert env["TANGO_PLATFORM_NAME"] == "proc-platform"
         assert env["TANGO_PLATFORM_KEY"] == "proc-key"

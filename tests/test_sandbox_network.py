@@ -19,6 +19,8 @@ import tango_async as ta
 from tango_async.testing import Sandbox, SandboxClock
 from tango_async.testing.__main__ import main as sandbox_main
 
+from .processes import started_sandbox
+
 CREATE = ta.CreateOrderRequest(
     "customer-1", "account-1", "U561593", Decimal("5.00"),
     recipient=ta.Recipient(email="ann@example.com", first_name="Ann"),
@@ -210,15 +212,11 @@ def test_bad_network_options_are_refused() -> None:
 
 async def test_python_m_with_tls_serves_a_client_trusting_the_ca_file(tmp_path: Path) -> None:
     ca_file = tmp_path / "ca.pem"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tango_async.testing", "--tls", "--ca-file", str(ca_file),
-        "--connect-delay", "0.05", "--order-rate", "0",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    proc, lines, env = await started_sandbox(
+        "--tls", "--ca-file", str(ca_file), "--connect-delay", "0.05", "--order-rate", "0",
+        lines=5,
     )
     try:
-        assert proc.stdout is not None
-        lines = [(await asyncio.wait_for(proc.stdout.readline(), 20)).decode() for _ in range(5)]
-        env = dict(line.strip().split("=", 1) for line in lines[1:])
         assert lines[0].startswith("Tango sandbox serving at https://127.0.0.1:")
         assert env["TANGO_BASE_URL"].startswith("https://127.0.0.1:")
         assert env["TANGO_CA_FILE"] == str(ca_file)

@@ -102,7 +102,23 @@ class DelayingProxy:
             self._on_accept()
 
 
-class _Downstream(asyncio.Protocol):
+class _Side(asyncio.Protocol):
+    """One side of a proxied connection: its transport, and the calls both sides share."""
+
+    transport: asyncio.Transport | None
+    closed: bool
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+
+
+
+class _Downstream(_Side):
     """The client's side of one proxied connection."""
 
     def __init__(self, proxy: DelayingProxy) -> None:
@@ -161,13 +177,6 @@ class _Downstream(asyncio.Protocol):
         if self.peer is not None:
             self.peer.close()
 
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
-
-    def pause_reading(self) -> None:
-        if self.transport is not None and not self.closed:
-            self.transport.pause_reading()
 
     def resume_reading(self) -> None:
         if self.transport is not None and not self.closed and self.peer is not None:
@@ -186,7 +195,7 @@ class _Downstream(asyncio.Protocol):
             self.transport.abort()
 
 
-class _Upstream(asyncio.Protocol):
+class _Upstream(_Side):
     """The server's side of one proxied connection."""
 
     def __init__(self, down: _Downstream) -> None:
@@ -214,17 +223,9 @@ class _Upstream(asyncio.Protocol):
         self.closed = True
         self.down.close()
 
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
-
     def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
-
-    def pause_reading(self) -> None:
-        if self.transport is not None and not self.closed:
-            self.transport.pause_reading()
 
     def resume_reading(self) -> None:
         if self.transport is not None and not self.closed:
