@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Mapping
 from datetime import UTC as _UTC
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Context, Decimal
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import msgspec
 
@@ -108,20 +109,55 @@ def check_external_ref_id(value: object, field: str = "external_ref_id") -> str 
 
 
 def check_path_id(value: object, field: str) -> str:
-    """A reference ID used as a URL path segment: a non-empty string without '/' or spaces."""
+    """A reference ID used as a URL path segment: a non-empty string without '/' or spaces
+    that is a safe segment (see :func:`unsafe_segment`)."""
     s = check_str(value, field, required=True)
     assert s is not None
     if not s or _NOT_IN_PATH_ID.search(s):
         raise _fail(field, "must be a non-empty ID without spaces or '/'")
     check_len(s, field, 200)
+    why = unsafe_segment(s)
+    if why:
+        raise _fail(field, why)
     return s
 
 
 _PLAIN_SEGMENT = re.compile(r"[A-Za-z0-9._~-]+")
+_DOT_SEGMENTS = (".", "..")
+
+
+def unsafe_segment(value: str) -> str | None:
+    """Why ``value`` is not a safe URL path segment, or None.
+
+    ``.`` and ``..`` would move the request to another path (with the Authorization
+    header): refused, and so is anything that decodes or normalises to them or to a
+    ``/`` (percent-encoded, however many times, or in Unicode compatibility forms such as
+    fullwidth dots), since a proxy or server on the way may decode it once more.
+    """
+    seen = value
+    for _ in range(8):  # percent-decoding to a fixed point, bounded
+        forms = {seen, unicodedata.normalize("NFKC", seen)}
+        if any(f in _DOT_SEGMENTS for f in forms):
+            return "must not be '.' or '..' (or encode one): it would change the request's path"
+        if any("/" in f or "\\" in f for f in forms):
+            return "must not contain '/' or '\\', encoded or not"
+        decoded = unquote(seen)
+        if decoded == seen:
+            return None
+        seen = decoded
+    return "must not be percent-encoded this many times"
 
 
 def path_segment(ref: str) -> str:
-    """``ref`` as one URL path segment (Tango's IDs need no escaping; others get it)."""
+    """``ref`` as one URL path segment (Tango's IDs need no escaping; others get it).
+
+    The one place every resource builds its path segments: a ValidationError for an
+    unsafe segment (``.``, ``..`` and their encodings: :func:`unsafe_segment`), whatever
+    check the caller made before.
+    """
+    why = unsafe_segment(ref)
+    if why:
+        raise _fail("path", why)
     return ref if _PLAIN_SEGMENT.fullmatch(ref) else quote(ref, safe="")
 
 
