@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import ssl
 from decimal import Decimal
@@ -115,7 +116,7 @@ class TangoClient:
             raise ValidationError("platform_name", "must not contain ':' (HTTP Basic auth)")
         url = base_url if base_url is not None else os.environ.get("TANGO_BASE_URL") or SANDBOX_URL
         if not _positive(timeout):
-            raise ValidationError("timeout", "must be a number of seconds greater than 0")
+            raise ValidationError("timeout", "must be a finite number of seconds, 0 to 86400")
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise ValidationError("retry", "must be a RetryPolicy")
         if max_retries is not None and not _count(max_retries):
@@ -147,6 +148,10 @@ class TangoClient:
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise ValidationError("session", "must be an aiohttp.ClientSession")
         checked_max_amount = check_max_amount(max_amount, "max_amount")
+        if not _count(connector_limit):
+            raise ValidationError("connector_limit", "must be an int of at least 0 (0: no limit)")
+        if not _count(max_response_bytes) or max_response_bytes < 1:
+            raise ValidationError("max_response_bytes", "must be an int of at least 1")
         if clock is not None and not isinstance(clock, Clock):
             raise ValidationError("clock", "must have monotonic() and async sleep(seconds)")
         if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
@@ -232,6 +237,9 @@ def _count(value: object) -> bool:
 
 
 def _positive(value: object, *, allow_zero: bool = False) -> bool:
+    """A finite number of seconds, at most a day, above 0 (or at least 0)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if not math.isfinite(value) or value > 86_400:
         return False
     return value >= 0 if allow_zero else value > 0

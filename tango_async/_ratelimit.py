@@ -83,9 +83,14 @@ def checked_spacing(
         raise ValidationError(rate_field, "must be greater than 0")
     if rate != rate or rate == float("inf"):
         raise ValidationError(rate_field, "must be a finite number")
+    if margin != margin:
+        raise ValidationError(margin_field, "must be at least 0 and below 1")
     if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin < 1:
         raise ValidationError(margin_field, "must be at least 0 and below 1")
-    return (1.0 / rate) * (1.0 + margin)
+    spacing = (1.0 / rate) * (1.0 + margin)
+    if not spacing <= 86_400:  # a rate so small the spacing overflows or exceeds a day
+        raise ValidationError(rate_field, "must be at least one per day (1/86400)")
+    return spacing
 
 
 class Widening:

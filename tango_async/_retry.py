@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+
+from ._exceptions import ValidationError
 
 __all__ = ["RetryPolicy", "parse_retry_after"]
 
@@ -25,7 +28,8 @@ class RetryPolicy:
     ``conflict_delay`` the least wait after a 409 (an order with the same externalRefID is
     still in process: "retry after at least 2 s"). A Retry-After longer than
     ``max_retry_after`` is not waited for: the error (with its ``retry_after``) goes to the
-    caller, who decides. Tests may shorten all of them.
+    caller, who decides. Tests may shorten all of them. ValidationError for a value out
+    of range (non-finite, negative, over a day; ``max_retries`` an int from 0 to 100).
     """
 
     max_retries: int = 3
@@ -35,6 +39,27 @@ class RetryPolicy:
     rate_limit_delay: float = 1.0
     conflict_delay: float = 2.0
     max_retry_after: float = 60.0
+
+    def __post_init__(self) -> None:
+        n = self.max_retries
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= 100:
+            raise ValidationError("max_retries", "must be an int from 0 to 100")
+        for name in (
+            "initial_delay",
+            "max_delay",
+            "jitter",
+            "rate_limit_delay",
+            "conflict_delay",
+            "max_retry_after",
+        ):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+                or not 0 <= value <= 86_400
+            ):
+                raise ValidationError(name, "must be a finite number of seconds from 0 to 86400")
 
     def with_options(self, **changes: float | int) -> RetryPolicy:
         """A copy of this policy with some fields changed."""
