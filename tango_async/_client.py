@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import ssl
 from decimal import Decimal
@@ -31,7 +30,7 @@ from ._ratelimit import LocalRateLimiter, RateLimiter
 from ._retry import RetryPolicy
 from ._transport import Transport, check_base_url
 from ._unresolved import LocalUnresolvedStore, UnresolvedStore
-from ._validation import check_max_amount
+from ._validation import check_max_amount, finite_number
 from .resources.line_items import LineItems
 from .resources.orders import Orders
 
@@ -238,8 +237,4 @@ def _count(value: object) -> bool:
 
 def _positive(value: object, *, allow_zero: bool = False) -> bool:
     """A finite number of seconds, at most a day, above 0 (or at least 0)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    if not math.isfinite(value) or value > 86_400:
-        return False
-    return value >= 0 if allow_zero else value > 0
+    return finite_number(value, lo=0.0, hi=86_400, above=not allow_zero)

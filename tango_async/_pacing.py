@@ -35,6 +35,7 @@ from typing import Protocol
 from ._clock import Clock
 from ._exceptions import ValidationError
 from ._ratelimit import LocalRateLimiter, RateLimiter, WriteGate
+from ._validation import finite_number
 
 __all__ = ["Pace", "PacingPolicy", "RoutePacing", "route_of"]
 
@@ -71,12 +72,12 @@ class PacingPolicy:
     def __post_init__(self) -> None:
         for name in ("reads", "resends"):
             value = getattr(self, name)
-            if value is not None and not _number(value, lo=0.0, strict=True):
+            if value is not None and not finite_number(value, lo=0.0, above=True):
                 raise ValidationError(name, "must be a rate per second above 0, or None")
         if not 0 < self.decrease < 1:
             raise ValidationError("decrease", "must be above 0 and below 1")
         for name in ("min_rate", "recovery", "hold", "probe", "quiet"):
-            if not _number(getattr(self, name), lo=0.0, strict=True):
+            if not finite_number(getattr(self, name), lo=0.0, above=True):
                 raise ValidationError(name, "must be a number above 0")
         for name in ("adaptive", "every_endpoint"):
             if not isinstance(getattr(self, name), bool):
@@ -85,12 +86,6 @@ class PacingPolicy:
     def with_options(self, **changes: float | bool | None) -> PacingPolicy:
         """A copy of this policy with some fields changed."""
         return replace(self, **changes)  # type: ignore[arg-type]
-
-
-def _number(value: object, *, lo: float, strict: bool) -> bool:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        return False
-    return math.isfinite(value) and (value > lo if strict else value >= lo)
 
 
 def route_of(method: str, path: str) -> str:

@@ -81,10 +81,8 @@ def checked_spacing(
     is out of range."""
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
         raise ValidationError(rate_field, "must be greater than 0")
-    if rate != rate or rate == float("inf"):
+    if rate == float("inf"):  # NaN failed ``rate > 0`` above, and fails ``0 <= margin`` below
         raise ValidationError(rate_field, "must be a finite number")
-    if margin != margin:
-        raise ValidationError(margin_field, "must be at least 0 and below 1")
     if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin < 1:
         raise ValidationError(margin_field, "must be at least 0 and below 1")
     spacing = (1.0 / rate) * (1.0 + margin)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import random
 import re
 from dataclasses import dataclass, replace
@@ -10,6 +9,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 from ._exceptions import ValidationError
+from ._validation import finite_number
 
 __all__ = ["RetryPolicy", "parse_retry_after"]
 
@@ -52,13 +52,7 @@ class RetryPolicy:
             "conflict_delay",
             "max_retry_after",
         ):
-            value = getattr(self, name)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not math.isfinite(value)
-                or not 0 <= value <= 86_400
-            ):
+            if not finite_number(getattr(self, name), lo=0.0, hi=86_400):
                 raise ValidationError(name, "must be a finite number of seconds from 0 to 86400")
 
     def with_options(self, **changes: float | int) -> RetryPolicy:

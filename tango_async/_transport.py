@@ -129,6 +129,11 @@ class _Attempt:
         # request's arguments to record them) is the attempt itself.
         return self
 
+    @property
+    def unsent(self) -> bool:
+        """Our signals saw this request and it never reached its write: certainly unsent."""
+        return self.traced and not self.wrote
+
     def finish(self) -> None:
         """The write happened, or the attempt ended: report a pending admission."""
         if self.token is not None and self.gate is not None:
@@ -291,6 +296,11 @@ class Transport:
             self._session.trace_configs.remove(self._trace)
         self._session = None
 
+    async def sleep(self, seconds: float) -> None:
+        """A back-off or cooldown of a call: ``seconds`` on the client's clock, ended by
+        :meth:`close` with ClientClosedError (see :meth:`wait`)."""
+        await self.wait(self.clock.sleep(seconds))
+
     async def wait(self, awaitable: Awaitable[T]) -> T:
         """Await one wait of a call (a rate slot, a backoff, a cooldown): :meth:`close`
         ends it with ClientClosedError. Other cancellations propagate as they are."""
@@ -367,9 +377,7 @@ class Transport:
         except (TimeoutError, aiohttp.ClientError, OSError) as e:
             tracked.finish()
             self._log_attempt(method, path, None, attempt, start, None, type(e).__name__)
-            # Our signals saw the request and it never reached its write: certainly unsent.
-            unsent = tracked.traced and not tracked.wrote
-            error = self._connection_error(e, method, path, written=not unsent)
+            error = self._connection_error(e, method, path, written=not tracked.unsent)
             if exchange is not None:
                 exchange.in_flight = False
                 exchange.maybe_delivered |= error.maybe_sent
@@ -381,7 +389,7 @@ class Transport:
             # while the answer was read: the request went out, the order may exist.
             if not (self._closed or session.closed):
                 raise
-            unsent = (tracked.traced and not tracked.wrote) or str(e) == "Session is closed"
+            unsent = tracked.unsent or str(e) == "Session is closed"
             if exchange is not None:
                 exchange.in_flight = False
                 exchange.maybe_delivered |= not unsent
@@ -404,7 +412,7 @@ class Transport:
             # admission counts as a write; an attempt our signals saw stop before its
             # write certainly sent nothing.
             tracked.finish()
-            if exchange is not None and tracked.traced and not tracked.wrote:
+            if exchange is not None and tracked.unsent:
                 exchange.in_flight = False
             raise
         if exchange is not None:
@@ -491,7 +499,6 @@ class Transport:
         body: bytes | None = None,
         params: Sequence[tuple[str, str]] | None = None,
         before_send: Callable[[], Awaitable[None]] | None = None,
-        on_rate_limited: Callable[[float], Awaitable[None]] | None = None,
         exchange: Exchange | None = None,
     ) -> Response:
         """Send with retries as ``mode`` allows; return a 2xx Response or raise a TangoError.
@@ -539,11 +546,8 @@ class Transport:
                 if delay_or_none is None:
                     raise error
                 delay = delay_or_none
-                if error.status_code == 429:
-                    if pace is not None:
-                        await pace.rate_limited(delay, started)
-                    if on_rate_limited is not None:
-                        await on_rate_limited(delay)
+                if error.status_code == 429 and pace is not None:
+                    await pace.rate_limited(delay, started)
                 log.info(
                     "%s %s: HTTP %d %s; retry %d in %.2f s",
                     method,
@@ -553,7 +557,7 @@ class Transport:
                     attempt + 1,
                     delay,
                 )
-            await self.wait(self.clock.sleep(delay))
+            await self.sleep(delay)
             attempt += 1
 
     def _retry_delay(self, error: APIError, mode: Mode, attempt: int) -> float | None:

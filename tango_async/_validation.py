@@ -108,6 +108,18 @@ def check_external_ref_id(value: object, field: str = "external_ref_id") -> str 
     return s
 
 
+def finite_number(
+    value: object, *, lo: float, hi: float = math.inf, above: bool = False
+) -> bool:
+    """True for an int or float (not a bool) that is finite and within ``lo``..``hi``
+    (strictly above ``lo`` with ``above``): the check behind every numeric setting."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if not math.isfinite(value) or value > hi:
+        return False
+    return value > lo if above else value >= lo
+
+
 def check_path_id(value: object, field: str) -> str:
     """A reference ID used as a URL path segment: a non-empty string without '/' or spaces
     that is a safe segment (see :func:`unsafe_segment`)."""

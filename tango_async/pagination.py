@@ -218,7 +218,7 @@ class OrderHistory:
 
     def _after(self, window: _Window, number: int, count: int, total: int) -> _Next:
         """What the walk does after page ``number`` of ``window`` held ``count`` orders of
-        ``total``: the same tests as in :meth:`_pages`, for predicting its next requests."""
+        ``total``: the one rule :meth:`_pages` walks by and the prefetcher predicts with."""
         if number == window.start and total > self._window and window.span is not None:
             return _Next.SPLIT
         if not count or count < self._per_page or (number + 1) * self._per_page >= total:
@@ -285,13 +285,11 @@ class OrderHistory:
                             "GET /orders returned page %d again; stopping this window", number
                         )
                         break
-                    if (
-                        not ids
-                        or len(ids) < self._per_page
-                        or (number + 1) * self._per_page >= page.total_count
-                    ):
+                    # (_after's first test, a first page past the window, was made above)
+                    step = self._after(entry, number, len(ids), page.total_count)
+                    if step is _Next.WINDOW:
                         break
-                    if (number + 2) * self._per_page > self._window:
+                    if step is _Next.SPLIT:
                         split_into = 2
                         break
                     number += 1

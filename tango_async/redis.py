@@ -358,6 +358,16 @@ class RedisRateLimiter(_RedisBacked):
     def _agreement(self) -> list[Any]:
         return [self._us(self.spacing), int(self.agreement_ttl * 1000)]
 
+    async def _agreed(
+        self, what: str, script: Any, keys: list[str], args: list[Any]
+    ) -> list[Any]:
+        """Run a script that checks the agreed spacing first (``_AGREE``): its answer, or
+        RateLimiterConflictError when another client paces at another spacing."""
+        answer: list[Any] = await self._call(what, functools.partial(script, keys=keys, args=args))
+        if int(answer[0]) < 0:
+            raise self._conflict(answer[1])
+        return answer
+
     def _conflict(self, theirs_us: Any) -> RateLimiterConflictError:
         theirs = int(theirs_us) / 1_000_000
         return RateLimiterConflictError(
@@ -392,12 +402,9 @@ class RedisRateLimiter(_RedisBacked):
                     self._us(self.spacing * _LEAD),
                     int(self.written_ttl * 1000),
                 ]
-                answer: list[Any] = await self._call(
-                    "an order slot", functools.partial(self._reserve, keys=keys, args=args)
+                wait_us, booked, slot_us = await self._agreed(
+                    "an order slot", self._reserve, keys, args
                 )
-                if int(answer[0]) < 0:
-                    raise self._conflict(answer[1])
-                wait_us, booked, slot_us = answer
                 if booked:
                     self._floor_us = max(self._floor_us, int(slot_us) + self._us(interval))
                 wait = int(wait_us) / 1_000_000
@@ -432,12 +439,9 @@ class RedisRateLimiter(_RedisBacked):
                 while True:
                     args = [*self._agreement(), token, pending_ms, written_ms, ahead_us]
                     asked = time.monotonic()
-                    answer: list[Any] = await self._call(
-                        "an order write", functools.partial(self._admit, keys=keys, args=args)
+                    wait_us, admitted, now_us = await self._agreed(
+                        "an order write", self._admit, keys, args
                     )
-                    if int(answer[0]) < 0:
-                        raise self._conflict(answer[1])
-                    wait_us, admitted, now_us = answer
                     if admitted:
                         if int(wait_us) > 0:  # admitted for a moment just ahead
                             await asyncio.sleep(int(wait_us) / 1_000_000)

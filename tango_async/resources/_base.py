@@ -53,7 +53,7 @@ class Resource:
             if left > 0:
                 if not wait:
                     raise ResendCooldownError(label, left)
-                await client._transport.wait(client._transport.clock.sleep(left))
+                await client._transport.sleep(left)
                 continue
             try:
                 resp = await client._transport.request("POST", path, mode="resend", body=body)
@@ -67,7 +67,7 @@ class Resource:
                     await _extend_all(store, keys, retry_after)
                     server_refusals += 1
                     if wait and server_refusals <= client.retry.max_retries:
-                        await client._transport.wait(client._transport.clock.sleep(retry_after))
+                        await client._transport.sleep(retry_after)
                         continue
                     raise ResendCooldownError(label, retry_after) from e
                 if e.status_code < 500:

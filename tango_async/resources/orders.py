@@ -271,7 +271,7 @@ class Orders(Resource):
                     ref,
                     delay,
                 )
-                await transport.wait(transport.clock.sleep(delay))
+                await transport.sleep(delay)
                 continue
             order.created = made or resp.status != 200
             self._client._resend_links.learn(order)

@@ -344,8 +344,7 @@ class Sandbox:
         self._balances: dict[str, Decimal] = {}
         self._frozen: set[str] = set()
         self._fail_next = 0
-        self._last_order_arrival: float | None = None
-        self._last_read_arrival: float | None = None
+        self._last_arrival: dict[str, float] = {}  # "order" / "read": the last one accepted
         self._last_resend: dict[str, float] = {}
         self._seq = itertools.count(1)
         self._resend_ids = itertools.count(1001)
@@ -386,7 +385,7 @@ class Sandbox:
 
         def protocol() -> asyncio.BaseProtocol:
             if not proxied:
-                self.connections_accepted += 1
+                self._count_connection()
             return _Stamping(server(), self)
 
         loop = asyncio.get_running_loop()
@@ -433,6 +432,15 @@ class Sandbox:
             await runner.cleanup()
         if proxy is not None:
             await proxy.stop()
+
+    def _too_soon(self, rate: float, kind: str, arrived: float) -> bool:
+        """The rate rule of ``order_rate`` and ``read_rate``: True (a 429) for an arrival
+        sooner than ``1/rate`` after the last accepted one of its kind."""
+        last = self._last_arrival.get(kind)
+        if last is not None and arrived - last < 1 / rate:
+            return True
+        self._last_arrival[kind] = arrived
+        return False
 
     def _count_connection(self) -> None:
         self.connections_accepted += 1
@@ -632,17 +640,11 @@ class Sandbox:
                 request, "401.001", headers={"WWW-Authenticate": 'Basic realm="RaaS"'}
             )
         rel = path[len(PREFIX) :] or "/"
-        if self.order_rate and request.method == "POST" and rel == "/orders":
-            last = self._last_order_arrival
-            if last is not None and rec.arrived - last < 1 / self.order_rate:
-                return self.error(request, "429.001", self.order_rate, headers={"Retry-After": "1"})
-            self._last_order_arrival = rec.arrived
-        if self.read_rate and request.method == "GET":
-            last = self._last_read_arrival
-            if last is not None and rec.arrived - last < 1 / self.read_rate:
-                self.refused_reads += 1
-                return self.error(request, "429.001", self.read_rate, headers={"Retry-After": "1"})
-            self._last_read_arrival = rec.arrived
+        creates = request.method == "POST" and rel == "/orders"
+        rate = self.order_rate if creates else self.read_rate if request.method == "GET" else None
+        if rate and self._too_soon(rate, "order" if creates else "read", rec.arrived):
+            self.refused_reads += not creates
+            return self.error(request, "429.001", rate, headers={"Retry-After": "1"})
         chosen = self._faults.next(request.method, rel, rec.json)
         if chosen is None:
             return await handler(request)
