@@ -9,6 +9,7 @@ from types import TracebackType
 
 import aiohttp
 
+from ._auth import Credential
 from ._clock import Clock, SystemClock
 from ._constants import (
     DEFAULT_CONNECTOR_LIMIT,
@@ -73,6 +74,12 @@ class TangoClient:
     frozen-time tests take no real time. ``ssl_context`` verifies the server (default:
     the system's trust store); ignored when ``session=`` is given.
 
+    ``max_response_bytes`` (default 32 MiB) bounds the decoded body of every answer, on
+    every status: gzip and deflate are decoded by the client in bounded steps, whatever the
+    ``session``'s ``auto_decompress``; past the bound, APIResponseValidationError. The key
+    is kept masked in a Credential (repr and str redacted) and becomes the Authorization
+    header only inside the call that hands it to aiohttp.
+
     Raises ValidationError for a missing credential or a bad argument. A client is bound
     to the event loop it is first used in; using it after :meth:`close` or from another
     loop raises ClientClosedError.
@@ -104,15 +111,16 @@ class TangoClient:
     ) -> None:
         setup_logging()
         name = platform_name if platform_name is not None else os.environ.get("TANGO_PLATFORM_NAME")
-        key = platform_key if platform_key is not None else os.environ.get("TANGO_PLATFORM_KEY")
-        if not name:
-            raise ValidationError(
-                "platform_name", "is required: pass it or set TANGO_PLATFORM_NAME"
-            )
-        if not key:
-            raise ValidationError("platform_key", "is required: pass it or set TANGO_PLATFORM_KEY")
-        if ":" in name:
-            raise ValidationError("platform_name", "must not contain ':' (HTTP Basic auth)")
+        # The key goes straight into its masked Credential, and this frame drops it before
+        # anything can raise: no traceback of a constructor error shows it in the locals.
+        credential = Credential.build(
+            name,
+            platform_key if platform_key is not None else os.environ.get("TANGO_PLATFORM_KEY"),
+        )
+        del platform_key
+        if isinstance(credential, ValidationError):
+            raise credential
+        assert name is not None  # build() checked it
         url = base_url if base_url is not None else os.environ.get("TANGO_BASE_URL") or SANDBOX_URL
         if not _positive(timeout):
             raise ValidationError("timeout", "must be a finite number of seconds, 0 to 86400")
@@ -182,7 +190,7 @@ class TangoClient:
                 bind(name)
         self._transport = Transport(
             base_url=self.base_url,
-            authorization=aiohttp.encode_basic_auth(name, key),
+            credential=credential,
             timeout=float(timeout),
             retry=policy,
             session=session,
@@ -198,6 +206,9 @@ class TangoClient:
         self.line_items = LineItems(self)
 
     def __repr__(self) -> str:
+        # Safe on a client whose __init__ raised: a traceback with captured locals shows it.
+        if not hasattr(self, "_transport"):
+            return "TangoClient(not constructed)"
         state = "closed" if self.closed else "open"
         return (
             f"TangoClient(platform_name={self.platform_name!r}, "

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from ._clock import Clock, SystemClock
+from ._clock import Clock
+from ._exceptions import ValidationError
+from ._ratelimit import checked_clock
+from ._repr import tolerant_repr
 
 if TYPE_CHECKING:
     from .types.orders import Order
@@ -30,14 +33,15 @@ class CooldownStore(Protocol):
     async def release(self, key: str) -> None: ...
 
 
+@tolerant_repr
 class LocalCooldownStore:
     """An in-process cooldown store on ``clock`` (default: real time; TangoClient passes its
-    own clock to the store it makes)."""
+    own clock to the store it makes). ValidationError for a ``clock`` that is not a Clock."""
 
     _PRUNE_AT = 4096
 
     def __init__(self, *, clock: Clock | None = None) -> None:
-        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.clock: Clock = checked_clock(clock)
         self._until: dict[str, float] = {}
 
     def __repr__(self) -> str:
@@ -60,15 +64,21 @@ class LocalCooldownStore:
         self._until.pop(key, None)
 
 
+@tolerant_repr
 class ResendLinks:
     """Which line item belongs to which order, as learnt from the orders a client has seen.
 
     Tango keeps one resend cooldown for an order and its line item: a resend of either
     starts it for both. A bounded LRU of at most ``max_pairs`` (order, line item) pairs,
-    looked up both ways; per client, in memory.
+    looked up both ways; per client, in memory. ValidationError unless ``max_pairs`` is an
+    int from 1 to 10**9.
     """
 
     def __init__(self, max_pairs: int = 10_000) -> None:
+        if isinstance(max_pairs, bool) or not isinstance(max_pairs, int):
+            raise ValidationError("max_pairs", "must be an int from 1 to 10**9")
+        if not 1 <= max_pairs <= 10**9:
+            raise ValidationError("max_pairs", "must be an int from 1 to 10**9")
         self.max_pairs = max_pairs
         self._line_item: OrderedDict[str, str] = OrderedDict()  # order -> line item, LRU
         self._order: dict[str, str] = {}  # line item -> order

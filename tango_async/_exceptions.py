@@ -129,11 +129,17 @@ class ErrorDetail:
     constraint: str | None = None
 
 
+MAX_ERROR_BODY = 4096  # the most body bytes an APIError keeps
+
+
 class APIError(TangoError):
     """The API answered with an error status (or a body that could not be decoded).
 
     Carries ``status_code``, ``request_id``, ``path``, ``timestamp`` and every item of the
-    body's ``errors[]`` as ``errors``; ``body`` is the raw body (bytes, possibly empty).
+    body's ``errors[]`` as ``errors``; ``body`` is the body (decoded bytes, possibly empty),
+    at most its first MAX_ERROR_BODY (4096) bytes: ``body_truncated`` is True when it was
+    cut there, or when the body did not decode to its end. ``body_size`` is the size of the
+    body the client read (decoded), before that cut.
     """
 
     def __init__(
@@ -147,13 +153,16 @@ class APIError(TangoError):
         errors: list[ErrorDetail] | None = None,
         body: bytes = b"",
         headers: dict[str, str] | None = None,
+        body_truncated: bool = False,
     ) -> None:
         self.status_code = status_code
         self.request_id = request_id
         self.path = path
         self.timestamp = timestamp
         self.errors: list[ErrorDetail] = errors or []
-        self.body = body
+        self.body_size = len(body)
+        self.body_truncated = body_truncated or len(body) > MAX_ERROR_BODY
+        self.body = bytes(body[:MAX_ERROR_BODY])
         self.headers: dict[str, str] = headers or {}
         super().__init__(message)
 

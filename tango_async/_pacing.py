@@ -35,9 +35,14 @@ from typing import Protocol
 from ._clock import Clock
 from ._exceptions import ValidationError
 from ._ratelimit import LocalRateLimiter, RateLimiter, WriteGate
+from ._repr import tolerant_repr
 from ._validation import finite_number
 
 __all__ = ["Pace", "PacingPolicy", "RoutePacing", "route_of"]
+
+# The slowest pace a route may get (one request a day): a pacer's spacing is 1 / rate, and
+# the limiter that keeps it takes at most a day.
+_MIN_RATE = 1 / 86_400
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +60,11 @@ class PacingPolicy:
     - ``decrease``, ``min_rate``, ``recovery``, ``hold``, ``probe``, ``quiet``: AIMD
       tuning (see the module docstring).
 
-    Derive variants with :meth:`with_options`. ValidationError for values out of range.
+    Derive variants with :meth:`with_options`. ValidationError for values out of range:
+    ``reads``, ``resends`` (or None) and ``min_rate`` finite rates of at least one a day
+    (1/86400 per second); ``decrease`` above 0 and below 1; ``recovery``, ``hold``,
+    ``probe`` and ``quiet`` finite and above 0; ``adaptive`` and ``every_endpoint`` bools.
+    Numbers are ints or floats, never bools.
     """
 
     reads: float | None = None
@@ -72,13 +81,19 @@ class PacingPolicy:
     def __post_init__(self) -> None:
         for name in ("reads", "resends"):
             value = getattr(self, name)
-            if value is not None and not finite_number(value, lo=0.0, above=True):
-                raise ValidationError(name, "must be a rate per second above 0, or None")
-        if not 0 < self.decrease < 1:
-            raise ValidationError("decrease", "must be above 0 and below 1")
-        for name in ("min_rate", "recovery", "hold", "probe", "quiet"):
+            if value is not None and not finite_number(value, lo=_MIN_RATE):
+                raise ValidationError(
+                    name, "must be a finite rate per second of at least 1/86400, or None"
+                )
+        if not (finite_number(self.decrease, lo=0.0, above=True) and self.decrease < 1):
+            raise ValidationError("decrease", "must be a finite number above 0 and below 1")
+        if not finite_number(self.min_rate, lo=_MIN_RATE):
+            raise ValidationError(
+                "min_rate", "must be a finite rate per second of at least 1/86400"
+            )
+        for name in ("recovery", "hold", "probe", "quiet"):
             if not finite_number(getattr(self, name), lo=0.0, above=True):
-                raise ValidationError(name, "must be a number above 0")
+                raise ValidationError(name, "must be a finite number above 0")
         for name in ("adaptive", "every_endpoint"):
             if not isinstance(getattr(self, name), bool):
                 raise ValidationError(name, "must be True or False")
@@ -137,6 +152,7 @@ class _LimiterPace:
 _QUARTER_DOUBLING = 2.0**0.25  # slow start's growth in a quarter second
 
 
+@tolerant_repr
 class _AdaptivePace:
     """One route's AIMD pacer (see the module docstring)."""
 

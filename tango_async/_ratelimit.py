@@ -35,14 +35,26 @@ from typing import Protocol, runtime_checkable
 
 from ._clock import Clock, SystemClock
 from ._exceptions import ValidationError
+from ._repr import tolerant_repr
+from ._validation import finite_number
 
-__all__ = ["LocalRateLimiter", "RateLimiter", "WriteGate", "Widening", "checked_spacing"]
+__all__ = [
+    "LocalRateLimiter",
+    "RateLimiter",
+    "WriteGate",
+    "Widening",
+    "checked_clock",
+    "checked_spacing",
+]
 
 _LEAD = 0.25  # how far (in spacings) a slot may run ahead of the write gate
 
 # A writer admitted by the gate that never reports its write (it cannot happen through the
 # transport, which always reports) stops holding the others after this long.
 _PENDING_LIMIT = 5.0
+
+_MAX_SPACING = 86_400.0  # a day: the longest spacing (and widening window) accepted
+_MAX_WIDEN = 100.0  # the widest factor of the spacing: a day times this stays finite
 
 
 @runtime_checkable
@@ -78,23 +90,40 @@ def checked_spacing(
     rate: float, margin: float, *, rate_field: str = "order_rate", margin_field: str = "rate_margin"
 ) -> float:
     """Seconds between two slots, ``(1 / rate) * (1 + margin)``; ValidationError if either
-    is out of range."""
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
-        raise ValidationError(rate_field, "must be greater than 0")
-    if rate == float("inf"):  # NaN failed ``rate > 0`` above, and fails ``0 <= margin`` below
-        raise ValidationError(rate_field, "must be a finite number")
-    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin < 1:
+    is out of range: ``rate`` a finite number above 0 (an int or float, not a bool) with a
+    spacing of at most a day, ``margin`` at least 0 and below 1."""
+    if not finite_number(rate, lo=0.0, above=True):
+        raise ValidationError(rate_field, "must be a finite number greater than 0")
+    if not finite_number(margin, lo=0.0) or not margin < 1:
         raise ValidationError(margin_field, "must be at least 0 and below 1")
-    spacing = (1.0 / rate) * (1.0 + margin)
-    if not spacing <= 86_400:  # a rate so small the spacing overflows or exceeds a day
-        raise ValidationError(rate_field, "must be at least one per day (1/86400)")
+    spacing = (1.0 / float(rate)) * (1.0 + margin)
+    if not spacing <= _MAX_SPACING:  # a rate so small the spacing overflows or exceeds a day
+        raise ValidationError(
+            rate_field,
+            f"must leave at most a day between slots: at least {(1.0 + margin) / 86_400:.6g}"
+            f" per second (one a day, times 1 + {margin_field})",
+        )
     return spacing
+
+
+def checked_clock(clock: object, field: str = "clock") -> Clock:
+    """``clock``, or the real one for None; ValidationError for anything that is not a
+    :class:`~tango_async.Clock` (``monotonic()`` and async ``sleep(seconds)``)."""
+    if clock is None:
+        return SystemClock()
+    if not isinstance(clock, Clock):
+        raise ValidationError(field, "must have monotonic() and async sleep(seconds)")
+    return clock
 
 
 class Widening:
     """Repeated 429s widen the spacing for a while: from the second 429 within ``window``
     seconds of the one before, each adds ``step`` to the factor, up to ``maximum``; a
-    ``window`` without one resets it to 1."""
+    ``window`` without one resets it to 1.
+
+    ValidationError (named as the limiters' arguments) unless ``step`` is a finite number
+    from 0 to 100, ``maximum`` from 1 to 100 and ``window`` from 0 to 86400 seconds.
+    """
 
     def __init__(
         self,
@@ -104,10 +133,16 @@ class Widening:
         *,
         clock: Clock | None = None,
     ) -> None:
-        self.step = step
-        self.maximum = maximum
-        self.window = window
-        self._clock: Clock = clock if clock is not None else SystemClock()
+        if not finite_number(step, lo=0.0, hi=_MAX_WIDEN):
+            raise ValidationError("widen_step", "must be a finite number from 0 to 100")
+        if not finite_number(maximum, lo=1.0, hi=_MAX_WIDEN):
+            raise ValidationError("max_widen", "must be a finite number from 1 to 100")
+        if not finite_number(window, lo=0.0, hi=_MAX_SPACING):
+            raise ValidationError("widen_window", "must be a finite number of seconds, 0 to 86400")
+        self.step = float(step)
+        self.maximum = float(maximum)
+        self.window = float(window)
+        self._clock: Clock = checked_clock(clock)
         self._count = 0
         self._last = -float("inf")
 
@@ -170,6 +205,7 @@ class _Gate:
             self._done.set()
 
 
+@tolerant_repr
 class LocalRateLimiter:
     """An in-process limiter with no burst, spaced at the write (see the module docstring).
 
@@ -184,6 +220,13 @@ class LocalRateLimiter:
 
     ``clock`` (default: real time) is what it reads and sleeps on; TangoClient passes its
     own. A limiter is bound to the event loop it is first used in.
+
+    ValidationError for an argument out of range (``rate`` and ``margin`` named
+    ``order_rate`` and ``rate_margin``, as TangoClient's arguments passed through here):
+    ``rate`` a finite number above 0 with a spacing of at most a day (at least 1.05/86400
+    per second with the default margin), ``margin`` at least 0 and below 1,
+    ``widen_step`` 0 to 100, ``max_widen`` 1 to 100, ``widen_window`` 0 to 86400 seconds
+    (bools are not numbers), ``clock`` a Clock.
     """
 
     def __init__(
@@ -196,10 +239,11 @@ class LocalRateLimiter:
         widen_window: float = 60.0,
         clock: Clock | None = None,
     ) -> None:
+        # named as TangoClient's arguments, which are passed through here
         self.spacing = checked_spacing(rate, margin)
         self.rate = float(rate)
         self.margin = float(margin)
-        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.clock: Clock = checked_clock(clock)
         self._fifo = asyncio.Lock()
         self._tat = -float("inf")  # when the next slot is due (GCRA's theoretical arrival)
         self._not_before = -float("inf")

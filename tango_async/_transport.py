@@ -34,6 +34,7 @@ import logging
 import re
 import ssl
 import time
+import zlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -42,6 +43,7 @@ import aiohttp
 import msgspec
 from yarl import URL
 
+from ._auth import Credential
 from ._clock import Clock, SystemClock
 from ._exceptions import (
     APIConnectionError,
@@ -51,9 +53,11 @@ from ._exceptions import (
     ClientClosedError,
     ErrorDetail,
     RateLimitError,
+    TangoError,
     ValidationError,
     error_class_for,
 )
+from ._logs import escape
 from ._pacing import Pace, RoutePacing
 from ._ratelimit import WriteGate
 from ._retry import RetryPolicy, parse_retry_after
@@ -67,15 +71,132 @@ T = TypeVar("T")
 _JSON_DECODER = msgspec.json.Decoder()
 
 
+# --- bounded decoding of response bodies ------------------------------------------------------
+
+ACCEPT_ENCODING = "gzip, deflate"  # what _Inflater decodes; brotli and zstd are not asked for
+_WIRE_CHUNK = 64 * 1024  # wire bytes taken from aiohttp per read
+_STEP = 64 * 1024  # the most decoded bytes one decompression step produces
+_MAX_GZIP_MEMBERS = 1024  # a gzip body of endless empty members is refused
+
+
+class _Inflater:
+    """Undoes one body's Content-Encoding (none; gzip, members concatenated; deflate,
+    zlib-wrapped or raw) in steps that each produce at most the bytes asked for.
+
+    zlib's ``max_length`` leaves the input it did not get to in ``unconsumed_tail``, so a
+    64 KiB wire chunk that would inflate to gigabytes costs no more than the reader takes:
+    the bound on decoded bytes holds during decompression, not only after it. aiohttp's own
+    decoder is not used (requests go with ``auto_decompress=False``): before 3.13 it inflates
+    each wire chunk whole, and a caller's session may have any setting.
+
+    ``feed`` wire bytes, ``pull`` until it returns b"" (it wants more input), and
+    ``finish`` at the end: the error text, or None. After an error, ``pull`` returns b"".
+    """
+
+    __slots__ = ("_gzip", "_members", "_more", "_obj", "_pending", "error", "identity")
+
+    @classmethod
+    def for_encoding(cls, header: str) -> _Inflater | None:
+        """The inflater of a Content-Encoding header's value; None when not one we decode
+        (brotli, zstd, several encodings stacked, anything else)."""
+        value = header.strip().lower()
+        if value in ("", "identity"):
+            return cls(None)
+        if value in ("gzip", "x-gzip", "deflate"):
+            return cls(value)
+        return None
+
+    def __init__(self, kind: str | None) -> None:
+        self.identity = kind is None
+        self._gzip = kind in ("gzip", "x-gzip")
+        self._obj: zlib._Decompress | None = None  # the stream (gzip: member) being decoded
+        self._pending = b""  # input not yet given to zlib (or given back by it)
+        self._more = False  # the last step was cut at its size: zlib may hold more output
+        self._members = 0  # streams (gzip members) decoded to their end
+        self.error: str | None = None
+
+    def feed(self, data: bytes) -> None:
+        self._pending = self._pending + data if self._pending else data
+
+    def pull(self, size: int) -> bytes:
+        """At most ``size`` decoded bytes (identity: the bytes fed, whole); b"" when more
+        input is needed, or after an error."""
+        if self.error is not None:
+            return b""
+        if self.identity:
+            data, self._pending = self._pending, b""
+            return data
+        while True:
+            if self._obj is None:
+                if not self._pending or not self._start():
+                    return b""
+            elif not self._pending and not self._more:
+                return b""
+            obj = self._obj
+            assert obj is not None
+            data, self._pending = self._pending, b""
+            try:
+                out = obj.decompress(data, size)
+            except zlib.error as e:
+                self.error = str(e)
+                return b""
+            if obj.eof:  # this stream (member) ended; what follows is the next one's
+                self._pending, self._obj, self._more = obj.unused_data, None, False
+                self._members += 1
+            else:
+                self._pending = obj.unconsumed_tail
+                self._more = len(out) >= size
+            if out:
+                return out
+            if not obj.eof and self._pending == data:  # zlib wants more input to go on
+                self._more = False
+                return b""
+
+    def _start(self) -> bool:
+        """Begin the next stream on ``_pending``; False when more input is needed (or on
+        an error)."""
+        head = self._pending
+        if self._gzip:
+            if head[:2] != b"\x1f\x8b"[: len(head[:2])]:
+                self.error = (
+                    "data after the end of the gzip body" if self._members else "not a gzip body"
+                )
+                return False
+            if len(head) < 2:
+                return False
+            if self._members >= _MAX_GZIP_MEMBERS:
+                self.error = f"more than {_MAX_GZIP_MEMBERS} gzip members"
+                return False
+            wbits = 16 + zlib.MAX_WBITS
+        else:
+            if self._members:
+                self.error = "data after the end of the deflate body"
+                return False
+            if len(head) < 2:
+                return False
+            # RFC 1950's header (what "deflate" means), or the raw deflate some servers send
+            zlib_header = head[0] & 0x0F == 8 and (head[0] << 8 | head[1]) % 31 == 0
+            wbits = zlib.MAX_WBITS if zlib_header else -zlib.MAX_WBITS
+        self._obj = zlib.decompressobj(wbits)
+        return True
+
+    def finish(self) -> str | None:
+        """The end of the body: the error, if it did not decode to the end of its stream."""
+        if self.error is None and not self.identity and (self._obj is not None or self._pending):
+            self.error = "the compressed body ends early"
+        return self.error
+
+
 @dataclass(slots=True)
 class Response:
-    """A completed HTTP exchange: status, headers, the whole body."""
+    """A completed HTTP exchange: status, headers, the whole body (decoded)."""
 
     status: int
     headers: Mapping[str, str]
     body: bytes
     method: str
     path: str
+    truncated: bool = False  # an error status's body that did not decode to its end
 
 
 @dataclass(slots=True)
@@ -181,6 +302,17 @@ def _trace_config(owner: object) -> aiohttp.TraceConfig:
     return config
 
 
+def _describe(e: BaseException) -> str:
+    """What the message of a connection error keeps of aiohttp's exception, which is not
+    chained (its ``request_info`` holds the request's headers): its type and, for an OS
+    error, the errno and the OS's text; nothing else of the exception's own text."""
+    name = type(e).__name__
+    os_error = e.os_error if isinstance(e, aiohttp.ClientConnectorError) else e
+    if isinstance(os_error, OSError) and os_error.errno is not None:
+        return f"{name}: [Errno {os_error.errno}] {os_error.strerror}"
+    return name
+
+
 def check_base_url(base_url: str) -> str:
     """The base URL without a trailing slash; plain http only for loopback hosts."""
     try:
@@ -214,7 +346,7 @@ class Transport:
         self,
         *,
         base_url: str,
-        authorization: str,
+        credential: Credential,
         timeout: float,
         retry: RetryPolicy,
         session: aiohttp.ClientSession | None,
@@ -231,9 +363,13 @@ class Transport:
         self._owner = object()  # marks this transport's attempts for its signals
         self._trace = _trace_config(self._owner)
         self._base_path = URL(base_url).path.rstrip("/")
+        # The Authorization header is added by the credential inside the call that hands the
+        # headers to aiohttp (see _auth): these dicts, and the locals of send(), never hold it.
+        self._credential = credential
         self._headers = {
-            "Authorization": authorization,
             "Accept": "application/json",
+            # Only what _Inflater decodes; each request is sent with auto_decompress=False.
+            "Accept-Encoding": ACCEPT_ENCODING,
             "User-Agent": f"tango-async/{__version__}",
         }
         self._post_headers = {**self._headers, "Content-Type": "application/json"}
@@ -340,13 +476,18 @@ class Transport:
         pace: Pace | None = None,
     ) -> Response:
         """One HTTP attempt: a Response whatever its status. Raises APIConnectionError /
-        APITimeoutError, or ClientClosedError when the client is (or gets) closed first.
+        APITimeoutError, or ClientClosedError when the client is (or gets) closed first;
+        APIResponseValidationError when the body, decoded, is over ``max_response_bytes``
+        or (on a 2xx) cannot be decoded.
 
         ``pace`` (the route's pacer) gives the slot before the attempt starts and the write
-        gate inside it; ``before_send`` runs after the slot, right before the request."""
+        gate inside it; ``before_send`` runs after the slot, right before the request.
+
+        A TangoError raised here has neither ``__cause__`` nor ``__context__``: aiohttp's
+        exception (its ``request_info`` holds the request's headers) is left behind, its
+        type and OS error kept in the message."""
         session = self.session()
         url = self.base_url + path
-        headers = self._post_headers if body is not None else self._headers
         if pace is not None:
             await self.wait(pace.slot())
         if before_send is not None:
@@ -360,20 +501,27 @@ class Transport:
             exchange.attempts += 1
             exchange.in_flight = True
         start = time.perf_counter()
+        deadline = asyncio.get_running_loop().time() + self.timeout
+        failure: TangoError | None = None  # raised once out of the except blocks
         try:
             async with session.request(
                 method,
                 url,
                 data=body,
                 params=params,
-                headers=headers,
+                # the credential's header, made here: no local of this frame holds it
+                headers=self._credential.headers(
+                    self._post_headers if body is not None else self._headers
+                ),
                 timeout=self._client_timeout,
                 allow_redirects=False,  # never carry the Authorization header elsewhere
+                auto_decompress=False,  # _read decodes, bounded, whatever the session's setting
+                raise_for_status=False,  # every status is ours to map (a caller's session too)
                 trace_request_ctx=tracked,
             ) as resp:
                 tracked.finish()
-                data = await self._read(resp, method, path)
-                result = Response(resp.status, resp.headers, data, method, path)
+                data, truncated = await self._read(resp, method, path, deadline)
+                result = Response(resp.status, resp.headers, data, method, path, truncated)
         except (TimeoutError, aiohttp.ClientError, OSError) as e:
             tracked.finish()
             self._log_attempt(method, path, None, attempt, start, None, type(e).__name__)
@@ -381,7 +529,7 @@ class Transport:
             if exchange is not None:
                 exchange.in_flight = False
                 exchange.maybe_delivered |= error.maybe_sent
-            raise error from None
+            failure = error
         except RuntimeError as e:
             tracked.finish()
             # aiohttp: "Session is closed" (closed under us, or the caller's own session)
@@ -393,14 +541,12 @@ class Transport:
             if exchange is not None:
                 exchange.in_flight = False
                 exchange.maybe_delivered |= not unsent
-            if not unsent:
-                raise ClientClosedError(
-                    "this TangoClient (or its aiohttp session) was closed while the request "
-                    "was sent or answered; it may have been delivered"
-                ) from None
-            raise ClientClosedError(
+            failure = ClientClosedError(
                 "this TangoClient (or its aiohttp session) was closed; nothing was sent"
-            ) from None
+                if unsent
+                else "this TangoClient (or its aiohttp session) was closed while the request "
+                "was sent or answered; it may have been delivered"
+            )
         except APIResponseValidationError:  # an over-long body: the server did answer
             tracked.finish()
             if exchange is not None:
@@ -415,6 +561,8 @@ class Transport:
             if exchange is not None and tracked.unsent:
                 exchange.in_flight = False
             raise
+        if failure is not None:
+            raise failure  # outside the except blocks: no __context__
         if exchange is not None:
             exchange.in_flight = False
         if log.isEnabledFor(logging.DEBUG):
@@ -433,7 +581,7 @@ class Transport:
             if isinstance(e, TimeoutError):
                 cls, what = APITimeoutError, f"timed out before sending, after {self.timeout:g} s"
             else:
-                what = f"connection failed before sending ({type(e).__name__})"
+                what = f"connection failed before sending ({_describe(e)})"
             return cls(f"{method} {path}: {what}", method=method, path=path, maybe_sent=False)
         if isinstance(e, aiohttp.ConnectionTimeoutError):
             cls, what, sent = (
@@ -444,27 +592,84 @@ class Transport:
         elif isinstance(e, TimeoutError):
             cls, what, sent = APITimeoutError, f"no complete answer within {self.timeout:g} s", True
         elif isinstance(e, aiohttp.ClientConnectorError):
-            what, sent = f"could not connect ({type(e).__name__}: {e.os_error})", False
+            what, sent = f"could not connect ({_describe(e)})", False
         else:
-            what, sent = f"connection failed after sending ({type(e).__name__})", True
+            what, sent = f"connection failed after sending ({_describe(e)})", True
         return cls(f"{method} {path}: {what}", method=method, path=path, maybe_sent=sent)
 
-    async def _read(self, resp: aiohttp.ClientResponse, method: str, path: str) -> bytes:
+    async def _read(
+        self, resp: aiohttp.ClientResponse, method: str, path: str, deadline: float
+    ) -> tuple[bytes, bool]:
+        """The body, decoded, and whether it was cut short; at most ``max_response_bytes``
+        decoded bytes are ever held (see _Inflater), on every status.
+
+        Over the bound, APIResponseValidationError (the connection is closed, not read
+        on). A 2xx body in an encoding not asked for, or that does not decode, is an
+        APIResponseValidationError too; an error status's is kept as far as it decoded,
+        marked truncated, so that its status still counts (a 429 is still retried).
+        Decoding runs in steps between reads, against the attempt's ``deadline``: past
+        it, TimeoutError (an APITimeoutError for the caller)."""
         limit = self.max_response_bytes
-        if resp.content_length is not None and resp.content_length <= limit:
-            return await resp.read()
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in resp.content.iter_chunked(65536):
-            size += len(chunk)
-            if size > limit:
+        success = 200 <= resp.status < 300
+        encoding = resp.headers.get("Content-Encoding", "")
+        inflater = _Inflater.for_encoding(encoding)
+        problem: str | None = None
+        if inflater is None:
+            if success:
+                resp.close()
                 raise APIResponseValidationError(
-                    f"{method} {path}: response body larger than {limit} bytes; not read",
+                    f"{method} {path}: HTTP {resp.status} body in an encoding not asked for "
+                    f"(Content-Encoding {encoding[:40]!r}); not read",
                     status_code=resp.status,
                     path=path,
                 )
-            chunks.append(chunk)
-        return b"".join(chunks)
+            inflater = _Inflater(None)  # an error body: kept as it came, bounded the same
+        if inflater.identity and resp.content_length is not None and resp.content_length > limit:
+            resp.close()
+            raise self._too_large(resp.status, method, path)
+        loop = asyncio.get_running_loop()
+        body = bytearray()
+        wire = 0
+        wire_limit = limit + limit // 64 + 4096  # deflate's worst case is ~0.03% over
+        steps = 0
+        async for chunk in resp.content.iter_chunked(_WIRE_CHUNK):
+            wire += len(chunk)
+            if wire > wire_limit:
+                resp.close()
+                raise self._too_large(resp.status, method, path)
+            inflater.feed(chunk)
+            while piece := inflater.pull(min(_STEP, limit - len(body) + 1)):
+                body += piece
+                if len(body) > limit:
+                    resp.close()
+                    raise self._too_large(resp.status, method, path)
+                steps += 1
+                if steps % 16 == 0:  # every MiB decoded: let the loop (and timeouts) run
+                    if loop.time() > deadline:
+                        resp.close()
+                        raise TimeoutError
+                    await asyncio.sleep(0)
+            if inflater.error is not None:
+                break
+        problem = inflater.finish()
+        if problem is not None:
+            resp.close()
+            if success:
+                raise APIResponseValidationError(
+                    f"{method} {path}: HTTP {resp.status} {encoding[:40]} body does not "
+                    f"decode ({problem})",
+                    status_code=resp.status,
+                    path=path,
+                )
+        return bytes(body), problem is not None
+
+    def _too_large(self, status: int, method: str, path: str) -> APIResponseValidationError:
+        return APIResponseValidationError(
+            f"{method} {path}: response body larger than {self.max_response_bytes} bytes "
+            "(decoded); not read",
+            status_code=status,
+            path=path,
+        )
 
     def _log_attempt(
         self,
@@ -614,8 +819,8 @@ def build_api_error(resp: Response) -> APIError:
         timestamp = _opt_str(parsed.get("timestamp"))
         phrase = _opt_str(parsed.get("httpPhrase")) or ""
         items = parsed.get("errors")
-        if isinstance(items, list):
-            details.extend(_detail(item) for item in items)
+        if isinstance(items, list):  # the first few: what an exception keeps stays small
+            details.extend(_detail(item) for item in items[:_MAX_DETAILS])
         if parsed.get("i18nKey") is not None or parsed.get("message") is not None:
             top = ErrorDetail(
                 code=_opt_code(parsed.get("code")),
@@ -629,8 +834,8 @@ def build_api_error(resp: Response) -> APIError:
             "empty body"
             if not resp.body
             else (
-                f"non-JSON body ({len(resp.body)} bytes, "
-                f"{headers.get('Content-Type', 'no content type')})"
+                f"non-JSON body ({len(resp.body)} bytes{', cut short' if resp.truncated else ''}, "
+                f"{headers.get('Content-Type', 'no content type')[:100]})"
             )
         )
     else:
@@ -641,9 +846,12 @@ def build_api_error(resp: Response) -> APIError:
             )
             or "no error details"
         )
+        if len(what) > _MAX_DETAIL_TEXT:
+            what = what[:_MAX_DETAIL_TEXT] + "... (cut)"
+    what, phrase = escape(what), escape(phrase)  # server text: one line, control chars escaped
     message = f"{resp.method} {resp.path}: HTTP {status}{' ' + phrase if phrase else ''}: {what}"
     if request_id:
-        message += f" (requestId={request_id})"
+        message += f" (requestId={escape(request_id)})"
     cls = error_class_for(status)
     kwargs: dict[str, Any] = {
         "status_code": status,
@@ -651,7 +859,8 @@ def build_api_error(resp: Response) -> APIError:
         "path": path,
         "timestamp": timestamp,
         "errors": details,
-        "body": resp.body,
+        "body": resp.body,  # APIError keeps its first MAX_ERROR_BODY bytes
+        "body_truncated": resp.truncated,
         "headers": headers,
     }
     if cls is RateLimitError:
@@ -663,19 +872,33 @@ def build_api_error(resp: Response) -> APIError:
 
 def _detail(item: Any) -> ErrorDetail:
     if not isinstance(item, dict):
-        return ErrorDetail(message=str(item))
+        return ErrorDetail(message=_opt_str(item))
     return ErrorDetail(
         code=_opt_code(item.get("code")),
         i18n_key=_opt_str(item.get("i18nKey")),
         message=_opt_str(item.get("message")),
         path=_opt_str(item.get("path")),
-        invalid_value=item.get("invalidValue"),
+        invalid_value=_small(item.get("invalidValue")),
         constraint=_opt_str(item.get("constraint")),
     )
 
 
+_MAX_DETAILS = 50  # errors[] items an APIError keeps
+_MAX_DETAIL_TEXT = 1000  # characters kept of one text of an error body (and of the message)
+
+
 def _opt_str(v: Any) -> str | None:
-    return None if v is None else str(v)
+    if v is None:
+        return None
+    text = str(v)
+    return text if len(text) <= _MAX_DETAIL_TEXT else text[:_MAX_DETAIL_TEXT] + "... (cut)"
+
+
+def _small(v: Any) -> Any:
+    """An invalidValue as it came, unless its text is long: then that text, cut."""
+    if isinstance(v, (str, list, dict)) and len(str(v)) > _MAX_DETAIL_TEXT:
+        return _opt_str(v)
+    return v
 
 
 def _opt_code(v: Any) -> int | str | None:

@@ -43,7 +43,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
-from ._exceptions import TangoError
+from ._exceptions import TangoError, ValidationError
+from ._repr import tolerant_repr
 
 __all__ = [
     "LocalUnresolvedStore",
@@ -126,6 +127,7 @@ class UnresolvedStore(Protocol):
     async def list(self) -> list[UnresolvedOrder]: ...
 
 
+@tolerant_repr
 class LocalUnresolvedStore:
     """In memory, for one client: survives retries, not a restart of the process.
 
@@ -136,7 +138,7 @@ class LocalUnresolvedStore:
 
     def __init__(self, max_entries: int = 10_000) -> None:
         if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
-            raise ValueError("max_entries must be an int of at least 1")
+            raise ValidationError("max_entries", "must be an int of at least 1")
         self.max_entries = max_entries
         self._entries: dict[str, UnresolvedOrder] = {}  # insertion order: oldest first
         self._by_content: dict[str, dict[str, None]] = {}  # content key -> refs, oldest first
@@ -200,6 +202,7 @@ CREATE INDEX IF NOT EXISTS unresolved_content ON unresolved (content_key, first_
 _COLUMNS = "external_ref_id, content_key, request, state, first_sent_at, updated_at, reason"
 
 
+@tolerant_repr
 class SqliteUnresolvedStore:
     """A SQLite file (WAL, fsynced writes): entries survive a crash of the process and
     are shared by every process of the host that opens the same file.
@@ -209,6 +212,8 @@ class SqliteUnresolvedStore:
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
+        if not isinstance(path, (str, os.PathLike)) or not str(path):
+            raise ValidationError("path", "must be a non-empty str or os.PathLike path")
         self.path = Path(path)
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()

@@ -20,6 +20,7 @@ import msgspec
 
 from ._constants import DEFAULT_MAX_AMOUNT
 from ._exceptions import ValidationError
+from ._logs import escape
 from .types.enums import DeliveryMethod, ResendReasonCode
 from .types.orders import Address, CreateOrderRequest, Recipient, Sender
 from .types.resends import LineItemResendRequest, OrderResendRequest
@@ -41,6 +42,13 @@ REGION_CODE = re.compile(r"[A-Z]{2}")
 COUNTRY = re.compile(r"[A-Za-z]{2}")
 FORBIDDEN_NAME_CHARS = re.compile(r"[<>/]")
 _NOT_IN_PATH_ID = re.compile(r"[\s/]")
+# Control characters: C0 (U+0000-U+001F), DEL, C1 (U+0080-U+009F, NEL included) and the
+# Unicode line and paragraph separators. No identifier, reference or free-text field takes
+# one: each can end, overwrite or reorder a line (a log line, a CSV row, a terminal, an email
+# header). ``MULTILINE_TEXT`` fields (the gift message, custom field values) may also hold
+# tab, CR and LF, nothing else of these.
+CONTROL_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL_BUT_LINE_BREAKS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
 
 # Delivery methods accepted on order creation (CreateOrderCriteria) and on resends.
 CREATE_METHODS = frozenset(
@@ -65,19 +73,38 @@ def _fail(field: str, rule: str) -> ValidationError:
     return ValidationError(field, rule)
 
 
-def check_str(value: object, field: str, *, required: bool = False) -> str | None:
-    """Type check: None (if allowed) or a str."""
+def check_str(
+    value: object, field: str, *, required: bool = False, multiline: bool = False
+) -> str | None:
+    """None (if allowed) or a str of valid Unicode without control characters.
+
+    Control characters are those of :data:`CONTROL_CHARS` (C0, DEL, C1, U+2028, U+2029);
+    ``multiline`` allows tab, CR and LF among them (a gift message's line breaks). The
+    rule of a refusal shows the character escaped (``'\\n'``), never raw.
+    """
     if value is None:
         if required:
             raise _fail(field, "is required")
         return None
     if not isinstance(value, str):
         raise _fail(field, f"must be a string, not {type(value).__name__}")
+    why = text_problem(value, multiline=multiline)
+    if why is not None:
+        raise _fail(field, why)
+    return value
+
+
+def text_problem(value: str, *, multiline: bool = False) -> str | None:
+    """Why ``value`` is no text for a request field (see :func:`check_str`), or None."""
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise _fail(field, "must be valid Unicode text (it holds a lone surrogate)") from None
-    return value
+        return "must be valid Unicode text (it holds a lone surrogate)"
+    found = (_CONTROL_BUT_LINE_BREAKS if multiline else CONTROL_CHARS).search(value)
+    if found is None:
+        return None
+    which = "control characters other than tab, CR and LF" if multiline else "control characters"
+    return f"must not contain {which} (found {found.group()!r} at position {found.start()})"
 
 
 def check_len(value: str | None, field: str, max_len: int, *, min_len: int = 0) -> None:
@@ -114,6 +141,10 @@ def finite_number(
     """True for an int or float (not a bool) that is finite and within ``lo``..``hi``
     (strictly above ``lo`` with ``above``): the check behind every numeric setting."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        value = float(value)  # an int past float's range (10**400) is refused, not raised
+    except OverflowError:
         return False
     if not math.isfinite(value) or value > hi:
         return False
@@ -318,7 +349,7 @@ def check_amount(
     places = amount_places(currency)
     _, exp = _significant(d)
     if -exp > places:
-        where = f" for {currency.upper()}" if currency is not None else ""
+        where = f" for {escape(currency.upper())}" if currency is not None else ""
         if isinstance(value, float) and -exp > MAX_AMOUNT_PLACES:
             hint = _rounded_hint(d, places)
             raise _fail(
@@ -369,12 +400,125 @@ def format_amount_filter(value: object, field: str) -> str:
 
 
 def check_aware(value: object, field: str) -> None:
+    """None or a timezone-aware datetime that has an instant in UTC (see :func:`in_utc`)."""
+    in_utc(value, field)
+
+
+def in_utc(value: object, field: str) -> datetime | None:
+    """``value`` (None or an aware datetime) as the same instant in UTC.
+
+    ValidationError for anything else: a naive datetime (not guessed), a tzinfo whose
+    offset cannot be read, and an instant outside the years 1 to 9999 in UTC
+    (``9999-12-31T23:00-14:00`` is in the year 10000 there), which no RFC 3339 text holds.
+    """
     if value is None:
-        return
+        return None
     if not isinstance(value, datetime):
         raise _fail(field, f"must be a timezone-aware datetime, not {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
+    try:
+        offset = value.utcoffset() if value.tzinfo is not None else None
+    except (ValueError, TypeError, ArithmeticError):  # a tzinfo answering nonsense
+        raise _fail(field, "has a tzinfo whose UTC offset cannot be read") from None
+    if offset is None:
         raise _fail(field, "must be timezone-aware (a naive datetime is not guessed)")
+    try:
+        return value.astimezone(_UTC)
+    except (ValueError, TypeError, ArithmeticError):  # OverflowError: past year 1 or 9999
+        raise _fail(
+            field, "must be an instant between the years 1 and 9999 in UTC (it is out of range)"
+        ) from None
+
+
+# Custom fields are free-form JSON, so they are bounded: nesting depth (the top-level
+# mapping is level 1), values (every scalar, list and mapping, the top one included) and
+# characters (keys, strings and the digits of Decimals), counted before anything is encoded.
+MAX_CUSTOM_FIELDS_DEPTH = 32
+MAX_CUSTOM_FIELDS_VALUES = 10_000
+MAX_CUSTOM_FIELDS_CHARS = 100_000
+_INT64 = 2**63
+# Decimal exponents a JSON reader with IEEE doubles can hold (beyond: inf or 0).
+_DOUBLE_EXPONENTS = range(-307, 309)
+
+
+def _at(path: tuple[str | int, ...]) -> str:
+    """Where a value sits in custom_fields, keys shown with repr (cut): ``['a'][0]``."""
+    return "".join(f"[{_cut(p)!r}]" for p in path) or "(top level)"
+
+
+def _cut(key: str | int, most: int = 40) -> str | int:
+    return key[:most] + "..." if isinstance(key, str) and len(key) > most else key
+
+
+def check_custom_fields(value: object, field: str = "custom_fields") -> None:
+    """None or a mapping of str to JSON values, bounded: else ValidationError on ``field``.
+
+    Values are None, bool, int (64-bit), float (finite), Decimal (finite, within a double's
+    range), str (valid Unicode; tab, CR and LF but no other control characters), a list or
+    tuple, or a mapping with str keys (without control characters); at most
+    MAX_CUSTOM_FIELDS_DEPTH levels deep, MAX_CUSTOM_FIELDS_VALUES values and
+    MAX_CUSTOM_FIELDS_CHARS characters in all. Walked without recursion, so a structure
+    nested 100,000 deep (or a cycle) is refused at level 33, never a RecursionError; a
+    non-finite number is refused, never sent as null. The rule names the place (``['a'][0]``).
+    """
+    if value is None:
+        return
+    if not isinstance(value, Mapping):
+        raise _fail(field, "must be a mapping of field name to value")
+    values = chars = 0
+    stack: list[tuple[object, int, tuple[str | int, ...]]] = [(value, 1, ())]
+    while stack:
+        node, depth, path = stack.pop()
+        values += 1
+        if values > MAX_CUSTOM_FIELDS_VALUES:
+            raise _fail(field, f"must hold at most {MAX_CUSTOM_FIELDS_VALUES} values in all")
+        why: str | None = None
+        if isinstance(node, (Mapping, list, tuple)):
+            if depth > MAX_CUSTOM_FIELDS_DEPTH:
+                raise _fail(field, f"must be nested at most {MAX_CUSTOM_FIELDS_DEPTH} levels deep")
+            if isinstance(node, Mapping):
+                for key, member in node.items():
+                    if not isinstance(key, str):
+                        raise _fail(
+                            field,
+                            f"keys must be strings, not {type(key).__name__} (in {_at(path)})",
+                        )
+                    chars += len(key)
+                    if chars > MAX_CUSTOM_FIELDS_CHARS:
+                        break
+                    why = text_problem(key)
+                    if why is not None:
+                        raise _fail(field, f"key {_cut(key)!r} in {_at(path)}: {why}")
+                    stack.append((member, depth + 1, (*path, key)))
+            else:
+                stack.extend((v, depth + 1, (*path, i)) for i, v in enumerate(node))
+        elif node is None or isinstance(node, bool):
+            pass
+        elif isinstance(node, int):
+            if not -_INT64 <= node < _INT64:
+                why = "an integer must fit in 64 bits (pass a larger one as a str)"
+        elif isinstance(node, float):
+            if not math.isfinite(node):
+                why = f"must be a finite number, not {node!r}"
+        elif isinstance(node, Decimal):
+            if not node.is_finite():
+                why = f"must be a finite number, not {node!r}"
+            else:
+                chars += len(node.as_tuple().digits)
+                if node and node.adjusted() not in _DOUBLE_EXPONENTS:
+                    why = "must be within a JSON number's usual range (about 1e-307 to 1e308)"
+        elif isinstance(node, str):
+            chars += len(node)
+            if chars <= MAX_CUSTOM_FIELDS_CHARS:
+                why = text_problem(node, multiline=True)
+        else:
+            why = (
+                "must be a JSON value (str, number, bool, None, list or dict), "
+                f"not {type(node).__name__}"
+            )
+        if chars > MAX_CUSTOM_FIELDS_CHARS:
+            raise _fail(field, f"must hold at most {MAX_CUSTOM_FIELDS_CHARS} characters in all")
+        if why is not None:
+            raise _fail(field, f"value at {_at(path)}: {why}")
 
 
 def check_address(addr: object, field: str) -> None:
@@ -516,7 +660,7 @@ def prepare_order(
     check_pattern(check_str(req.ptid, "ptid"), "ptid", PTID, "must be P followed by digits")
     check_etid(req.etid, "etid")
     check_str(req.email_subject, "email_subject")
-    check_len(check_str(req.message, "message"), "message", MAX_MESSAGE)
+    check_len(check_str(req.message, "message", multiline=True), "message", MAX_MESSAGE)
     check_len(check_str(req.campaign, "campaign"), "campaign", MAX_CAMPAIGN)
     check_len(check_str(req.notes, "notes"), "notes", MAX_NOTES)
     check_len(
@@ -524,9 +668,8 @@ def prepare_order(
         "purchase_order_number",
         MAX_PURCHASE_ORDER_NUMBER,
     )
-    check_aware(req.expiration_date, "expiration_date")
-    if req.custom_fields is not None and not isinstance(req.custom_fields, Mapping):
-        raise _fail("custom_fields", "must be a mapping of field name to value")
+    expiration = in_utc(req.expiration_date, "expiration_date")
+    check_custom_fields(req.custom_fields)
 
     method = effective_delivery_method(req)
     physical = method is DeliveryMethod.ADDRESS
@@ -568,9 +711,7 @@ def prepare_order(
     send_email = req.send_email
     if send_email is None and method in (DeliveryMethod.EMAIL, DeliveryMethod.NONE):
         send_email = method is DeliveryMethod.EMAIL
-    expiration = req.expiration_date
-    if expiration is not None:  # the same instant, in UTC: sub-minute offsets do not encode
-        expiration = expiration.astimezone(_UTC)
+    # (expiration: the same instant, in UTC: sub-minute offsets do not encode)
     return msgspec.structs.replace(
         req,
         amount=amount,
@@ -631,16 +772,19 @@ def format_query_datetime(value: object, field: str, *, end: bool = False) -> tu
     """An RFC 3339 query value and the aware datetime it stands for.
 
     A ``date`` means its whole day in UTC: the start of it, or (``end=True``) its last
-    millisecond. Strings are parsed; naive datetimes are refused.
+    millisecond. Strings are parsed; naive datetimes are refused, and so is an instant
+    outside the years 1 to 9999 in UTC (``0001-01-01T00:00:00+12:00``): ValidationError.
+    The datetime returned is in UTC.
     """
     if isinstance(value, datetime):
-        check_aware(value, field)
-        dt = value
+        dt = in_utc(value, field)
+        assert dt is not None
     elif isinstance(value, date):
         dt = datetime(value.year, value.month, value.day, tzinfo=_UTC)
         if end:
             dt = dt.replace(hour=23, minute=59, second=59, microsecond=999000)
     elif isinstance(value, str):
+        check_str(value, field)
         return format_query_datetime(_parse_rfc3339(value, field), field, end=end)
     else:
         raise _fail(
@@ -651,9 +795,12 @@ def format_query_datetime(value: object, field: str, *, end: bool = False) -> tu
 
 
 def to_rfc3339(dt: datetime) -> str:
-    """``2016-01-01T00:00:00.000Z``: UTC with milliseconds."""
-    utc = dt.astimezone(_UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    """``2016-01-01T00:00:00.000Z``: UTC with milliseconds (four-digit years: 0001, not 1)."""
+    u = dt.astimezone(_UTC)
+    return (
+        f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}."
+        f"{u.microsecond // 1000:03d}Z"
+    )
 
 
 def _parse_rfc3339(value: str, field: str) -> datetime | date:

@@ -47,6 +47,7 @@ from ._exceptions import (
     UnprocessableEntityError,
     ValidationError,
 )
+from ._repr import tolerant_repr
 from ._validation import (
     check_bool,
     check_external_ref_id,
@@ -113,6 +114,7 @@ def build_list_query(**filters: object) -> list[tuple[str, str]]:
     return query
 
 
+@tolerant_repr
 class OrderHistory:
     """What ``orders.list()`` returns: iterate it for orders, or :meth:`pages` for pages.
 
@@ -157,8 +159,11 @@ class OrderHistory:
             if elements_per_block is not None
             else MAX_ELEMENTS_PER_BLOCK
         )
-        self._first_page = check_int(page, "page", lo=0) if page is not None else 0
         self._window = result_window
+        # (bounded first: a page of 10**5000 cannot even be shown in the error)
+        self._first_page = (
+            check_int(page, "page", lo=0, hi=result_window) if page is not None else 0
+        )
         if (self._first_page + 1) * self._per_page > self._window:
             raise ValidationError(
                 "page",

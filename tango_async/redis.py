@@ -51,7 +51,9 @@ from redis.exceptions import RedisError
 
 from ._exceptions import RateLimiterConflictError, TangoError, ValidationError
 from ._ratelimit import _LEAD, Widening, checked_spacing
+from ._repr import tolerant_repr
 from ._unresolved import STATES, UnresolvedOrder, UnresolvedStoreError
+from ._validation import check_str, finite_number
 
 __all__ = [
     "RateLimiterConflictError",
@@ -203,21 +205,54 @@ class RateLimiterUnavailableError(TangoError):
     """The shared limiter or cooldown store (Redis) did not answer in time; nothing was sent."""
 
 
+_DAY = 86_400.0
+_YEAR = 365 * _DAY
+
+
 def _client(url_or_client: str | aioredis.Redis, timeout: float) -> aioredis.Redis:
     if isinstance(url_or_client, str):
-        return aioredis.Redis.from_url(
-            url_or_client,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            health_check_interval=30,
-        )
+        check_str(url_or_client, "url_or_client")
+        try:
+            return aioredis.Redis.from_url(
+                url_or_client,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+                health_check_interval=30,
+            )
+        except (ValueError, TypeError) as e:  # redis-py's message names no credential
+            raise ValidationError(
+                "url_or_client", f"is not a usable Redis URL ({e})"
+            ) from None
     if not isinstance(url_or_client, aioredis.Redis):
         raise ValidationError("url_or_client", "must be a redis:// URL or a redis.asyncio.Redis")
     return url_or_client
 
 
+def _seconds(value: object, field: str, *, lo: float, hi: float, above: bool = False) -> float:
+    """``value`` as a float of seconds, or ValidationError unless it is a finite int or
+    float (not a bool) from ``lo`` (above it with ``above``) to ``hi``."""
+    if not finite_number(value, lo=lo, hi=hi, above=above):
+        low = f"above {lo:g}" if above else f"from {lo:g}"
+        raise ValidationError(field, f"must be a finite number of seconds {low} to {hi:g}")
+    return float(value)  # type: ignore[arg-type]
+
+
+def _name(value: object, field: str) -> str:
+    """A non-blank string (valid Unicode) for a key part, or ValidationError."""
+    s = check_str(value, field, required=True)
+    if not s or not s.strip():
+        raise ValidationError(field, "must be a non-empty string")
+    return s
+
+
 class _RedisBacked:
-    """Fail-closed calls to Redis: retried with capped backoff for ``unavailable_timeout``."""
+    """Fail-closed calls to Redis: retried with capped backoff for ``unavailable_timeout``.
+
+    ValidationError for a bad common argument: ``url_or_client`` not a Redis URL or
+    ``redis.asyncio.Redis``; ``namespace`` (or ``platform``, when given) not a non-empty
+    string; ``unavailable_timeout`` not a finite number of seconds from 0 to 86400;
+    ``socket_timeout`` not one above 0 to 86400.
+    """
 
     def __init__(
         self,
@@ -228,14 +263,15 @@ class _RedisBacked:
         unavailable_timeout: float,
         socket_timeout: float,
     ) -> None:
-        if not isinstance(namespace, str) or not namespace.strip():
-            raise ValidationError("namespace", "must be a non-empty string")
-        if unavailable_timeout < 0:
-            raise ValidationError("unavailable_timeout", "must be at least 0")
-        self.redis = _client(url_or_client, socket_timeout)
+        namespace = _name(namespace, "namespace")
+        if platform is not None:
+            platform = _name(platform, "platform")
+        wait = _seconds(unavailable_timeout, "unavailable_timeout", lo=0.0, hi=_DAY)
+        socket_wait = _seconds(socket_timeout, "socket_timeout", lo=0.0, hi=_DAY, above=True)
+        self.redis = _client(url_or_client, socket_wait)
         self.namespace = namespace
         self.platform = platform
-        self.unavailable_timeout = unavailable_timeout
+        self.unavailable_timeout = wait
 
     def bind(self, platform_name: str) -> None:
         """Called by TangoClient: keys are namespaced per platform."""
@@ -273,6 +309,7 @@ class _RedisBacked:
         await self.redis.aclose()
 
 
+@tolerant_repr
 class RedisRateLimiter(_RedisBacked):
     """A rate limiter shared through Redis: ``rate`` requests per second for everyone
     sharing the namespace and platform, spaced where they leave (see the module
@@ -289,6 +326,14 @@ class RedisRateLimiter(_RedisBacked):
     the other spacing have been idle for ``agreement_ttl`` seconds (default 120).
     ``late_tolerance`` is accepted for compatibility and no longer used: the write gate
     holds the spacing however late a worker wakes.
+
+    ValidationError, before any connection is made, for an argument out of range:
+    ``rate`` a finite number above 0 with a spacing of at most a day, ``margin`` at least
+    0 and below 1, ``max_ahead`` (and ``late_tolerance``, or None) 0 to 86400 seconds,
+    ``widen_step`` 0 to 100, ``max_widen`` 1 to 100, ``widen_window`` 0 to 86400 seconds,
+    ``agreement_ttl`` and ``written_ttl`` 0.001 s to a year; and as for every Redis
+    store (``url_or_client``, ``namespace``, ``platform``, ``unavailable_timeout``,
+    ``socket_timeout``). Numbers are ints or floats, never bools.
     """
 
     def __init__(
@@ -310,6 +355,13 @@ class RedisRateLimiter(_RedisBacked):
         written_ttl: float = 86400.0,
     ) -> None:
         spacing = checked_spacing(rate, margin, rate_field="rate", margin_field="margin")
+        ahead = _seconds(max_ahead, "max_ahead", lo=0.0, hi=_DAY)
+        if late_tolerance is not None:
+            late_tolerance = _seconds(late_tolerance, "late_tolerance", lo=0.0, hi=_DAY)
+        # PX of at least 1 ms, and no more than Redis takes
+        agreement = _seconds(agreement_ttl, "agreement_ttl", lo=0.001, hi=_YEAR)
+        written = _seconds(written_ttl, "written_ttl", lo=0.001, hi=_YEAR)
+        widening = Widening(widen_step, max_widen, widen_window)
         super().__init__(
             url_or_client,
             namespace=namespace,
@@ -317,23 +369,20 @@ class RedisRateLimiter(_RedisBacked):
             unavailable_timeout=unavailable_timeout,
             socket_timeout=socket_timeout,
         )
-        for name, value in (("agreement_ttl", agreement_ttl), ("written_ttl", written_ttl)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ValidationError(name, "must be a number of seconds greater than 0")
         self.rate = float(rate)
         self.margin = float(margin)
         self.spacing = spacing
-        self.max_ahead = max(max_ahead, self.spacing)
+        self.max_ahead = max(ahead, self.spacing)
         self.late_tolerance = late_tolerance
-        self.agreement_ttl = float(agreement_ttl)
-        self.written_ttl = float(written_ttl)
+        self.agreement_ttl = agreement
+        self.written_ttl = written
         self._reserve = self.redis.register_script(_RESERVE)
         self._push = self.redis.register_script(_PUSH)
         self._admit = self.redis.register_script(_ADMIT)
         self._wrote = self.redis.register_script(_WROTE)
         self._fifo = asyncio.Lock()
         self._gate_fifo = asyncio.Lock()
-        self._widening = Widening(widen_step, max_widen, widen_window)
+        self._widening = widening
         self._floor_us = 0  # the latest slot end this client has booked or seen (Redis clock)
         self._last_write = -float("inf")  # this client's own floor (its monotonic clock)
         self._reports: set[asyncio.Task[None]] = set()
@@ -513,6 +562,7 @@ class RedisRateLimiter(_RedisBacked):
         await super().aclose()
 
 
+@tolerant_repr
 class RedisCooldownStore(_RedisBacked):
     """Resend cooldowns shared through Redis: one resend per order / line item per
     ``cooldown`` seconds across every worker.
@@ -520,6 +570,11 @@ class RedisCooldownStore(_RedisBacked):
     ``claim`` is SET NX PX (atomically, so two workers never both resend); PTTL is the
     ``retry_after`` of the others. The claim is re-extended when the server answers, and
     released (only if still ours) when the resend certainly did not happen.
+
+    ValidationError, before any connection is made, unless ``cooldown`` is a finite
+    number of seconds from 0 to 86400 (as TangoClient's ``resend_cooldown``), and as for
+    every Redis store (``url_or_client``, ``namespace``, ``platform``,
+    ``unavailable_timeout``, ``socket_timeout``).
     """
 
     def __init__(
@@ -532,6 +587,7 @@ class RedisCooldownStore(_RedisBacked):
         unavailable_timeout: float = 30.0,
         socket_timeout: float = 2.0,
     ) -> None:
+        checked = _seconds(cooldown, "cooldown", lo=0.0, hi=_DAY)
         super().__init__(
             url_or_client,
             namespace=namespace,
@@ -539,7 +595,7 @@ class RedisCooldownStore(_RedisBacked):
             unavailable_timeout=unavailable_timeout,
             socket_timeout=socket_timeout,
         )
-        self.cooldown = cooldown
+        self.cooldown = checked
         self._claim = self.redis.register_script(_CLAIM)
         self._release = self.redis.register_script(_RELEASE)
         self._tokens: dict[str, str] = {}
@@ -577,6 +633,7 @@ class RedisCooldownStore(_RedisBacked):
         )
 
 
+@tolerant_repr
 class RedisUnresolvedStore(_RedisBacked):
     """Order creations with an unknown outcome, kept in Redis: they survive a restart and
     are seen by every process and host that shares the namespace and platform.
@@ -586,6 +643,11 @@ class RedisUnresolvedStore(_RedisBacked):
     and one per content key, oldest first. Redis unreachable: calls wait up to
     ``unavailable_timeout`` seconds, then raise UnresolvedStoreError (a create then sends
     nothing).
+
+    ValidationError, before any connection is made, unless ``ttl`` is a finite number of
+    seconds from 1 to 2**31 - 1 (below 1 s an EXPIRE would delete the entry at once), and
+    as for every Redis store (``url_or_client``, ``namespace``, ``platform``,
+    ``unavailable_timeout``, ``socket_timeout``).
     """
 
     _unavailable = UnresolvedStoreError
@@ -601,6 +663,8 @@ class RedisUnresolvedStore(_RedisBacked):
         unavailable_timeout: float = 10.0,
         socket_timeout: float = 2.0,
     ) -> None:
+        if not finite_number(ttl, lo=1.0, hi=2**31 - 1):
+            raise ValidationError("ttl", "must be a finite number of seconds from 1 to 2**31 - 1")
         super().__init__(
             url_or_client,
             namespace=namespace,
@@ -608,8 +672,6 @@ class RedisUnresolvedStore(_RedisBacked):
             unavailable_timeout=unavailable_timeout,
             socket_timeout=socket_timeout,
         )
-        if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not 0 < ttl < 2**31:
-            raise ValidationError("ttl", "must be a number of seconds greater than 0")
         self.ttl = int(ttl)
 
     def __repr__(self) -> str:

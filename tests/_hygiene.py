@@ -1,11 +1,12 @@
 """Secret hygiene over the whole test suite (a pytest plugin loaded by conftest).
 
 For the whole session every logger runs at DEBUG into an in-memory handler; every
-TangoError's message and repr, and the repr of every model the client decodes, are
-recorded; and every secret the suite makes is registered: each client's platform key and
-Authorization header, each sandbox's platform key, and every reward credential value and
-redemption link that reached a client. ``tests/test_secret_hygiene.py`` runs last and finds
-no secret anywhere in what was recorded.
+TangoError's message and repr, the repr of every model the client decodes, and the repr of
+each sandbox's first 50 recorded requests (when it stops) are recorded; and every secret
+the suite makes is registered: each client's platform key and Authorization header, each
+sandbox's platform key, and every reward credential value and redemption link that reached
+a client. ``tests/test_secret_hygiene.py`` runs last and finds no secret anywhere in what
+was recorded.
 """
 
 from __future__ import annotations
@@ -122,6 +123,15 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         RECORDER.secret(self._expected_auth.removeprefix("Basic "))
 
     _sandbox.Sandbox.__init__ = sandbox_init_recording  # type: ignore[method-assign]
+
+    sandbox_stop = _sandbox.Sandbox.stop
+
+    async def sandbox_stop_recording(self: _sandbox.Sandbox) -> None:
+        # the reprs of (the first 50 of) its recorded requests, Authorization header included
+        RECORDER.texts.extend(repr(rec) for rec in self.requests[:50])
+        await sandbox_stop(self)
+
+    _sandbox.Sandbox.stop = sandbox_stop_recording  # type: ignore[method-assign]
 
     decode: Callable[..., Any] = codec.decode
 

@@ -171,7 +171,7 @@ def test_identical_file_again_says_so_and_run_labels(env: dict[str, str], tmp_pa
     assert other.returncode == 0 and "4 row(s): 4 existing" in other.stdout
     assert len(server_orders(env, who)) == 8
     bad = run_cli(env, tmp_path, file, "--run-label", "no spaces!")
-    assert bad.returncode == 2 and "run_label" in bad.stderr
+    assert bad.returncode == 2 and "--run-label" in bad.stderr
 
 
 def test_dry_run_sends_nothing_and_makes_no_journal(env: dict[str, str], tmp_path: Path) -> None:
@@ -199,7 +199,7 @@ def test_old_scheme_journal_is_upgraded_or_refused(env: dict[str, str], tmp_path
     assert sorted(r["externalRefID"] for r in resumed) == sorted(old_refs)
     with Journal.open(journal) as j:
         assert j.counts()[RowState.DONE] == 4
-        assert sqlite3.connect(journal).execute("PRAGMA user_version").fetchone()[0] == 2
+        assert sqlite3.connect(journal).execute("PRAGMA user_version").fetchone()[0] == 3
     edited = write(tmp_path / "o.csv", rows_for(who, 4))
     refused = run_cli(env, tmp_path, edited)
     assert refused.returncode == 2

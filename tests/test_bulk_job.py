@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import tango_async as ta
+from tango_async._auth import Credential
 from tango_async.bulk._inputs import InputRow, RowError
 from tango_async.bulk._job import (
     BulkJob,
@@ -461,8 +462,7 @@ async def test_systemic_refusals_stop_at_once(sb: Sandbox, tmp_path: Path, cause
     path = tmp_path / "job.journal"
     if cause == "401":
         tango = sb.client(retry=FAST_RETRY)
-        tango._transport._headers["Authorization"] = "Basic d3Jvbmc6a2V5"  # a wrong key
-        tango._transport._post_headers["Authorization"] = "Basic d3Jvbmc6a2V5"
+        tango._transport._credential = Credential(b"Basic d3Jvbmc6a2V5")  # a wrong key
     else:
         tango = sb.client(retry=FAST_RETRY)
         if cause == "403":

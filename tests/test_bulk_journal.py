@@ -24,6 +24,7 @@ from tango_async import TangoError
 from tango_async.bulk._journal import (
     SCHEMA_VERSION,
     Journal,
+    JournalDamagedError,
     JournalError,
     JournalMismatchError,
     JournalRow,
@@ -270,11 +271,13 @@ def test_open_another_sqlite_database(tmp_path: Path) -> None:
         Journal.open(p)
 
 
-def test_open_an_empty_file_left_by_an_unfinished_create(tmp_path: Path) -> None:
+def test_open_an_empty_file_is_a_damaged_journal(tmp_path: Path) -> None:
     p = tmp_path / "half.journal"
-    p.write_bytes(b"")
-    with pytest.raises(JournalError, match=r"creation did not finish.*nothing was sent"):
+    p.write_bytes(b"")  # a truncated journal looks the same: never "nothing was sent"
+    with pytest.raises(JournalDamagedError, match=r"damaged: it is empty") as caught:
         Journal.open(p)
+    assert "nothing was sent" not in str(caught.value)
+    assert p.exists()
 
 
 def test_open_refuses_a_newer_schema(jpath: Path) -> None:
@@ -283,7 +286,8 @@ def test_open_refuses_a_newer_schema(jpath: Path) -> None:
     db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
     db.commit()
     db.close()
-    with pytest.raises(JournalError, match=r"newer tango_async \(journal schema 3\).*upgrade"):
+    newer = rf"newer tango_async \(journal schema {SCHEMA_VERSION + 1}\).*upgrade"
+    with pytest.raises(JournalError, match=newer):
         Journal.open(jpath)
 
 
@@ -727,8 +731,8 @@ def test_100k_rows_create_in_one_transaction(jpath: Path) -> None:
 def test_discard_unfinished_and_the_job_lock(tmp_path: Path) -> None:
     empty = tmp_path / "empty.journal"
     empty.write_bytes(b"")
-    assert Journal.discard_unfinished(empty) is True
-    assert not empty.exists()
+    assert Journal.discard_unfinished(empty) is False  # it may record sent orders: kept
+    assert empty.exists()
     path = tmp_path / "real.journal"
     Journal.create(path, job_id="j1", input_path="in.csv", input_digest="d",
                    rows=[(1, "ref-1", b"{}")]).close()
@@ -790,5 +794,5 @@ def test_a_schema_1_journal_is_upgraded_when_a_job_takes_it(jpath: Path) -> None
         j.mark_unknown(2, http_status=None, i18n_key=None, message="cut")  # schema 2 now
         assert j.get(1).state is RowState.SENDING and j.get(1).external_ref_id == ref(1)
     db = sqlite3.connect(jpath)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     db.close()

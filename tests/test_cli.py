@@ -353,7 +353,8 @@ def test_version() -> None:
 
 def test_a_journal_whose_creation_never_finished_is_started_over(tmp_path: Path) -> None:
     source = good_csv(tmp_path)
-    (tmp_path / "orders.csv.journal").write_bytes(b"")  # a kill -9 during Journal.create
+    # a kill -9 during Journal.create leaves only its build file, never a journal at the path
+    (tmp_path / "orders.csv.journal.creating").write_bytes(b"SQLite format 3\x00")
     result = submit(source)
     assert result.exit_code == 0, result.output + result.stderr
     assert "creation never finished" in result.stderr

@@ -457,7 +457,8 @@ async def test_schema_1_journal_with_an_unknown_row_is_upgraded_and_settled(
                 first = {r.row: r async for r in BulkJob.resume(tango, journal, concurrency=1)}
                 assert first[1].outcome == "unknown"  # the UNKNOWN state needs schema 2
                 assert journal.get(1).state is RowState.UNKNOWN
-            assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 2
+            # upgraded in place to the current schema (3: row checksums, issue 12)
+            assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 3
             with Journal.open(path) as journal:
                 again = {r.row: r async for r in BulkJob.resume(tango, journal)}
                 assert again[1].outcome == "existing"

@@ -23,16 +23,25 @@ from ._job import (
     derive_job_id,
     plan_rows,
 )
-from ._journal import Journal, JournalError, JournalMismatchError, JournalRow, RowState
-from ._report import REPORT_FIELDS, ReportError, summary, write_report
+from ._journal import (
+    Journal,
+    JournalDamagedError,
+    JournalError,
+    JournalMismatchError,
+    JournalRow,
+    RowState,
+)
+from ._report import FORMULA_TRIGGERS, REPORT_FIELDS, ReportError, csv_cell, summary, write_report
 
 __all__ = [
+    "FORMULA_TRIGGERS",
     "REPORT_FIELDS",
     "BulkJob",
     "BulkValidationError",
     "InputFileError",
     "InputRow",
     "Journal",
+    "JournalDamagedError",
     "JournalError",
     "JournalMismatchError",
     "JournalRow",
@@ -44,6 +53,7 @@ __all__ = [
     "RowState",
     "SystemicStop",
     "check_same_orders",
+    "csv_cell",
     "derive_job_id",
     "detect_format",
     "file_digest",

@@ -446,7 +446,11 @@ class BulkJob:
     ) -> BulkJob:
         """The rest of a journaled job, each row with its journaled externalRefID: first
         the rows whose outcome is unknown (SENDING, UNKNOWN), then PENDING ones and
-        retriable FAILED ones (every FAILED one with ``retry_failed``)."""
+        retriable FAILED ones (every FAILED one with ``retry_failed``).
+
+        Takes the journal's job lock first (:meth:`Journal.lock`): JournalError, and nothing
+        read or changed, when another process is running its job or creating it."""
+        journal.lock()  # one running job per journal, taken before anything is read
         to_send = journal.to_send(retry_failed=retry_failed)
         counts = journal.counts()
         failed_kept = counts[RowState.FAILED] - sum(

@@ -1,19 +1,75 @@
-"""The results file of a bulk job (CSV or JSONL) and its one-screen summary."""
+"""The results file of a bulk job (CSV or JSONL) and its one-screen summary, and the
+spreadsheet-safe CSV cells every CSV the library and the CLI write goes through.
+
+Spreadsheet safety (OWASP's CSV injection advice): a cell a spreadsheet would read as a
+formula is neutralised by prefixing a single quote (``'``).
+A cell is neutralised when it starts with ``=``, ``+``, ``-``, ``@``, tab, CR, LF or NUL
+(or the full-width forms U+FF1D, U+FF0B, U+FF0D, U+FF20 of the first four), or has one
+of ``= + - @`` after leading whitespace or double quotes (`` =1+1``, ``"=1+1``).
+Numbers the library writes itself (row numbers, HTTP statuses, amounts) stay plain
+numbers, ``-5`` included; every text (references, names, messages, whatever the user or
+the server sent) is neutralised. ``csv_raw=True`` (the CLI's ``--csv-raw``) writes the
+values unchanged, for machine consumers. JSONL is always written raw.
+
+Limit: the cell boundaries are the commas of the file (RFC 4180). A spreadsheet told to
+split on another character (``;``, tab) can start a cell inside a field; import these
+files with comma as the separator.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from .._exceptions import TangoError
+from .._exceptions import TangoError, ValidationError
+from .._logs import escape
+from .._validation import plain_decimal
 from ._job import Progress, RowResult, journal_outcome
 from ._journal import Journal
 
-__all__ = ["REPORT_FIELDS", "ReportError", "report_rows", "summary", "write_report"]
+__all__ = [
+    "FORMULA_TRIGGERS",
+    "REPORT_FIELDS",
+    "ReportError",
+    "csv_cell",
+    "report_rows",
+    "summary",
+    "write_report",
+]
+
+#: The first characters that make a spreadsheet read a cell as a formula (OWASP's
+#: ``= + - @``, tab and CR, and LF, NUL and the full-width forms of the four).
+FORMULA_TRIGGERS = frozenset("=+-@\t\r\n\x00\uff1d\uff0b\uff0d\uff20")
+# a trigger first, or one of = + - @ (ASCII or full-width) after whitespace or double
+# quotes; a leading ' is the neutralising mark itself: such a cell is already text
+_FORMULA = re.compile('[\t\r\n\x00]|[\\s"]*[=+\\-@\uff1d\uff0b\uff0d\uff20]')
+_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+
+
+def csv_cell(value: object, *, raw: bool = False, number: bool = False) -> str:
+    """One CSV cell: ``""`` for None, plain digits for an int or a finite Decimal, else
+    ``str(value)``, prefixed with ``'`` when a spreadsheet would read it as a formula
+    (see the module docstring), unless ``raw``.
+
+    ``number=True`` says the text is a number the library formatted itself (an amount):
+    it stays unprefixed when it is one (``-?digits[.digits]``), ``-5`` included; any other
+    text in such a column is neutralised all the same. Never raises."""
+    if value is None:
+        return ""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, Decimal) and value.is_finite():
+        return plain_decimal(value)
+    text = str(value)
+    if raw or (number and _NUMBER.fullmatch(text)) or not _FORMULA.match(text):
+        return text
+    return "'" + text
 
 
 class ReportError(TangoError, OSError):
@@ -59,11 +115,26 @@ def report_rows(source: Journal | Iterable[RowResult]) -> Iterator[dict[str, Any
 
 
 def write_report(
-    source: Journal | Iterable[RowResult], path: str | Path, *, format: str | None = None
+    source: Journal | Iterable[RowResult],
+    path: str | Path,
+    *,
+    format: str | None = None,
+    csv_raw: bool = False,
 ) -> Path:
-    """Write the results file: CSV, or JSONL (by ``format`` or the file's suffix).
+    """Write the results file: CSV, or JSONL (by ``format`` or the file's suffix:
+    ``.jsonl``, ``.ndjson`` and ``.json`` are JSONL, anything else CSV).
 
-    ReportError (naming the file and the cause) when it cannot be written."""
+    The CSV is safe to open in a spreadsheet: a text cell that would be read as a
+    formula (``=``, ``+``, ``-``, ``@``, tab, CR... first) is prefixed with ``'`` (see the
+    module docstring); ``csv_raw=True`` writes the values unchanged. JSONL is always raw.
+
+    ValidationError for a ``format`` other than ``csv``/``jsonl`` or a non-bool
+    ``csv_raw`` (nothing written); ReportError (naming the file and the cause) when the
+    file cannot be written."""
+    if format is not None and format not in ("csv", "jsonl"):
+        raise ValidationError("format", "must be 'csv' or 'jsonl'")
+    if not isinstance(csv_raw, bool):
+        raise ValidationError("csv_raw", "must be a bool")
     path = Path(path)
     fmt = format or ("jsonl" if path.suffix.lower() in (".jsonl", ".ndjson", ".json") else "csv")
     try:
@@ -72,10 +143,10 @@ def write_report(
                 for row in report_rows(source):
                     f.write(json.dumps(row, ensure_ascii=False) + "\n")
             else:
-                writer = csv.DictWriter(f, fieldnames=REPORT_FIELDS)
-                writer.writeheader()
+                writer = csv.writer(f)
+                writer.writerow(REPORT_FIELDS)
                 for row in report_rows(source):
-                    writer.writerow({k: "" if v is None else v for k, v in row.items()})
+                    writer.writerow([csv_cell(row[k], raw=csv_raw) for k in REPORT_FIELDS])
     except OSError as e:
         raise ReportError(f"cannot write the report {path}: {e.strerror or e}") from None
     return path
@@ -100,7 +171,7 @@ def summary(
     if progress is not None and progress.elapsed > 0:
         lines.append(f"elapsed {progress.elapsed:.1f} s, {progress.rate:.2f} orders/s")
     failures = Counter(
-        (r["outcome"], r["i18nKey"] or r["status"] or "", _short(r["message"]))
+        (r["outcome"], _short(r["i18nKey"] or r["status"] or "", 60), _short(r["message"]))
         for r in rows
         if r["outcome"] in ("failed", "invalid")
     )
@@ -134,5 +205,5 @@ def summary(
 
 
 def _short(message: Any, limit: int = 90) -> str:
-    text = "" if message is None else str(message).replace("\n", " ")
+    text = "" if message is None else escape(str(message).replace("\n", " "))
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -14,6 +14,8 @@ import csv
 import inspect
 import json
 import logging
+import math
+import os
 import shlex
 import signal
 import sys
@@ -29,12 +31,20 @@ import click
 import msgspec
 
 from .. import TangoClient, TangoError
+from .._constants import DEFAULT_RATE_MARGIN
 from .._exceptions import APIError, ValidationError
-from .._validation import plain_decimal
+from .._logs import escape_lines
+from .._validation import (
+    check_max_amount,
+    format_amount_filter,
+    format_query_datetime,
+    plain_decimal,
+)
 from ..bulk._inputs import InputFileError, file_digest, read_orders
 from ..bulk._job import BulkJob, Plan, check_run_label, check_same_orders, plan_rows
 from ..bulk._journal import CONTENT_REFS, Journal, JournalError, RowState
-from ..bulk._report import ReportError, summary, write_report
+from ..bulk._report import ReportError, csv_cell, summary, write_report
+from ..pagination import MAX_CONCURRENCY, build_list_query
 from ..resources.orders import Orders
 from ..types.orders import Order
 
@@ -54,7 +64,57 @@ class Settings:
 
 
 def echo_err(message: str) -> None:
-    click.echo(message, err=True)
+    click.echo(escape_lines(message), err=True)  # server and file text: no raw control chars
+
+
+# --- option types: every value is checked when the command line is parsed, so a bad one is
+# a usage error naming the option (exit 2) before anything starts; the bounds are the
+# library's own, so nothing the CLI accepts is refused (or overflows) later -----------------
+
+MAX_SECONDS = 86_400.0  # a day: the longest timeout and progress interval
+MIN_TIMEOUT = 0.001  # a shorter attempt can only time out
+# the client's floor: at most a day between slots once its 5% margin is added
+MIN_ORDER_RATE = (1 + DEFAULT_RATE_MARGIN) / 86_400
+MAX_ORDER_RATE = 1000.0
+MAX_RETRIES = 100  # RetryPolicy's bound
+MAX_LIMIT = 10**9  # orders list --limit
+
+
+class _FiniteFloat(click.FloatRange):
+    """click's FloatRange, also refusing nan (every comparison with nan is false, so a
+    bounded range lets it through) and infinities; ``label`` is the range in --help."""
+
+    def __init__(
+        self, lo: float, hi: float, *, lo_open: bool = False, label: str | None = None
+    ) -> None:
+        super().__init__(min=lo, max=hi, min_open=lo_open)
+        self._label = label
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+    def _describe_range(self) -> str:
+        return self._label or super()._describe_range()
+
+
+class _Checked(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click
+    """Text checked by the library's own rule for it (``check`` raises ValidationError)."""
+
+    def __init__(self, name: str, check: Callable[[str], object]) -> None:
+        self.name = name
+        self._check = check
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            self._check(value)
+        except ValidationError as e:
+            self.fail(e.rule, param, ctx)
+        except (ValueError, ArithmeticError):  # e.g. a date the library cannot shift to UTC
+            self.fail(f"{value!r} is out of range", param, ctx)
+        return value
 
 
 def run(coro: Coroutine[Any, Any, int]) -> None:
@@ -111,14 +171,14 @@ async def connect(settings: Settings, **client_options: Any) -> AsyncIterator[Ta
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
+    type=_FiniteFloat(MIN_TIMEOUT, MAX_SECONDS),
     default=30.0,
     show_default=True,
     help="Seconds for one HTTP attempt.",
 )
 @click.option(
     "--max-retries",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, MAX_RETRIES),
     default=3,
     show_default=True,
     help="Retries of one call after a transient failure.",
@@ -144,21 +204,83 @@ def cli(
 
 
 class _DecimalType(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click
+    """A finite Decimal, checked by the library's rule for the field (``check``)."""
+
     name = "decimal"
+
+    def __init__(self, check: Callable[[Decimal], object] | None = None) -> None:
+        self._check = check
 
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
     ) -> Decimal:
         try:
             number = Decimal(str(value))
-        except ArithmeticError:
+        except (ArithmeticError, ValueError):  # ValueError: an int past str()'s digit limit
             self.fail(f"{value!r} is not a number", param, ctx)
         if not number.is_finite():
             self.fail(f"{value!r} is not a finite number", param, ctx)
+        if self._check is not None:
+            try:
+                self._check(number)
+            except ValidationError as e:
+                self.fail(e.rule, param, ctx)
         return number
 
 
-_DECIMAL = _DecimalType()
+_RUN_LABEL = _Checked("label", check_run_label)
+_ORDER_RATE = _FiniteFloat(
+    MIN_ORDER_RATE, MAX_ORDER_RATE, label=f"{MIN_ORDER_RATE:.6g}<=x<={MAX_ORDER_RATE:g}"
+)
+_SECONDS = _FiniteFloat(0.0, MAX_SECONDS)
+_JOB_CONCURRENCY = click.IntRange(1, 64)
+_CSV_RAW = click.option(
+    "--csv-raw",
+    is_flag=True,
+    help="Write CSV values unchanged. By default a cell a spreadsheet would run as a "
+    "formula (=, +, -, @, tab, CR first) gets a ' prefix.",
+)
+
+
+def _output_path(path: Path, option: str) -> None:
+    """A file to write must be in an existing directory we may write to (checked before
+    anything is sent, not after the job)."""
+    parent = path.absolute().parent
+    if not parent.is_dir():
+        raise click.BadParameter(f"{str(parent)!r} is not a directory", param_hint=option)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise click.BadParameter(f"{str(path)!r} is not writable", param_hint=option)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
+
+
+def _check_files(
+    *, inputs: dict[str, Path], journal: Path, report: Path, journal_hint: str = "'--journal'"
+) -> None:
+    """The report (written at the end) must not overwrite the journal or an input file,
+    which would lose the record of what was sent; the journal must not be an input."""
+    _output_path(report, "'--report'")
+    _output_path(journal, journal_hint)
+    if _same_file(report, journal):
+        raise click.BadParameter(
+            f"{str(report)!r} is the journal: the report would overwrite it",
+            param_hint="'--report'",
+        )
+    for name, path in inputs.items():
+        if _same_file(report, path):
+            raise click.BadParameter(
+                f"{str(report)!r} is the {name}: the report would overwrite it",
+                param_hint="'--report'",
+            )
+        if _same_file(journal, path):
+            raise click.BadParameter(
+                f"{str(journal)!r} is the {name}, not a journal", param_hint=journal_hint
+            )
 
 
 # --- bulk jobs ----------------------------------------------------------------------------
@@ -206,25 +328,26 @@ def _nothing_to_send(opened: Journal, file: Path) -> str:
 )
 @click.option(
     "--run-label",
+    type=_RUN_LABEL,
     help="Send these rows again as NEW orders, under this label (letters, digits, . _ -). "
     "The same label twice orders nothing twice.",
 )
 @click.option("--dry-run", is_flag=True, help="Check every row and show what would be sent.")
 @click.option(
     "--order-rate",
-    type=click.FloatRange(min=0, min_open=True, max=1000),
+    type=_ORDER_RATE,
     default=1.0,
     show_default=True,
     help="Orders per second (Tango allows 1).",
 )
 @click.option(
     "--max-amount",
-    type=_DECIMAL,
+    type=_DecimalType(check_max_amount),
     help="Refuse rows above this amount [default: 1000000].",
 )
 @click.option(
     "--concurrency",
-    type=click.IntRange(1, 64),
+    type=_JOB_CONCURRENCY,
     default=2,
     show_default=True,
     help="Requests in flight at once.",
@@ -240,11 +363,12 @@ def _nothing_to_send(opened: Journal, file: Path) -> str:
 )
 @click.option(
     "--progress-interval",
-    type=float,
+    type=_SECONDS,
     default=10.0,
     show_default=True,
     help="Seconds between progress lines when not on a terminal.",
 )
+@_CSV_RAW
 @click.pass_obj
 def submit(
     settings: Settings,
@@ -259,6 +383,7 @@ def submit(
     report: Path | None,
     input_format: str | None,
     progress_interval: float,
+    csv_raw: bool,
 ) -> None:
     """Send every order in FILE (CSV or JSONL), journaled so it can resume after any crash.
 
@@ -268,11 +393,12 @@ def submit(
     row is the only one ordered anew. Use --run-label to send the same rewards again.
     """
     input_path = str(file.absolute())
+    path = journal or _default_journal(file, run_label)
+    out = report or _default_report(file)
+    _check_files(inputs={"input file": file}, journal=path, report=out)
 
     async def main() -> int:
         label = check_run_label(run_label)
-        path = journal or _default_journal(file, label)
-        out = report or _default_report(file)
         limit: dict[str, Any] = {"max_amount": max_amount} if max_amount is not None else {}
         rows = read_orders(file, format=input_format, **limit)  # type: ignore[arg-type]
         plan = plan_rows(rows, run_label=label, **limit)
@@ -305,7 +431,7 @@ def submit(
             echo_err(f"journal {path} holds these orders: resuming its job")
             async with connect(settings, order_rate=order_rate, **limit) as client:
                 job = BulkJob.resume(client, opened, concurrency=concurrency)
-                return await drive(job, path, out, progress_interval)
+                return await drive(job, path, out, progress_interval, csv_raw=csv_raw)
         settings_saved = {
             "order_rate": order_rate,
             "concurrency": concurrency,
@@ -313,6 +439,7 @@ def submit(
             "sandbox": settings.sandbox,
             "report": str(out),
             "max_amount": None if max_amount is None else str(max_amount),
+            "csv_raw": csv_raw,
         }
         async with connect(settings, order_rate=order_rate, **limit) as client:
             job = BulkJob.prepare(
@@ -328,7 +455,7 @@ def submit(
             echo_err(f"journal: {path}")
             if skip_invalid and job.progress().failed:
                 echo_err(f"skipping {job.progress().failed} invalid row(s)")
-            return await drive(job, path, out, progress_interval)
+            return await drive(job, path, out, progress_interval, csv_raw=csv_raw)
 
     run(main())
 
@@ -364,7 +491,7 @@ def _dry_run(plan: Plan, file: Path, opened: Journal | None) -> int:
 
 
 @cli.command()
-@click.argument("journal", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("journal", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--input",
     "input_file",
@@ -373,17 +500,18 @@ def _dry_run(plan: Plan, file: Path, opened: Journal | None) -> int:
 )
 @click.option(
     "--order-rate",
-    type=click.FloatRange(min=0, min_open=True, max=1000),
+    type=_ORDER_RATE,
     help="Default: the rate the job was started with.",
 )
-@click.option("--concurrency", type=click.IntRange(1, 64), help="Requests in flight at once.")
+@click.option("--concurrency", type=_JOB_CONCURRENCY, help="Requests in flight at once.")
 @click.option(
     "--retry-failed",
     is_flag=True,
     help="Also re-send rows that failed for good (a 4xx), same externalRefID.",
 )
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path), help="Results file.")
-@click.option("--progress-interval", type=float, default=10.0, show_default=True)
+@click.option("--progress-interval", type=_SECONDS, default=10.0, show_default=True)
+@_CSV_RAW
 @click.pass_obj
 def resume(
     settings: Settings,
@@ -394,47 +522,68 @@ def resume(
     retry_failed: bool,
     report: Path | None,
     progress_interval: float,
+    csv_raw: bool,
 ) -> None:
     """Finish the job of JOURNAL: rows whose outcome is unknown first (re-sent with their
     externalRefID, which settles them), then the rest; done rows are skipped."""
 
+    if report is not None:
+        _output_path(report, "'--report'")
+
     async def main() -> int:
         opened = Journal.open(journal)
         try:
+            saved = opened.settings
+            limit = _saved_limit(saved)
             if input_file is not None:
-                plan = plan_rows(
-                    read_orders(input_file),
-                    run_label=opened.run_label,
-                    **_saved_limit(opened.settings),
-                )
+                plan = plan_rows(read_orders(input_file), run_label=opened.run_label, **limit)
                 check_same_orders(opened, plan, input_file, file_digest(input_file))
+            rate = order_rate or _saved(saved, "order_rate", _ORDER_RATE, 1.0)
+            jobs = concurrency or _saved(saved, "concurrency", _JOB_CONCURRENCY, 2)
+            raw = csv_raw or saved.get("csv_raw") is True
+            out = report or Path(saved.get("report") or journal.with_suffix(".results.csv"))
+            inputs = {"input file": input_file} if input_file is not None else {}
+            if opened.input_path:
+                inputs["job's input file"] = Path(opened.input_path)
+            _check_files(inputs=inputs, journal=journal, report=out, journal_hint="'JOURNAL'")
         except BaseException:
             opened.close()
             raise
-        saved = opened.settings
         if settings.sandbox is None and settings.base_url is None and saved.get("base_url"):
             settings.base_url = saved["base_url"]
-        rate = order_rate or float(saved.get("order_rate") or 1.0)
-        out = report or Path(saved.get("report") or journal.with_suffix(".results.csv"))
-        async with connect(settings, order_rate=rate, **_saved_limit(saved)) as client:
-            job = BulkJob.resume(
-                client,
-                opened,
-                retry_failed=retry_failed,
-                concurrency=concurrency or int(saved.get("concurrency") or 2),
-            )
-            return await drive(job, journal, out, progress_interval)
+        async with connect(settings, order_rate=rate, **limit) as client:
+            job = BulkJob.resume(client, opened, retry_failed=retry_failed, concurrency=jobs)
+            return await drive(job, journal, out, progress_interval, csv_raw=raw)
 
     run(main())
 
 
+def _saved(
+    saved: dict[str, Any], key: str, kind: click.ParamType, default: Any  # type: ignore[type-arg]
+) -> Any:
+    """A setting the job was started with, checked as its option would be (JournalError,
+    exit 2, when the journal holds a value its option refuses)."""
+    value = saved.get(key)
+    if value is None:
+        return default
+    try:
+        return kind.convert(value, None, None)
+    except (click.BadParameter, TypeError, ValueError, ArithmeticError):  # TypeError: a list
+        hint = "" if key == "max_amount" else f": pass --{key.replace('_', '-')}"
+        raise JournalError(
+            f"the {key} saved in the journal ({value!r}) is not valid{hint}"
+        ) from None
+
+
 def _saved_limit(saved: dict[str, Any]) -> dict[str, Any]:
     value = saved.get("max_amount")
-    return {"max_amount": Decimal(value)} if isinstance(value, str) else {}
+    if not isinstance(value, str):
+        return {}
+    return {"max_amount": _saved(saved, "max_amount", _DecimalType(check_max_amount), None)}
 
 
 @cli.command()
-@click.argument("journal", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("journal", type=click.Path(dir_okay=False, path_type=Path))
 def status(journal: Path) -> None:
     """Where the job of JOURNAL stands (safe while it runs)."""
 
@@ -460,9 +609,12 @@ def status(journal: Path) -> None:
     run(main())
 
 
-async def drive(job: BulkJob, journal: Path, report: Path, interval: float) -> int:
+async def drive(
+    job: BulkJob, journal: Path, report: Path, interval: float, *, csv_raw: bool = False
+) -> int:
     """Run ``job`` with progress on the terminal (or log lines), Ctrl-C handling, the
-    report and the summary; return the exit code."""
+    report (spreadsheet-safe CSV unless ``csv_raw``) and the summary; return the exit
+    code."""
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     interrupts = 0
@@ -494,7 +646,7 @@ async def drive(job: BulkJob, journal: Path, report: Path, interval: float) -> i
     opened = job.journal
     assert opened is not None
     try:
-        written: Path | None = write_report(opened, report)
+        written: Path | None = write_report(opened, report, csv_raw=csv_raw)
     except (ReportError, JournalError) as e:
         written = None
         echo_err(f"error: {e}; the journal {journal} keeps every row's state "
@@ -508,12 +660,14 @@ async def drive(job: BulkJob, journal: Path, report: Path, interval: float) -> i
         resume_cmd = _resume_command(journal) if unfinished or aborted else None
         stopped = str(job.stopped_by) if job.stopped_by is not None else None
         click.echo(
-            summary(
-                opened,
-                job.progress(),
-                report_path=written,
-                resume_command=resume_cmd,
-                stopped_by=stopped,
+            escape_lines(
+                summary(
+                    opened,
+                    job.progress(),
+                    report_path=written,
+                    resume_command=resume_cmd,
+                    stopped_by=stopped,
+                )
             )
         )
     except JournalError as e:
@@ -602,10 +756,21 @@ LIST_FILTERS = tuple(
 )
 _FILTER_TYPES: dict[str, Any] = {
     "send_email": bool,
-    "min_amount": _DECIMAL,
-    "max_amount": _DECIMAL,
-    "concurrency": click.IntRange(1, 16),
+    "min_amount": _DecimalType(lambda d: format_amount_filter(d, "min_amount")),
+    "max_amount": _DecimalType(lambda d: format_amount_filter(d, "max_amount")),
+    "start_date": _Checked("date", lambda v: format_query_datetime(v, "start_date")),
+    "end_date": _Checked("date", lambda v: format_query_datetime(v, "end_date", end=True)),
+    "concurrency": click.IntRange(1, MAX_CONCURRENCY),
 }
+
+
+# the filters build_list_query() renders (the dates and paging are OrderHistory's)
+_QUERY_FILTERS = frozenset(LIST_FILTERS) - {"start_date", "end_date", "concurrency"}
+
+
+def _filter_type(name: str) -> Any:
+    """The option type of filter ``name``: its own, or text checked as orders.list() would."""
+    return _FILTER_TYPES.get(name) or _Checked("text", lambda v: build_list_query(**{name: v}))
 
 
 def _plain(d: Decimal | None) -> str | None:
@@ -633,6 +798,7 @@ CSV_COLUMNS: tuple[tuple[str, Callable[[Order], Any]], ...] = (
     ("deliveryMethod", lambda o: o.delivery_method),
     ("recipientEmail", lambda o: o.recipient.email if o.recipient else None),
 )
+NUMBER_COLUMNS = frozenset({"amount"})  # numbers the CLI formats: a plain -5 stays a number
 
 
 @cli.group()
@@ -643,7 +809,7 @@ def orders() -> None:
 def _filter_options(f: Callable[..., Any]) -> Callable[..., Any]:
     for name in reversed(LIST_FILTERS):
         option = click.option(
-            f"--{name.replace('_', '-')}", name, default=None, type=_FILTER_TYPES.get(name)
+            f"--{name.replace('_', '-')}", name, default=None, type=_filter_type(name)
         )
         f = option(f)
     return f
@@ -660,15 +826,34 @@ def _filter_options(f: Callable[..., Any]) -> Callable[..., Any]:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Default: standard output.",
 )
-@click.option("--limit", type=int, help="Stop after this many orders.")
+@click.option(
+    "--limit", type=click.IntRange(1, MAX_LIMIT), help="Stop after this many orders."
+)
+@_CSV_RAW
 @click.pass_obj
 def list_orders(
-    settings: Settings, /, fmt: str, output: Path | None, limit: int | None, **filters: Any
+    settings: Settings,
+    /,
+    fmt: str,
+    output: Path | None,
+    limit: int | None,
+    csv_raw: bool,
+    **filters: Any,
 ) -> None:
-    """Stream order history (every filter of GET /orders; dates as RFC 3339)."""
+    """Stream order history (every filter of GET /orders; dates as RFC 3339).
+
+    CSV is safe to open in a spreadsheet (a cell that would run as a formula gets a '
+    prefix) unless --csv-raw; JSONL stays raw."""
+    given = {k: v for k, v in filters.items() if v is not None}
+    try:  # the filters together (min_amount above max_amount...), before connecting
+        build_list_query(**{k: v for k, v in given.items() if k in _QUERY_FILTERS})
+    except ValidationError as e:
+        option = f"--{e.field.replace('_', '-')}"
+        raise click.UsageError(f"{option}: {e.rule}") from None
+    if output is not None:
+        _output_path(output, "'--output'")
 
     async def main() -> int:
-        given = {k: v for k, v in filters.items() if v is not None}
         out = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
         try:
             writer = csv.writer(out) if fmt == "csv" else None
@@ -679,7 +864,10 @@ def list_orders(
                 async for order in client.orders.list(**given):
                     if writer is not None:
                         writer.writerow(
-                            ["" if (v := get(order)) is None else v for _, get in CSV_COLUMNS]
+                            [
+                                csv_cell(get(order), raw=csv_raw, number=c in NUMBER_COLUMNS)
+                                for c, get in CSV_COLUMNS
+                            ]
                         )
                     else:
                         out.write(_JSONL_ENCODER.encode(order).decode() + "\n")

@@ -421,8 +421,10 @@ class Orders(Resource):
         (``start_date`` and/or ``end_date``), larger results are split into smaller
         date windows transparently (also when the API refuses a period as too long,
         422.043), and every order in the range is yielded exactly once. Without one,
-        reaching the window raises ResultWindowError. Filter values are checked before
-        the first request (ValidationError).
+        reaching the window raises ResultWindowError. Filter values are checked when
+        ``list()`` is called, before any request (ValidationError): text filters take no
+        control characters, and a date must be an instant within the years 1 to 9999 in
+        UTC (``0001-01-01T00:00:00+12:00`` is not).
 
         ``concurrency`` (1 to 16; None means 1) is how many pages may be fetched at a
         time. Above 1, once a page gives the ``totalCount``, the requests the walk makes

@@ -12,6 +12,10 @@ until interrupted (Ctrl-C or SIGTERM)::
 The last line only with ``--tls``: the CA certificate a client in another process trusts
 with ``ssl.create_default_context(cafile=...)`` (``--ca-file``, else a temporary file
 removed on exit).
+
+A flag out of range (``inf``, ``nan``, a negative delay, a port past 65535, an unknown
+fault...) is a usage error: a message and exit status 2, no traceback, nothing served. An
+address that cannot be listened on is exit status 1 with the reason.
 """
 
 from __future__ import annotations
@@ -19,14 +23,58 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 import os
 import signal
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from ._faults import CHAOS_DEFAULT
+from ._faults import CHAOS_DEFAULT, FAULTS, parse_route
 from ._sandbox import Sandbox
+
+_DAY = 86_400.0
+
+
+def _number(lo: float, hi: float, rule: str, *, above: bool = False) -> Callable[[str], float]:
+    """An argparse ``type``: a finite float from ``lo`` (above it with ``above``) to
+    ``hi``; anything else (``inf``, ``nan``, ``1e999``, out of range) is a usage error
+    saying ``rule``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {rule}, not {text!r}") from None
+        if not math.isfinite(value) or value > hi or (value <= lo if above else value < lo):
+            raise argparse.ArgumentTypeError(f"must be {rule}, not {text!r}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+_SECONDS = "a finite number of seconds from 0 to {:g}"
+
+
+def _rate(text: str) -> float:
+    """An argparse ``type``: 0 (no limit) or a finite rate of at least one a day."""
+    rule = "0 (no limit) or a rate per second from 1/86400 (one a day) to 1000000"
+    value = _number(0.0, 1e6, rule)(text)
+    if 0 < value < 1 / _DAY:
+        raise argparse.ArgumentTypeError(f"must be {rule}, not {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    """An argparse ``type``: an int from 0 to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an int: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 65535, not {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,28 +83,28 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve a local emulator of Tango's RaaS v2 orders API.",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    p.add_argument("--port", type=_port, default=0, help="port (default: a free one)")
     p.add_argument(
         "--order-rate",
-        type=float,
+        type=_rate,
         default=1.0,
         help="order creations per second, measured at arrival; 0 for no limit",
     )
     p.add_argument(
         "--resend-cooldown",
-        type=float,
+        type=_number(0.0, _DAY, _SECONDS.format(_DAY)),
         default=30.0,
         help="seconds between two resends of one order (default 30)",
     )
     p.add_argument(
         "--pending-for",
-        type=float,
+        type=_number(0.0, 366 * _DAY, "a finite number of seconds from 0 to 366 days"),
         default=0.0,
         help="seconds a new order stays PENDING (default 0)",
     )
     p.add_argument(
         "--chaos",
-        type=float,
+        type=_number(0.0, 1.0, "a share from 0 to 1"),
         default=0.0,
         metavar="RATE",
         help="inject a fault into this share of the requests (default 0)",
@@ -74,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--chaos-delay",
-        type=float,
+        type=_number(0.0, 3600.0, _SECONDS.format(3600)),
         default=0.05,
         help="seconds a 'slow' fault waits (default 0.05)",
     )
@@ -92,28 +140,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     net.add_argument(
         "--connect-delay",
-        type=float,
+        type=_number(0.0, 3600.0, _SECONDS.format(3600)),
         default=0.0,
         metavar="SECONDS",
         help="seconds added to the set-up of every new connection (default 0)",
     )
     net.add_argument(
         "--keepalive-timeout",
-        type=float,
+        type=_number(0.0, _DAY, "a finite number of seconds above 0 to 86400", above=True),
         default=None,
         metavar="SECONDS",
         help="close keep-alive connections idle this long (default: aiohttp's, 3630)",
     )
     net.add_argument(
         "--read-rate",
-        type=float,
+        type=_rate,
         default=0.0,
         metavar="N",
         help="GETs per second, measured at arrival, beyond which 429 (default 0: no limit)",
     )
     net.add_argument(
         "--latency",
-        type=float,
+        type=_number(0.0, 3600.0, _SECONDS.format(3600)),
         default=0.0,
         metavar="SECONDS",
         help="seconds every response is held before it is sent (default 0)",
@@ -123,8 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-async def serve(args: argparse.Namespace, *, ready: asyncio.Event | None = None) -> None:
-    """Run the sandbox until cancelled or signalled."""
+def sandbox_from_args(args: argparse.Namespace) -> Sandbox:
+    """The Sandbox the parsed flags describe (ValidationError for a bad value), its chaos
+    set; not started."""
     sandbox = Sandbox(
         host=args.host,
         port=args.port,
@@ -148,6 +197,19 @@ async def serve(args: argparse.Namespace, *, ready: asyncio.Event | None = None)
             routes=[r.strip() for r in args.chaos_routes.split(",") if r.strip()],
             delay=args.chaos_delay,
         )
+    return sandbox
+
+
+async def serve(
+    args: argparse.Namespace,
+    *,
+    ready: asyncio.Event | None = None,
+    sandbox: Sandbox | None = None,
+) -> None:
+    """Run the sandbox (``sandbox``, else the one ``args`` describe) until cancelled or
+    signalled."""
+    if sandbox is None:
+        sandbox = sandbox_from_args(args)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -196,16 +258,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     if prog:
         parser.prog = prog
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # a flag out of range: a usage error, exit 2
     if args.ca_file is not None and not args.tls:
         parser.error("--ca-file needs --tls")
-    for name in ("connect_delay", "latency", "read_rate"):
-        if getattr(args, name) < 0:
-            parser.error(f"--{name.replace('_', '-')} must be 0 or more")
-    if args.keepalive_timeout is not None and args.keepalive_timeout <= 0:
-        parser.error("--keepalive-timeout must be greater than 0")
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args))
+    faults = [f.strip() for f in args.chaos_faults.split(",") if f.strip()]
+    unknown = [f for f in faults if f not in FAULTS]
+    if unknown:
+        parser.error(f"--chaos-faults: unknown {', '.join(map(repr, unknown))}; "
+                     f"one of: {', '.join(FAULTS)}")
+    try:
+        for route in args.chaos_routes.split(","):
+            if route.strip():
+                parse_route(route)
+    except ValueError as e:
+        parser.error(f"--chaos-routes: {e}")
+    if not args.platform_name or ":" in args.platform_name:
+        parser.error("--platform-name must be non-empty, without ':'")
+    try:
+        sandbox = sandbox_from_args(args)
+    except ValueError as e:  # a ValidationError the checks above missed: still a usage error
+        parser.error(str(e))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve(args, sandbox=sandbox))
+    except OSError as e:  # the address cannot be listened on (in use, unknown host...)
+        parser.exit(1, f"{parser.prog}: error: cannot serve ({args.host}:{args.port}): {e}\n")
     return 0
 
 

@@ -6,9 +6,16 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
+from .._exceptions import ValidationError
+from .._repr import tolerant_repr
+from .._validation import check_str, finite_number
+
 __all__ = ["DelayingProxy"]
 
+_MAX_DELAY = 3_600.0  # an hour: far past any client's connect timeout
 
+
+@tolerant_repr
 class DelayingProxy:
     """A loopback TCP proxy that holds every new connection ``connect_delay`` seconds
     before it pipes bytes both ways to ``target_host:target_port``.
@@ -23,6 +30,10 @@ class DelayingProxy:
 
     ``on_accept`` is called once for every connection accepted; :attr:`accepted` counts
     them too.
+
+    ValidationError (a ValueError) unless the hosts are strings, the ports ints from 0
+    to 65535 (the target's from 1), ``connect_delay`` a finite number of seconds from 0
+    to 3600 (not a bool) and ``on_accept`` None or a callable.
     """
 
     def __init__(
@@ -35,8 +46,17 @@ class DelayingProxy:
         connect_delay: float = 0.0,
         on_accept: Callable[[], None] | None = None,
     ) -> None:
-        if connect_delay < 0:
-            raise ValueError("connect_delay must be 0 or more seconds")
+        for field, value in (("target_host", target_host), ("host", host)):
+            check_str(value, field, required=True)
+        for field, number, lo in (("target_port", target_port, 1), ("port", port, 0)):
+            if isinstance(number, bool) or not isinstance(number, int) or not lo <= number <= 65535:
+                raise ValidationError(field, f"must be an int from {lo} to 65535")
+        if not finite_number(connect_delay, lo=0.0, hi=_MAX_DELAY):
+            raise ValidationError(
+                "connect_delay", "must be a finite number of seconds from 0 to 3600"
+            )
+        if on_accept is not None and not callable(on_accept):
+            raise ValidationError("on_accept", "must be None or a callable")
         self.target_host = target_host
         self.target_port = target_port
         self.host = host

@@ -22,6 +22,9 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from aiohttp import web
 
+from .._exceptions import ValidationError
+from .._repr import tolerant_repr
+from .._validation import check_str, finite_number
 from ._clock import SandboxClock
 from ._faults import CHAOS_DEFAULT, FaultPlan
 from ._network import DelayingProxy
@@ -120,7 +123,11 @@ DEFAULT_CATALOG = {
 
 @dataclass
 class Recorded:
-    """One request as the sandbox received it, and the status it answered (0: dropped)."""
+    """One request as the sandbox received it, and the status it answered (0: dropped).
+
+    Its ``Authorization`` header (any credential header) is kept as a HeaderValue: it
+    compares and reads as the text that came, and renders as ``<redacted>`` in this
+    record's repr, and in the repr of ``headers``."""
 
     method: str
     path: str
@@ -131,6 +138,16 @@ class Recorded:
     status: int = 0
     body: bytes = b""
     fault: str | None = None
+
+    def __post_init__(self) -> None:
+        from .._auth import HeaderValue
+
+        self.headers = {
+            name: HeaderValue(value)
+            if name.lower() in ("authorization", "proxy-authorization")
+            else value
+            for name, value in self.headers.items()
+        }
 
 
 @dataclass(slots=True)
@@ -218,6 +235,90 @@ class _Stamping(asyncio.Protocol):
         self._handler.resume_writing()
 
 
+# The bounds of Sandbox's arguments (see its docstring).
+_MIN_RATE = 1 / 86_400  # one a day: the rate rules wait 1/rate, at most a day
+# A million a second: 1/rate stays far above the resolution of the clock's seconds (a
+# faster "limit" refuses orders a frozen clock cannot tell apart); None is no limit.
+_MAX_RATE = 1e6
+_DAY = 86_400.0
+_MAX_DELAY = 3_600.0  # connect_delay, latency: an hour is far past any client timeout
+_MAX_PENDING = 366 * _DAY
+_MAX_WINDOW = 10**9
+_MAX_RANGE_DAYS = 36_525.0  # a century: timedelta(days=...) ends near 2.7 million years
+
+
+def _check_arguments(
+    *,
+    order_rate: object,
+    resend_cooldown: object,
+    platform_name: object,
+    platform_key: object,
+    host: object,
+    port: object,
+    clock: object,
+    max_window: object,
+    max_range_days: object,
+    pending_for: object,
+    record: object,
+    contract: object,
+    tls: object,
+    connect_delay: object,
+    keepalive_timeout: object,
+    read_rate: object,
+    latency: object,
+) -> None:
+    """ValidationError naming the first of Sandbox's arguments out of range (see
+    :class:`Sandbox`): before anything is made, so a bad one never hangs, divides by zero
+    or overflows later."""
+
+    def number(value: object, field: str, rule: str, *, lo: float, hi: float,
+               above: bool = False, optional: bool = False) -> None:
+        if optional and value is None:
+            return
+        if not finite_number(value, lo=lo, hi=hi, above=above):
+            raise ValidationError(field, rule)
+
+    for field, value in (("order_rate", order_rate), ("read_rate", read_rate)):
+        number(value, field, "must be None (no limit) or a rate per second from 1/86400 "
+               "(one a day) to 1000000", lo=_MIN_RATE, hi=_MAX_RATE, optional=True)
+    number(resend_cooldown, "resend_cooldown", "must be a finite number of seconds from 0 "
+           "to 86400", lo=0.0, hi=_DAY)
+    number(pending_for, "pending_for", "must be a finite number of seconds from 0 to "
+           "31622400 (366 days)", lo=0.0, hi=_MAX_PENDING)
+    for field, value in (("connect_delay", connect_delay), ("latency", latency)):
+        number(value, field, "must be a finite number of seconds from 0 to 3600",
+               lo=0.0, hi=_MAX_DELAY)
+    number(keepalive_timeout, "keepalive_timeout", "must be None (aiohttp's default) or a "
+           "finite number of seconds above 0 to 86400", lo=0.0, hi=_DAY, above=True,
+           optional=True)
+    number(max_range_days, "max_range_days", "must be None (no limit) or a finite number "
+           "of days above 0 to 36525", lo=0.0, hi=_MAX_RANGE_DAYS, above=True, optional=True)
+    if isinstance(max_window, bool) or not isinstance(max_window, int) or not (
+        1 <= max_window <= _MAX_WINDOW
+    ):
+        raise ValidationError("max_window", "must be an int from 1 to 10**9")
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValidationError("port", "must be an int from 0 to 65535 (0: a free one)")
+    check_str(host, "host", required=True)
+    name = check_str(platform_name, "platform_name", required=True)
+    if not name:
+        raise ValidationError("platform_name", "must be a non-empty string")
+    if ":" in name:
+        raise ValidationError("platform_name", "must not contain ':' (HTTP Basic auth)")
+    check_str(platform_key, "platform_key")
+    if clock is not None and not isinstance(clock, SandboxClock):
+        raise ValidationError("clock", "must be a SandboxClock or None")
+    for field, value in (("record", record), ("tls", tls)):
+        if not isinstance(value, bool):
+            raise ValidationError(field, "must be True or False")
+    if not isinstance(contract, bool):
+        from ._contract import ContractChecker
+
+        if not isinstance(contract, ContractChecker):
+            raise ValidationError("contract", "must be True, False or a ContractChecker")
+
+
+@tolerant_repr
 class Sandbox:
     """A local emulator of Tango's orders API, served by aiohttp on 127.0.0.1.
 
@@ -261,6 +362,18 @@ class Sandbox:
       sandbox clock), as a distant server's round trip.
 
     :attr:`connections_accepted` counts the connections accepted on the public port.
+
+    Every argument is checked first (ValidationError, a ValueError, naming it; numbers
+    are ints or floats, never bools): ``order_rate`` and ``read_rate`` None or a rate
+    from one a day (1/86400 per second) to 10**6 per second; ``resend_cooldown`` 0 to 86400
+    seconds; ``pending_for`` 0 to 366 days in seconds; ``connect_delay`` and ``latency``
+    0 to 3600 seconds; ``keepalive_timeout`` None or above 0 to 86400 seconds;
+    ``max_window`` an int from 1 to 10**9; ``max_range_days`` None or above 0 to 36525;
+    ``port`` an int from 0 to 65535; ``host`` a string; ``platform_name`` a non-empty
+    string without ':'; ``platform_key`` None or a string; ``clock`` None or a
+    SandboxClock; ``record`` and ``tls`` bools; ``contract`` a bool or a ContractChecker.
+    :meth:`client` adds the client's own rules: its ``order_rate`` must leave at most a
+    day between orders with its 5% margin (at least 1.05/86400 per second).
     """
 
     def __init__(
@@ -284,16 +397,25 @@ class Sandbox:
         read_rate: float | None = None,
         latency: float = 0.0,
     ) -> None:
-        if order_rate is not None and order_rate <= 0:
-            raise ValueError("order_rate must be greater than 0, or None for no limit")
-        if read_rate is not None and read_rate <= 0:
-            raise ValueError("read_rate must be greater than 0, or None for no limit")
-        if connect_delay < 0:
-            raise ValueError("connect_delay must be 0 or more seconds")
-        if latency < 0:
-            raise ValueError("latency must be 0 or more seconds")
-        if keepalive_timeout is not None and keepalive_timeout <= 0:
-            raise ValueError("keepalive_timeout must be greater than 0, or None for the default")
+        _check_arguments(
+            order_rate=order_rate,
+            resend_cooldown=resend_cooldown,
+            platform_name=platform_name,
+            platform_key=platform_key,
+            host=host,
+            port=port,
+            clock=clock,
+            max_window=max_window,
+            max_range_days=max_range_days,
+            pending_for=pending_for,
+            record=record,
+            contract=contract,
+            tls=tls,
+            connect_delay=connect_delay,
+            keepalive_timeout=keepalive_timeout,
+            read_rate=read_rate,
+            latency=latency,
+        )
         self.order_rate = order_rate
         self.resend_cooldown = resend_cooldown
         self.platform_name = platform_name

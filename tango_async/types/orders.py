@@ -106,6 +106,12 @@ class CreateOrderRequest(_CreateOrderRequired, kw_only=True):
     repr is such an amount (``10.5``, not ``0.1 + 0.2``).
     ``delivery_method`` may be left out: it is inferred (ADDRESS when the recipient has an
     address, else from the legacy ``send_email``: EMAIL / NONE, else EMAIL).
+    No string field may hold a control character (C0, DEL, C1, U+2028, U+2029); the gift
+    ``message`` alone may hold tab, CR and LF. ``expiration_date`` is an aware datetime
+    whose instant lies within the years 1 to 9999 in UTC. ``custom_fields`` holds JSON
+    values only (str, finite numbers, bool, None, lists, dicts with str keys), at most 32
+    levels deep, 10,000 values and 100,000 characters. Each rule is checked before
+    anything is sent (ValidationError naming the field).
     """
 
     external_ref_id: str | None = msgspec.field(default=None, name="externalRefID")
