@@ -10,7 +10,6 @@ import timeit
 from collections.abc import Callable
 from typing import Any
 
-from tango_async import _codec
 from tango_async._transport import Response
 from tango_async.types.orders import Order, OrderListWire
 
@@ -33,7 +32,7 @@ def _contenders(body: bytes, *, page: bool) -> dict[str, Callable[[], Any] | Non
     resp = Response(200, {}, body, "GET", path)
     tango_type = OrderListWire if page else Order
     out: dict[str, Callable[[], Any] | None] = {
-        "tango-async": lambda: _codec.decode(resp, tango_type),
+        "tango-async": lambda: resp.parse(tango_type),
         "json.loads": lambda: json.loads(body),
     }
     models = _optional.pydantic_models()
@@ -180,7 +179,7 @@ def run(cfg: Config) -> Result:
         "median over rounds with its minimum and maximum, the target judged on the median; the µs "
         "figures are the medians of the batches (ours: over every pair); the 'GC on (extra)' "
         "rows time the page with the cyclic GC enabled, as in a running application",
-        "tango-async: tango_async._codec.decode (msgspec into OrderListWire / Order); pydantic "
+        "tango-async: Response.parse (msgspec into OrderListWire / Order); pydantic "
         "v2: model_validate_json into models of the same shape (benchmarks/_pydantic_models.py"
         ": aliases, Decimal money, aware datetime); raas 2.2.0: json.loads then "
         "GetOrdersResponseModel / OrderModel.from_dictionary (its real path uses "

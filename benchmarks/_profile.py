@@ -86,14 +86,13 @@ def decode() -> None:
 
 
 def decode_loop(seconds: float = 6.0) -> None:
-    from tango_async import _codec
     from tango_async._transport import Response
     from tango_async.types.orders import OrderListWire
 
     resp = Response(200, {}, page_body(100), "GET", "/orders")
     end = time.monotonic() + seconds
     while time.monotonic() < end:
-        _codec.decode(resp, OrderListWire)
+        resp.parse(OrderListWire)
 
 
 def decode_native() -> None:
@@ -128,7 +127,7 @@ def decode_native() -> None:
             if "_codec.py" in stack:
                 leaves[stack.split(";")[-1].split(" (")[0]] += int(samples)
     total = sum(leaves.values())
-    print(f"py-spy --native, {total} samples inside _codec.decode, by leaf function:")  # noqa: T201
+    print(f"py-spy --native, {total} samples inside _codec.decode_body, by leaf function:")  # noqa: T201
     for name, count in leaves.most_common(15):
         print(f"{count / total * 100:5.1f}%  {name}")  # noqa: T201
 

@@ -154,6 +154,11 @@ class TangoClient:
             )
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise ValidationError("session", "must be an aiohttp.ClientSession")
+        if session is not None and session.auth is not None:
+            # aiohttp refuses every request that has both (a ValueError, at the first call)
+            raise ValidationError(
+                "session", "must not have auth=: the client sends its own Authorization header"
+            )
         checked_max_amount = check_max_amount(max_amount, "max_amount")
         if not _count(connector_limit):
             raise ValidationError("connector_limit", "must be an int of at least 0 (0: no limit)")

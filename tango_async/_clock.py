@@ -10,7 +10,9 @@ import asyncio
 import time
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Clock", "SystemClock"]
+from ._exceptions import ValidationError
+
+__all__ = ["Clock", "SystemClock", "checked_clock"]
 
 
 @runtime_checkable
@@ -37,3 +39,13 @@ class SystemClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds if seconds > 0 else 0)
+
+
+def checked_clock(clock: object, field: str = "clock") -> Clock:
+    """``clock``, or the real one for None; ValidationError for anything that is not a
+    :class:`~tango_async.Clock` (``monotonic()`` and async ``sleep(seconds)``)."""
+    if clock is None:
+        return SystemClock()
+    if not isinstance(clock, Clock):
+        raise ValidationError(field, "must have monotonic() and async sleep(seconds)")
+    return clock

@@ -1,4 +1,4 @@
-"""JSON encoding of requests and decoding of responses into the models."""
+"""JSON encoding of requests and decoding of response bodies (bytes) into the models."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from ._exceptions import APIResponseValidationError, ValidationError
-from ._transport import Response
+from ._exceptions import ValidationError
 from .types.orders import CreatedOrder, Order, OrderListWire
 from .types.resends import LineItemResend, Resend
 
@@ -33,16 +32,12 @@ _DECODERS: dict[Any, msgspec.json.Decoder[Any]] = {
 }
 
 
-def decode(resp: Response, type_: type[T]) -> T:
-    """Decode a 2xx body into ``type_``; an undecodable one is APIResponseValidationError."""
+def decode_body(body: bytes, type_: type[T]) -> T:
+    """Decode JSON ``body`` into ``type_``. Raises msgspec.DecodeError (bad JSON, or nested
+    too deep to decode) or msgspec.ValidationError (JSON of another shape); the transport's
+    ``Response.parse`` turns them into APIResponseValidationError with the call's context."""
     decoder = _DECODERS.get(type_) or msgspec.json.Decoder(type_)
     try:
-        return decoder.decode(resp.body)  # type: ignore[no-any-return]
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as e:
-        raise APIResponseValidationError(
-            f"{resp.method} {resp.path}: HTTP {resp.status} body does not decode: {e}",
-            status_code=resp.status,
-            path=resp.path,
-            body=resp.body,
-            headers=dict(resp.headers),
-        ) from None
+        return decoder.decode(body)  # type: ignore[no-any-return]
+    except RecursionError:
+        raise msgspec.DecodeError("JSON nested too deeply") from None

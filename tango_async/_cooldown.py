@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from ._clock import Clock
+from ._clock import Clock, checked_clock
 from ._exceptions import ValidationError
-from ._ratelimit import checked_clock
 from ._repr import tolerant_repr
 
 if TYPE_CHECKING:

@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol, runtime_checkable
 
-from ._clock import Clock, SystemClock
+from ._clock import Clock, checked_clock
 from ._exceptions import ValidationError
 from ._repr import tolerant_repr
 from ._validation import finite_number
@@ -43,7 +43,6 @@ __all__ = [
     "RateLimiter",
     "WriteGate",
     "Widening",
-    "checked_clock",
     "checked_spacing",
 ]
 
@@ -104,16 +103,6 @@ def checked_spacing(
             f" per second (one a day, times 1 + {margin_field})",
         )
     return spacing
-
-
-def checked_clock(clock: object, field: str = "clock") -> Clock:
-    """``clock``, or the real one for None; ValidationError for anything that is not a
-    :class:`~tango_async.Clock` (``monotonic()`` and async ``sleep(seconds)``)."""
-    if clock is None:
-        return SystemClock()
-    if not isinstance(clock, Clock):
-        raise ValidationError(field, "must have monotonic() and async sleep(seconds)")
-    return clock
 
 
 class Widening:

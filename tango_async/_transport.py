@@ -32,6 +32,7 @@ import asyncio
 import ipaddress
 import logging
 import re
+import reprlib
 import ssl
 import time
 import zlib
@@ -45,6 +46,7 @@ from yarl import URL
 
 from ._auth import Credential
 from ._clock import Clock, SystemClock
+from ._codec import decode_body
 from ._exceptions import (
     APIConnectionError,
     APIError,
@@ -197,6 +199,20 @@ class Response:
     method: str
     path: str
     truncated: bool = False  # an error status's body that did not decode to its end
+
+    def parse(self, type_: type[T]) -> T:
+        """The body decoded into ``type_``; APIResponseValidationError (with this call's
+        method, path, status, headers and body) when it does not decode."""
+        try:
+            return decode_body(self.body, type_)
+        except (msgspec.DecodeError, msgspec.ValidationError) as e:
+            raise APIResponseValidationError(
+                f"{self.method} {self.path}: HTTP {self.status} body does not decode: {e}",
+                status_code=self.status,
+                path=self.path,
+                body=self.body,
+                headers=dict(self.headers),
+            ) from None
 
 
 @dataclass(slots=True)
@@ -478,7 +494,9 @@ class Transport:
         """One HTTP attempt: a Response whatever its status. Raises APIConnectionError /
         APITimeoutError, or ClientClosedError when the client is (or gets) closed first;
         APIResponseValidationError when the body, decoded, is over ``max_response_bytes``
-        or (on a 2xx) cannot be decoded.
+        or (on a 2xx) cannot be decoded; ValidationError (field ``session``) when aiohttp
+        refuses the request before sending it (a caller's session adding its own
+        Authorization: a .netrc entry under ``trust_env=True``).
 
         ``pace`` (the route's pacer) gives the slot before the attempt starts and the write
         gate inside it; ``before_send`` runs after the slot, right before the request.
@@ -547,6 +565,25 @@ class Transport:
                 else "this TangoClient (or its aiohttp session) was closed while the request "
                 "was sent or answered; it may have been delivered"
             )
+        except ValueError as e:
+            tracked.finish()
+            # aiohttp refusing the request before sending it: the session's auth (a .netrc
+            # entry under trust_env=True) beside our Authorization header, or a hook of the
+            # caller's session. Not a connection error: asking again fails the same way.
+            # (After the write, or unseen by our signals, it counts as one, maybe sent.)
+            if exchange is not None:
+                exchange.in_flight = False
+                exchange.maybe_delivered |= not tracked.unsent
+            failure = (
+                ValidationError(
+                    "session",
+                    f"aiohttp refused the request before sending it ({type(e).__name__}): the "
+                    "session must not add an Authorization header (auth=, or a .netrc entry "
+                    "with trust_env=True); nothing was sent",
+                )
+                if tracked.unsent
+                else self._connection_error(e, method, path)
+            )
         except APIResponseValidationError:  # an over-long body: the server did answer
             tracked.finish()
             if exchange is not None:
@@ -603,10 +640,12 @@ class Transport:
         """The body, decoded, and whether it was cut short; at most ``max_response_bytes``
         decoded bytes are ever held (see _Inflater), on every status.
 
-        Over the bound, APIResponseValidationError (the connection is closed, not read
-        on). A 2xx body in an encoding not asked for, or that does not decode, is an
-        APIResponseValidationError too; an error status's is kept as far as it decoded,
-        marked truncated, so that its status still counts (a 429 is still retried).
+        A 2xx body over the bound is an APIResponseValidationError (the connection is
+        closed, not read on), as is one in an encoding not asked for or that does not
+        decode. An error status's body is never a reason to lose the status: over the
+        bound, or undecodable, it is kept as far as it was read (at most the bound),
+        marked truncated, and the connection closed; so a 429 or 503 with a huge body is
+        still retried as a 429 or 503, its Retry-After honoured.
         Decoding runs in steps between reads, against the attempt's ``deadline``: past
         it, TimeoutError (an APITimeoutError for the caller)."""
         limit = self.max_response_bytes
@@ -624,7 +663,12 @@ class Transport:
                     path=path,
                 )
             inflater = _Inflater(None)  # an error body: kept as it came, bounded the same
-        if inflater.identity and resp.content_length is not None and resp.content_length > limit:
+        if (
+            success
+            and inflater.identity
+            and resp.content_length is not None
+            and resp.content_length > limit
+        ):
             resp.close()
             raise self._too_large(resp.status, method, path)
         loop = asyncio.get_running_loop()
@@ -634,14 +678,20 @@ class Transport:
         steps = 0
         async for chunk in resp.content.iter_chunked(_WIRE_CHUNK):
             wire += len(chunk)
-            if wire > wire_limit:
-                resp.close()
-                raise self._too_large(resp.status, method, path)
+            over_wire = wire > wire_limit
+            if over_wire:
+                if success:
+                    resp.close()
+                    raise self._too_large(resp.status, method, path)
+                chunk = chunk[: len(chunk) - (wire - wire_limit)]  # an error body: keep its head
             inflater.feed(chunk)
             while piece := inflater.pull(min(_STEP, limit - len(body) + 1)):
                 body += piece
                 if len(body) > limit:
                     resp.close()
+                    if not success:  # the status counts; the body is cut at the bound
+                        del body[limit:]
+                        return bytes(body), True
                     raise self._too_large(resp.status, method, path)
                 steps += 1
                 if steps % 16 == 0:  # every MiB decoded: let the loop (and timeouts) run
@@ -649,6 +699,9 @@ class Transport:
                         resp.close()
                         raise TimeoutError
                     await asyncio.sleep(0)
+            if over_wire:
+                resp.close()
+                return bytes(body), True
             if inflater.error is not None:
                 break
         problem = inflater.finish()
@@ -656,7 +709,7 @@ class Transport:
             resp.close()
             if success:
                 raise APIResponseValidationError(
-                    f"{method} {path}: HTTP {resp.status} {encoding[:40]} body does not "
+                    f"{method} {path}: HTTP {resp.status} {escape(encoding[:40])} body does not "
                     f"decode ({problem})",
                     status_code=resp.status,
                     path=path,
@@ -770,7 +823,7 @@ class Transport:
         if attempt >= policy.max_retries:
             return None
         status = error.status_code
-        retry_after = parse_retry_after(error.headers.get("Retry-After"))
+        retry_after = parse_retry_after(_header(error.headers, "Retry-After"))
         if retry_after is not None and retry_after > policy.max_retry_after:
             return None  # the server asks for longer than we wait: the caller decides
         if status == 429:
@@ -798,18 +851,45 @@ def _request_id(resp: Response) -> str | None:
     return rid
 
 
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    """A header of ``headers`` by its name in any case, as HTTP names are: an APIError's
+    ``headers`` (a dict) keep the names as the server wrote them (``retry-after``)."""
+    value = headers.get(name)
+    if value is None:
+        wanted = name.lower()
+        value = next((v for k, v in headers.items() if k.lower() == wanted), None)
+    return value
+
+
+_MIN_PARSED_VALUES = 10_000  # JSON values an error body may hold and still be parsed
+
+
+def _parse_error_body(body: bytes) -> tuple[Any, str]:
+    """An error body's JSON, or None and why it was not parsed.
+
+    Not parsed: a body that is not JSON or nests beyond the recursion limit, and one with
+    more values than ``max(10,000, one per 64 bytes)`` (counted from its ``,``, ``[`` and
+    ``{``): parsed into Python objects, JSON takes up to ~25 times its size (``{}`` is 3
+    bytes, a dict 64), and all of it in one step that no timeout interrupts. Real error
+    bodies are a few hundred bytes."""
+    if not body:
+        return None, "empty body"
+    values = body.count(b",") + body.count(b"[") + body.count(b"{")
+    if values > max(_MIN_PARSED_VALUES, len(body) // 64):
+        return None, "JSON body with too many values to read"
+    try:
+        return _JSON_DECODER.decode(body), ""
+    except (msgspec.DecodeError, RecursionError):  # not JSON, or nested beyond reason
+        return None, "non-JSON body"
+
+
 def build_api_error(resp: Response) -> APIError:
     """The typed APIError for a non-2xx response, whatever its body (JSON, HTML, empty, cut)."""
     status = resp.status
     headers = dict(resp.headers)
-    parsed: Any = None
-    if resp.body:
-        try:
-            parsed = _JSON_DECODER.decode(resp.body)
-        except (msgspec.DecodeError, RecursionError):  # not JSON, or nested beyond reason
-            parsed = None
+    parsed, unparsed = _parse_error_body(resp.body)
     details: list[ErrorDetail] = []
-    request_id = headers.get("X-Request-Id")
+    request_id = _header(headers, "X-Request-Id")
     path: str | None = resp.path
     timestamp: str | None = None
     phrase = ""
@@ -834,18 +914,13 @@ def build_api_error(resp: Response) -> APIError:
             "empty body"
             if not resp.body
             else (
-                f"non-JSON body ({len(resp.body)} bytes{', cut short' if resp.truncated else ''}, "
-                f"{headers.get('Content-Type', 'no content type')[:100]})"
+                f"{unparsed} ({len(resp.body)} bytes{', cut short' if resp.truncated else ''}, "
+                f"{(_header(headers, 'Content-Type') or 'no content type')[:100]})"
             )
         )
     else:
-        what = (
-            "; ".join(
-                f"{d.i18n_key + ' ' if d.i18n_key else ''}{d.message or ''}".strip()
-                for d in details
-            )
-            or "no error details"
-        )
+        texts = (f"{d.i18n_key + ' ' if d.i18n_key else ''}{d.message or ''}" for d in details)
+        what = "; ".join(t.strip() for t in texts if t.strip()) or "no error details"
         if len(what) > _MAX_DETAIL_TEXT:
             what = what[:_MAX_DETAIL_TEXT] + "... (cut)"
     what, phrase = escape(what), escape(phrase)  # server text: one line, control chars escaped
@@ -865,7 +940,7 @@ def build_api_error(resp: Response) -> APIError:
     }
     if cls is RateLimitError:
         return RateLimitError(
-            message, retry_after=parse_retry_after(headers.get("Retry-After")), **kwargs
+            message, retry_after=parse_retry_after(_header(headers, "Retry-After")), **kwargs
         )
     return cls(message, **kwargs)
 
@@ -887,18 +962,55 @@ _MAX_DETAILS = 50  # errors[] items an APIError keeps
 _MAX_DETAIL_TEXT = 1000  # characters kept of one text of an error body (and of the message)
 
 
+_MAX_KEPT_DEPTH = 8  # the deepest list/dict an ErrorDetail keeps as it came
+
+_RENDER = reprlib.Repr()  # bounded in depth and length, whatever the value
+_RENDER.maxlevel = _MAX_KEPT_DEPTH
+_RENDER.maxstring = _RENDER.maxother = _MAX_DETAIL_TEXT
+
+
 def _opt_str(v: Any) -> str | None:
     if v is None:
         return None
-    text = str(v)
+    text = v if isinstance(v, str) else _text(v)
     return text if len(text) <= _MAX_DETAIL_TEXT else text[:_MAX_DETAIL_TEXT] + "... (cut)"
 
 
 def _small(v: Any) -> Any:
-    """An invalidValue as it came, unless its text is long: then that text, cut."""
-    if isinstance(v, (str, list, dict)) and len(str(v)) > _MAX_DETAIL_TEXT:
+    """An invalidValue as it came, unless its text is long or it nests deep: then its
+    text, cut."""
+    if isinstance(v, str) or (isinstance(v, (list, dict)) and _bulky(v)):
+        return _opt_str(v)
+    if isinstance(v, (list, dict)) and len(str(v)) > _MAX_DETAIL_TEXT:
         return _opt_str(v)
     return v
+
+
+def _bulky(v: list[Any] | dict[Any, Any]) -> bool:
+    """True when ``v`` nests deeper than _MAX_KEPT_DEPTH or holds more than a text's worth
+    of values and characters: walked without recursion, and only that far."""
+    stack: list[tuple[Any, int]] = [(v, 0)]
+    cost = 0
+    while stack:
+        item, depth = stack.pop()
+        cost += 1 + (len(item) if isinstance(item, str) else 0)
+        if cost > _MAX_DETAIL_TEXT or depth > _MAX_KEPT_DEPTH:
+            return True
+        if isinstance(item, dict):
+            stack.extend((x, depth + 1) for x in (*item.keys(), *item.values()))
+        elif isinstance(item, list):
+            stack.extend((x, depth + 1) for x in item)
+    return False
+
+
+def _text(v: Any) -> str:
+    """A decoded JSON value's text, at a bounded cost: ``str()`` of a list or dict nested
+    near the recursion limit raises RecursionError (and from a deeper frame than the one
+    that parsed it), so a bulky one is rendered by reprlib, which stops at a depth and a
+    length."""
+    if isinstance(v, (list, dict)) and _bulky(v):
+        return _RENDER.repr(v)
+    return str(v)
 
 
 def _opt_code(v: Any) -> int | str | None:

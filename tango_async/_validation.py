@@ -475,6 +475,9 @@ def check_custom_fields(value: object, field: str = "custom_fields") -> None:
         if isinstance(node, (Mapping, list, tuple)):
             if depth > MAX_CUSTOM_FIELDS_DEPTH:
                 raise _fail(field, f"must be nested at most {MAX_CUSTOM_FIELDS_DEPTH} levels deep")
+            # every member is a value: a list of 10**7 is refused before it is walked
+            if values + len(stack) + len(node) > MAX_CUSTOM_FIELDS_VALUES:
+                raise _fail(field, f"must hold at most {MAX_CUSTOM_FIELDS_VALUES} values in all")
             if isinstance(node, Mapping):
                 for key, member in node.items():
                     if not isinstance(key, str):

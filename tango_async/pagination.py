@@ -39,7 +39,6 @@ from decimal import Decimal
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from ._codec import decode
 from ._constants import MAX_ELEMENTS_PER_BLOCK
 from ._exceptions import (
     BadRequestError,
@@ -203,7 +202,7 @@ class OrderHistory:
         params.append(("elementsPerBlock", str(self._per_page)))
         params.append(("page", str(number)))
         resp = await self._transport.request("GET", "/orders", mode="read", params=params)
-        wire = decode(resp, OrderListWire)
+        wire = resp.parse(OrderListWire)
         # Tango writes explicit nulls; a missing figure is inferred rather than fatal.
         orders = [o for o in wire.orders or () if o is not None]
         if self._on_order is not None:

@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 
 import tango_async as ta
-import tango_async._codec as codec
+import tango_async._transport as transport
 import tango_async.bulk
 import tango_async.redis
 from tango_async.testing import _sandbox
@@ -133,10 +133,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
     _sandbox.Sandbox.stop = sandbox_stop_recording  # type: ignore[method-assign]
 
-    decode: Callable[..., Any] = codec.decode
+    parse: Callable[..., Any] = transport.Response.parse
 
-    def decode_recording(resp: Any, type_: Any) -> Any:
-        result = decode(resp, type_)
+    def parse_recording(resp: Any, type_: Any) -> Any:
+        result = parse(resp, type_)
         reward = getattr(result, "reward", None)
         if reward is not None:  # the credentials that reached a client are secrets
             for credential in reward.credential_list or ():
@@ -149,15 +149,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         RECORDER.texts.append(repr(result))
         return result
 
-    codec.decode = decode_recording  # type: ignore[assignment]
-    # modules that imported decode by name
-    import tango_async.pagination as pagination
-    import tango_async.resources._base as base
-    import tango_async.resources.orders as orders
-
-    for module in (pagination, base, orders):
-        if getattr(module, "decode", None) is decode:
-            module.decode = decode_recording  # type: ignore[attr-defined]
+    transport.Response.parse = parse_recording  # type: ignore[method-assign]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -36,7 +36,8 @@ from tango_async.bulk._journal import (
     JournalRow,
     RowState,
 )
-from tango_async.cli._app import cli
+
+from .test_cli import invoke
 
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="needs flock and SIGKILL")
 
@@ -60,12 +61,6 @@ def write_csv(path: Path, n: int) -> Path:
     ]
     path.write_text("\n".join([HEADER, *rows]) + "\n", encoding="utf-8")
     return path
-
-
-def invoke(*args: str | Path) -> Result:
-    result = CliRunner().invoke(cli, [str(a) for a in args])
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result
 
 
 def submit(file: Path, *extra: str | Path) -> Result:

@@ -43,6 +43,7 @@ from tango_async._auth import Credential, HeaderValue
 from tango_async.testing import Sandbox
 
 from . import _hygiene
+from .raw_server import RawServer
 
 NAME = "reach-platform"
 KEY = "k3y-out-of-reach-0123456789abcdef"
@@ -161,43 +162,6 @@ async def caught(awaitable: Any) -> BaseException:
 
 
 # --- servers --------------------------------------------------------------------------------------
-
-
-class Silent:
-    """A loopback server that reads each request and never answers."""
-
-    def __init__(self) -> None:
-        self.arrived = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.server: asyncio.Server | None = None
-        self.base_url = ""
-
-    async def __aenter__(self) -> Silent:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.base_url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/raas/v2"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.server is not None
-        self.server.close()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        try:
-            await reader.readuntil(b"\r\n\r\n")
-            self.arrived.set()
-            await asyncio.Event().wait()
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            writer.close()
-            self._tasks.discard(task)
 
 
 @pytest.fixture
@@ -341,7 +305,7 @@ async def test_the_client_holds_no_plain_secret(sb: Sandbox) -> None:
 
 async def test_a_timeout(sb: Sandbox) -> None:
     async with (
-        Silent() as silent,
+        RawServer(answer=None) as silent,
         ta.TangoClient(NAME, KEY, base_url=silent.base_url, retry=NO_RETRY, timeout=0.05) as tango,
     ):
         e = await caught(tango.orders.get("RA1"))
@@ -391,7 +355,7 @@ async def test_an_error_status(sb: Sandbox, kind: str) -> None:
 
 async def test_cancelled_while_awaiting_the_answer() -> None:
     async with (
-        Silent() as silent,
+        RawServer(answer=None) as silent,
         ta.TangoClient(NAME, KEY, base_url=silent.base_url, retry=NO_RETRY) as tango,
     ):
         task = asyncio.create_task(caught(tango.orders.create(order())))

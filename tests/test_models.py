@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import pickle
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -542,3 +544,39 @@ def test_explicit_nulls_decode() -> None:
     order = msgspec.json.decode(raw, type=ta.Order)
     assert order.reward is not None and order.reward.credential_list == []
     assert order.recipient is not None and order.recipient.address is None
+
+
+# --- CreatedOrder.created lives outside the wire model (issue 13, point 5) -----------------
+
+
+def _created(created: bool) -> ta.CreatedOrder:
+    order = msgspec.json.decode(
+        b'{"referenceOrderID": "RA250101-1111-01", "externalRefID": "ref-1"}',
+        type=ta.CreatedOrder,
+    )
+    order.created = created
+    return order
+
+
+def test_created_order_encodes_only_tangos_fields() -> None:
+    for created in (True, False):
+        order = _created(created)
+        wire = msgspec.json.decode(msgspec.json.encode(order))
+        assert wire == {"referenceOrderID": "RA250101-1111-01", "externalRefID": "ref-1"}
+        assert msgspec.to_builtins(order) == wire
+
+
+def test_created_order_copies_and_pickles_keep_created() -> None:
+    order = _created(False)
+    for again in (copy.copy(order), copy.deepcopy(order), pickle.loads(pickle.dumps(order))):
+        assert again.created is False and again.existing
+        assert again == order
+    assert _created(True).created is True
+
+
+def test_a_server_key_cannot_set_created() -> None:
+    order = msgspec.json.decode(
+        b'{"referenceOrderID": "RA1", "__tango_async_created__": false, "_created": false}',
+        type=ta.CreatedOrder,
+    )
+    assert order.created is True

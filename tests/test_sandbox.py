@@ -412,3 +412,24 @@ def test_pytest_plugin_fixtures_in_a_users_test(pytester: pytest.Pytester) -> No
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
+
+
+@pytest.mark.asyncio
+async def test_error_bodies_are_stamped_by_the_sandbox_clock() -> None:
+    # a frozen clock years from now: a body stamped with real time would not show it
+    clock = SandboxClock(frozen=True, start=datetime(2031, 5, 6, 7, 8, 9, tzinfo=UTC))
+    stamp = "2031-05-06T07:08:09.000Z"
+    async with Sandbox(order_rate=None, clock=clock) as fake, session(fake) as http:
+        url = f"{fake.base_url}/orders/RA-nope"
+        assert (await call(http, "GET", url)).body["timestamp"] == stamp  # a route's 404
+        async with session(fake, key="wrong") as stranger:
+            assert (await call(stranger, "GET", url)).body["timestamp"] == stamp  # 401
+        fake.inject("GET /orders/*", "500")
+        fake.inject("GET /orders/*", "legacy-error-body", status=409)
+        fake.inject("POST /orders", "500-after-commit")
+        assert (await call(http, "GET", url)).body["timestamp"] == stamp
+        assert (await call(http, "GET", url)).body["timestamp"] == stamp
+        clock.advance(61.5)
+        after = await call(http, "POST", f"{fake.base_url}/orders", json=ORDER)
+        assert after.status == 500 and after.body["timestamp"] == "2031-05-06T07:09:10.500Z"
+        assert fake.error_body("/x", 404, "404.001", "gone")["timestamp"] == after.body["timestamp"]

@@ -31,6 +31,7 @@ import msgspec
 
 from .._constants import DEFAULT_MAX_AMOUNT
 from .._exceptions import TangoError, ValidationError
+from .._logs import escape
 from .._validation import check_max_amount, prepare_order
 from ..types.orders import CreateOrderRequest
 
@@ -381,8 +382,8 @@ def _check_json_object(
     out: dict[str, Any] = {}
     for key, value in obj.items():
         f = shape.get(key)
-        if f is None:
-            errors.append(RowError(row, prefix + key, _unknown_key_rule(key, shape)))
+        if f is None:  # (the key as a field name escaped: it may hold anything JSON can)
+            errors.append(RowError(row, prefix + escape(key), _unknown_key_rule(key, shape)))
             continue
         field = prefix + f.name
         if value is None:

@@ -64,6 +64,7 @@ from typing import IO, Any, Final
 from urllib.parse import urlsplit
 
 from .._exceptions import TangoError
+from .._logs import escape
 from .._repr import tolerant_repr
 from .._version import __version__
 
@@ -387,7 +388,19 @@ def _companions(path: Path) -> list[Path]:
 
 
 def _lock_path(path: Path) -> Path:
-    return path.with_name(path.name + ".lock")
+    """``PATH.lock`` of the file ``path`` names: a symbolic link to a journal shares its lock."""
+    real = Path(os.path.realpath(path))
+    return real.with_name(real.name + ".lock")
+
+
+def _holds(lock_file: IO[bytes], path: Path) -> bool:
+    """Whether ``lock_file`` is still the lock file at ``PATH.lock`` (not removed or replaced,
+    which would let another process take the journal's lock)."""
+    try:
+        mine, there = os.fstat(lock_file.fileno()), os.stat(_lock_path(path))
+    except OSError:
+        return False
+    return (mine.st_dev, mine.st_ino) == (there.st_dev, there.st_ino)
 
 
 def _build_path(path: Path) -> Path:
@@ -434,12 +447,7 @@ def _take_lock(path: Path) -> IO[bytes] | None:
                 f"cannot take journal {path} for this job: its lock file {lock_path} "
                 f"cannot be locked ({e.strerror or e})"
             ) from None
-        try:
-            mine, there = os.fstat(f.fileno()), os.stat(lock_path)
-            same = (mine.st_dev, mine.st_ino) == (there.st_dev, there.st_ino)
-        except OSError:
-            same = False
-        if same:
+        if _holds(f, path):
             return f
         f.close()  # we locked a lock file that was removed meanwhile: take the new one
     raise JournalError(f"cannot take journal {path}: its lock file {lock_path} keeps changing")
@@ -773,6 +781,11 @@ class Journal:
                     with contextlib.suppress(OSError):
                         leftover.unlink()
             _release(lock_file, p, remove=not os.path.lexists(p))
+            if isinstance(e, UnicodeEncodeError):  # a text SQLite cannot store (a lone surrogate)
+                raise JournalError(
+                    f"cannot create journal {p}: a text to store in it is not valid Unicode "
+                    f"({e.reason}): {escape(e.object[max(0, e.start - 20) : e.end + 20])}"
+                ) from None
             if isinstance(e, sqlite3.Error | OSError):
                 raise JournalError(f"cannot create journal {p}: {e}") from e
             raise
@@ -800,6 +813,8 @@ class Journal:
             raise JournalError(f"{p} is a directory, not a journal")
         if not p.exists():
             raise JournalError(f"no journal at {p}: it is a broken symbolic link")
+        if not p.is_file():  # a FIFO would block the first read forever; a device is no journal
+            raise JournalError(f"{p} is not a regular file, so not a journal")
         _check_file(p)  # before SQLite reads it: SQLite deletes the -wal of an empty file
         _verify(p)
         conn: sqlite3.Connection | None = None
@@ -868,6 +883,9 @@ class Journal:
             try:
                 version = conn.execute("PRAGMA user_version").fetchone()[0]
                 if version >= SCHEMA_VERSION:
+                    # Another job may have upgraded it since this Journal was opened: every
+                    # transition from now on must keep the checksums.
+                    self._digests = True
                     return
                 conn.execute("BEGIN IMMEDIATE")
                 if version == 1:
@@ -1023,9 +1041,10 @@ class Journal:
                 if conn.in_transaction:
                     with contextlib.suppress(sqlite3.Error):
                         conn.execute("ROLLBACK")
-                if isinstance(e, sqlite3.Error):
+                if isinstance(e, sqlite3.Error | UnicodeEncodeError):  # (a lone surrogate)
                     raise JournalError(
-                        f"cannot record {action} of row {row} in journal {self.path}: {e}"
+                        f"cannot record {action} of row {row} in journal {self.path}: "
+                        f"{escape(str(e))}"
                     ) from e
                 raise
         if updated is None:  # pragma: no cover - the row was just read in this transaction
@@ -1036,8 +1055,16 @@ class Journal:
         """Mark a PENDING, SENDING, FAILED or UNKNOWN row SENDING: attempt += 1, sent_at = now.
 
         Committed and fsynced before it returns: send the request only after it did.
-        Clears the previous failure, if any.
+        Clears the previous failure, if any. JournalError, and nothing changed, when this
+        Journal holds the job lock and its lock file was removed or replaced meanwhile
+        (another process could take the lock and run the same job).
         """
+        if self._lock_file is not None and not _holds(self._lock_file, self.path):
+            raise JournalError(
+                f"journal {self.path}: its lock file {_lock_path(self.path)} was removed or "
+                "replaced while this job held it, so another process may be running this job "
+                f"too; row {row} was not sent (a resume sends it with its externalRefID)"
+            )
         now = _ts(_now())
         return self._transition(
             row,

@@ -42,7 +42,15 @@ from .._validation import (
 )
 from ..bulk._inputs import InputFileError, file_digest, read_orders
 from ..bulk._job import BulkJob, Plan, check_run_label, check_same_orders, plan_rows
-from ..bulk._journal import CONTENT_REFS, Journal, JournalError, RowState
+from ..bulk._journal import (
+    CONTENT_REFS,
+    Journal,
+    JournalError,
+    RowState,
+    _build_path,
+    _companions,
+    _lock_path,
+)
 from ..bulk._report import ReportError, csv_cell, summary, write_report
 from ..pagination import MAX_CONCURRENCY, build_list_query
 from ..resources.orders import Orders
@@ -250,11 +258,38 @@ def _output_path(path: Path, option: str) -> None:
         raise click.BadParameter(f"{str(parent)!r} is not a directory", param_hint=option)
     if path.exists() and not os.access(path, os.W_OK):
         raise click.BadParameter(f"{str(path)!r} is not writable", param_hint=option)
+    if os.path.lexists(path) and not path.exists():
+        raise click.BadParameter(
+            f"{str(path)!r} is a symbolic link to nothing (or a loop)", param_hint=option
+        )
+    if not path.exists() and not os.access(parent, os.W_OK | os.X_OK):
+        raise click.BadParameter(
+            f"{str(parent)!r} is not writable: {path.name!r} cannot be created there",
+            param_hint=option,
+        )
+
+
+def _text(name: str) -> str:
+    """A file name as text a journal can store: itself, or (a name that is not UTF-8)
+    its bytes decoded with backslash escapes (shown in ``status``; no longer a path)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
+    return name
+
+
+def _resolved(path: Path) -> Path:
+    """``path`` with its symbolic links resolved, or as it is (a symlink loop included)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
+        return path
 
 
 def _same_file(a: Path, b: Path) -> bool:
     try:
-        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+        return _resolved(a) == _resolved(b) or (a.exists() and b.exists() and a.samefile(b))
     except OSError:
         return False
 
@@ -271,6 +306,14 @@ def _check_files(
             f"{str(report)!r} is the journal: the report would overwrite it",
             param_hint="'--report'",
         )
+    for named in {journal, _resolved(journal)}:  # SQLite names a symlink's -wal by its target
+        for companion in (*_companions(named), _lock_path(named), _build_path(named)):
+            if _same_file(report, companion):
+                raise click.BadParameter(
+                    f"{str(report)!r} is the journal's {companion.name} file: the report "
+                    "would overwrite it, and with it the record of what was sent",
+                    param_hint="'--report'",
+                )
     for name, path in inputs.items():
         if _same_file(report, path):
             raise click.BadParameter(
@@ -392,7 +435,7 @@ def submit(
     orders again (this file re-saved, or a copy) orders nothing twice, and a corrected
     row is the only one ordered anew. Use --run-label to send the same rewards again.
     """
-    input_path = str(file.absolute())
+    input_path = _text(str(file.absolute()))
     path = journal or _default_journal(file, run_label)
     out = report or _default_report(file)
     _check_files(inputs={"input file": file}, journal=path, report=out)
@@ -541,7 +584,11 @@ def resume(
             rate = order_rate or _saved(saved, "order_rate", _ORDER_RATE, 1.0)
             jobs = concurrency or _saved(saved, "concurrency", _JOB_CONCURRENCY, 2)
             raw = csv_raw or saved.get("csv_raw") is True
-            out = report or Path(saved.get("report") or journal.with_suffix(".results.csv"))
+            out = report or Path(
+                _saved_text(saved, "report") or journal.with_suffix(".results.csv")
+            )
+            remote = settings.sandbox is None and settings.base_url is None
+            saved_url = _saved_text(saved, "base_url") if remote else None
             inputs = {"input file": input_file} if input_file is not None else {}
             if opened.input_path:
                 inputs["job's input file"] = Path(opened.input_path)
@@ -549,8 +596,8 @@ def resume(
         except BaseException:
             opened.close()
             raise
-        if settings.sandbox is None and settings.base_url is None and saved.get("base_url"):
-            settings.base_url = saved["base_url"]
+        if remote:
+            settings.base_url = saved_url
         async with connect(settings, order_rate=rate, **limit) as client:
             job = BulkJob.resume(client, opened, retry_failed=retry_failed, concurrency=jobs)
             return await drive(job, journal, out, progress_interval, csv_raw=raw)
@@ -573,6 +620,21 @@ def _saved(
         raise JournalError(
             f"the {key} saved in the journal ({value!r}) is not valid{hint}"
         ) from None
+
+
+def _saved_text(saved: dict[str, Any], key: str) -> str | None:
+    """A text setting the job was started with (a path, a URL), or None; JournalError
+    (exit 2) for a value that is not a str (a journal written through the library may hold
+    any JSON there)."""
+    value = saved.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise JournalError(
+            f"the {key} saved in the journal ({value!r}) is not valid: "
+            f"pass --{key.replace('_', '-')}"
+        )
+    return value
 
 
 def _saved_limit(saved: dict[str, Any]) -> dict[str, Any]:

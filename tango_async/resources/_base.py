@@ -10,7 +10,6 @@ from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeVar
 
-from .._codec import decode
 from .._exceptions import APIConnectionError, APIError, ResendCooldownError, TangoError
 from .._retry import parse_retry_after
 
@@ -76,7 +75,7 @@ class Resource:
             # A cancellation mid-request propagates with the claims standing: it may have
             # been sent.
             await _extend_all(store, keys, cooldown)
-            return decode(resp, type_)
+            return resp.parse(type_)
 
     def _cooldown_keys(self, kind: str, ref: str) -> list[str]:
         """The cooldown keys of a resend: its own, then its order's or line item's if known.

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from .._codec import CANONICAL_ENCODER, ENCODER, decode, encode_request
+from .._codec import CANONICAL_ENCODER, ENCODER, encode_request
 from .._constants import DEFAULT_MAX_AMOUNT
 from .._exceptions import APIResponseValidationError, SendSkipped, TangoError, ValidationError
 from .._transport import Exchange
@@ -244,7 +244,7 @@ class Orders(Resource):
                     exchange=exchange,
                 )
                 made |= resp.status == 201
-                order = decode(resp, CreatedOrder)
+                order = resp.parse(CreatedOrder)
                 if not order.reference_order_id or order.external_ref_id not in (None, ref):
                     raise APIResponseValidationError(
                         f"POST /orders: HTTP {resp.status} answer is not this order "
@@ -370,7 +370,7 @@ class Orders(Resource):
         resp = await self._client._transport.request(
             "GET", f"/orders/{path_segment(ref)}", mode="read"
         )
-        order = decode(resp, Order)
+        order = resp.parse(Order)
         self._client._resend_links.learn(order)
         return order
 
@@ -529,7 +529,9 @@ def _reason(e: BaseException) -> str:
 
 def _as_created(order: Order) -> CreatedOrder:
     fields = {name: getattr(order, name) for name in Order.__struct_fields__}
-    return CreatedOrder(**fields, created=False)
+    created = CreatedOrder(**fields)
+    created.created = False
+    return created
 
 
 async def _quietly(step: Awaitable[None]) -> None:

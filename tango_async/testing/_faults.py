@@ -1,40 +1,210 @@
-"""Fault injection for the sandbox: scripted per route, or at random with a seed."""
+"""Fault injection for the sandbox: what each fault does, scripted per route, or at random
+with a seed.
+
+Each fault is one entry of ``_BEHAVIOURS``: its description (listed in :data:`FAULTS`),
+the coroutine that answers a request instead of (or after) the route's handler, and the
+options it needs."""
 
 from __future__ import annotations
 
+import asyncio
 import random
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
-__all__ = ["FAULTS", "Fault"]
+from aiohttp import web
+
+from ._errors import HTML_502, MESSAGES, ErrorWriter
+from ._wire import ENCODER, body_bytes, respond
+
+__all__ = ["CHAOS_DEFAULT", "FAULTS", "Drop", "Exchange", "Fault", "FaultPlan", "apply"]
+
+
+class Drop(Exception):
+    """Close the connection without answering."""
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """What a fault acts on: the request and its JSON body, the fault's options, the
+    route's handler (``process``: the request processed normally), and the sandbox's error
+    writer, order rate (for 429.001's message) and externalRefIDs in process."""
+
+    request: web.Request
+    body: Any
+    opts: dict[str, Any]
+    process: Callable[[], Awaitable[web.StreamResponse]]
+    errors: ErrorWriter
+    order_rate: float | None
+    in_process: set[str]
+
+
+Behave = Callable[[Exchange], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Behaviour:
+    description: str
+    run: Behave
+    # option -> what it is, for the error when it is missing: {"delay": "seconds"}
+    needs: dict[str, str] = field(default_factory=dict)
+
+
+def _canned(key: str, *, retry_after: bool = False) -> Behave:
+    """Tango's error answer for ``key`` (options ``i18nKey`` and ``message`` override
+    them), with ``Retry-After`` (option ``retry_after``, default 1) if ``retry_after``."""
+
+    async def run(x: Exchange) -> web.StreamResponse:
+        headers = {"Retry-After": str(x.opts.get("retry_after", 1))} if retry_after else None
+        message = x.opts.get("message", MESSAGES[key].format(x.order_rate or 1))
+        return x.errors.response(
+            x.request.path,
+            x.opts.get("i18nKey", key),
+            message=message,
+            headers=headers,
+            status=int(key[:3]),
+        )
+
+    return run
+
+
+async def _html_502(x: Exchange) -> web.StreamResponse:
+    return web.Response(status=502, text=HTML_502, content_type="text/html")
+
+
+async def _empty_500(x: Exchange) -> web.StreamResponse:
+    return web.Response(status=500)
+
+
+async def _truncated_500(x: Exchange) -> web.StreamResponse:
+    full = ENCODER.encode(x.errors.body(x.request.path, 500, "500.001", MESSAGES["500.001"]))
+    return web.Response(status=500, body=full[: len(full) // 2], content_type="application/json")
+
+
+async def _malformed_200(x: Exchange) -> web.StreamResponse:
+    return web.Response(
+        status=200, body=b'{"referenceOrderID": RA<oops', content_type="application/json"
+    )
+
+
+async def _legacy_error_body(x: Exchange) -> web.StreamResponse:
+    status = x.opts.get("status", 400)
+    body = x.errors.body(
+        x.request.path,
+        status,
+        x.opts.get("i18nKey", f"{status}.001"),
+        x.opts.get("message", HTTPStatus(status).phrase),
+        legacy=True,
+    )
+    return respond(body, status)
+
+
+async def _redirect(x: Exchange) -> web.StreamResponse:
+    return web.Response(status=x.opts.get("status", 302), headers={"Location": x.opts["location"]})
+
+
+async def _drop_before(x: Exchange) -> web.StreamResponse:
+    raise Drop
+
+
+async def _as_usual(x: Exchange) -> web.StreamResponse:
+    # repeat-page: the GET /orders route reads the fault from the request's record
+    return await x.process()
+
+
+async def _slow(x: Exchange) -> web.StreamResponse:
+    ext = x.body.get("externalRefID") if x.opts.get("hold") and isinstance(x.body, dict) else None
+    if ext is not None:
+        x.in_process.add(ext)
+    try:
+        await asyncio.sleep(x.opts["delay"])
+    finally:
+        if ext is not None:
+            x.in_process.discard(ext)
+    return await x.process()
+
+
+def _after_commit(status: int) -> Behave:
+    """Processed, then ``status`` with Tango's error body."""
+
+    async def run(x: Exchange) -> web.StreamResponse:
+        await x.process()
+        return x.errors.response(x.request.path, f"{status}.001")
+
+    return run
+
+
+async def _drop_after_commit(x: Exchange) -> web.StreamResponse:
+    await x.process()
+    raise Drop
+
+
+async def _truncated_200(x: Exchange) -> web.StreamResponse:
+    response = await x.process()
+    raw = body_bytes(response)
+    if not raw:  # nothing to cut: the answer is lost as with 500-after-commit
+        return x.errors.response(x.request.path, "500.001")
+    return web.Response(
+        status=response.status, body=raw[: len(raw) // 2], content_type="application/json"
+    )
+
 
 # name -> what the sandbox does instead of (or after) answering normally
-FAULTS: dict[str, str] = {
-    "429": "429 Too Many Requests, i18nKey 429.001, Retry-After (option retry_after, default 1)",
-    "500": "500 with Tango's error body, nothing processed",
-    "503": "503 with Tango's error body, nothing processed",
-    "502-html": "502 with a proxy's HTML page",
-    "empty-500": "500 with an empty body",
-    "truncated-500": "500 with a JSON error body cut in the middle",
-    "404": "404 with Tango's error body",
-    "500-after-commit": "the request is processed (an order is made), then 500",
-    "503-after-commit": "the request is processed, then 503",
-    "drop-after-commit": "the request is processed, then the connection is closed unanswered",
-    "drop-before": "the connection is closed unanswered, nothing processed",
-    "slow": "the answer waits `delay` seconds (option hold=True: its externalRefID is 'in "
-    "process' meanwhile, so a concurrent retry gets 409.002)",
-    "409-in-process": "409, i18nKey 409.002: the externalRefID is still in process",
-    "legacy-error-body": "an error with Tango's other body shape: top-level i18nKey/message "
-    "(options status, i18nKey, message)",
-    "redirect": "302 to `location`",
-    "malformed-200": "200 with a body that is not JSON",
-    "truncated-200": "the request is processed, then 200 with its JSON cut in the middle",
-    "repeat-page": "GET /orders ignores `page` and answers page 0",
+_BEHAVIOURS: dict[str, _Behaviour] = {
+    "429": _Behaviour(
+        "429 Too Many Requests, i18nKey 429.001, Retry-After (option retry_after, default 1)",
+        _canned("429.001", retry_after=True),
+    ),
+    "500": _Behaviour("500 with Tango's error body, nothing processed", _canned("500.001")),
+    "503": _Behaviour("503 with Tango's error body, nothing processed", _canned("503.001")),
+    "502-html": _Behaviour("502 with a proxy's HTML page", _html_502),
+    "empty-500": _Behaviour("500 with an empty body", _empty_500),
+    "truncated-500": _Behaviour("500 with a JSON error body cut in the middle", _truncated_500),
+    "404": _Behaviour("404 with Tango's error body", _canned("404.001")),
+    "500-after-commit": _Behaviour(
+        "the request is processed (an order is made), then 500", _after_commit(500)
+    ),
+    "503-after-commit": _Behaviour("the request is processed, then 503", _after_commit(503)),
+    "drop-after-commit": _Behaviour(
+        "the request is processed, then the connection is closed unanswered", _drop_after_commit
+    ),
+    "drop-before": _Behaviour(
+        "the connection is closed unanswered, nothing processed", _drop_before
+    ),
+    "slow": _Behaviour(
+        "the answer waits `delay` seconds (option hold=True: its externalRefID is 'in "
+        "process' meanwhile, so a concurrent retry gets 409.002)",
+        _slow,
+        {"delay": "seconds"},
+    ),
+    "409-in-process": _Behaviour(
+        "409, i18nKey 409.002: the externalRefID is still in process", _canned("409.002")
+    ),
+    "legacy-error-body": _Behaviour(
+        "an error with Tango's other body shape: top-level i18nKey/message "
+        "(options status, i18nKey, message)",
+        _legacy_error_body,
+    ),
+    "redirect": _Behaviour("302 to `location`", _redirect, {"location": "URL"}),
+    "malformed-200": _Behaviour("200 with a body that is not JSON", _malformed_200),
+    "truncated-200": _Behaviour(
+        "the request is processed, then 200 with its JSON cut in the middle", _truncated_200
+    ),
+    "repeat-page": _Behaviour("GET /orders ignores `page` and answers page 0", _as_usual),
 }
+
+# name -> what the sandbox does instead of (or after) answering normally
+FAULTS: dict[str, str] = {name: b.description for name, b in _BEHAVIOURS.items()}
 
 # Faults that may be drawn at random by Sandbox.chaos(), by default.
 CHAOS_DEFAULT = ("429", "500", "503", "500-after-commit", "drop-after-commit", "slow")
+
+
+async def apply(name: str, exchange: Exchange) -> web.StreamResponse:
+    """The answer of fault ``name`` to ``exchange`` (:class:`Drop`: none)."""
+    return await _BEHAVIOURS[name].run(exchange)
 
 
 @dataclass
@@ -93,12 +263,12 @@ class FaultPlan:
         self._opts: dict[str, Any] = {}
 
     def add(self, route: str, name: str, times: int, opts: dict[str, Any]) -> None:
-        if name not in FAULTS:
+        behaviour = _BEHAVIOURS.get(name)
+        if behaviour is None:
             raise ValueError(f"unknown fault {name!r}; one of: {', '.join(FAULTS)}")
-        if name == "slow" and "delay" not in opts:
-            raise ValueError("fault 'slow' needs delay=seconds")
-        if name == "redirect" and "location" not in opts:
-            raise ValueError("fault 'redirect' needs location=URL")
+        for option, what in behaviour.needs.items():
+            if option not in opts:
+                raise ValueError(f"fault {name!r} needs {option}={what}")
         if times < 1:
             raise ValueError("times must be at least 1")
         method, segments = parse_route(route)

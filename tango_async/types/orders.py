@@ -8,6 +8,7 @@ break decoding; ``status`` and ``delivery_method`` stay plain strings for the sa
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -240,19 +241,48 @@ class Order(_Wire, kw_only=True, gc=False):
     reward: Reward | None = None
 
 
-class CreatedOrder(Order, kw_only=True):
+class CreatedOrder(Order, kw_only=True, gc=True, dict=True):
     """What ``orders.create()`` returns: an Order, plus whether the server made it now.
 
     ``created`` is True for 201 (a new order) and False for 200 (the order that already
-    existed for this externalRefID).
+    existed for this externalRefID). It is not part of the wire model: encoding a
+    CreatedOrder (``msgspec.json.encode``, ``msgspec.to_builtins``) gives Tango's fields
+    only, and no key of a server's answer can set it. ``copy``, ``deepcopy`` and
+    ``pickle`` keep it; ``msgspec.structs.replace`` does not (the copy says created).
     """
 
-    created: bool = msgspec.field(default=True, name="__tango_async_created__")
+    @property
+    def created(self) -> bool:
+        """True when the server answered 201: it made the order now."""
+        return bool(self.__dict__.get("_created", True))
+
+    @created.setter
+    def created(self, value: bool) -> None:
+        self.__dict__["_created"] = bool(value)
 
     @property
     def existing(self) -> bool:
         """True when the server answered 200: the order already existed."""
         return not self.created
+
+    def _fields(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__struct_fields__}
+
+    def __copy__(self) -> CreatedOrder:
+        return _created_order(self._fields(), self.created)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> CreatedOrder:
+        return _created_order(copy.deepcopy(self._fields(), memo), self.created)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_created_order, (self._fields(), self.created))
+
+
+def _created_order(fields: dict[str, Any], created: bool) -> CreatedOrder:
+    """A CreatedOrder of ``fields`` (an Order's), saying whether it was ``created``."""
+    order = CreatedOrder(**fields)
+    order.created = created
+    return order
 
 
 class OrderPage(msgspec.Struct, kw_only=True):

@@ -1,0 +1,347 @@
+"""The sandbox's order store: orders and their line items as stored, built from requests or
+seeded, with their lookups (by ID, externalRefID, line item), the GET /orders filters over a
+createdAt index, and the accounts orders are charged to."""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from ._rules import delivery_method
+from ._wire import iso
+
+__all__ = [
+    "DEFAULT_CATALOG",
+    "ECHOED",
+    "LIST_FILTERS",
+    "STATUS_FILTERS",
+    "Accounts",
+    "CatalogItem",
+    "OrderStore",
+    "Stored",
+    "dig",
+]
+
+# request fields an order echoes back as they came
+ECHOED = (
+    "externalRefID",
+    "customerIdentifier",
+    "accountIdentifier",
+    "utid",
+    "ptid",
+    "sender",
+    "recipient",
+    "emailSubject",
+    "message",
+    "etid",
+    "campaign",
+    "notes",
+    "purchaseOrderNumber",
+)
+# GET /orders query parameter -> path into the stored order, compared as text
+LIST_FILTERS: dict[str, tuple[str, ...]] = {
+    **{
+        n: (n,)
+        for n in (
+            "accountIdentifier",
+            "customerIdentifier",
+            "externalRefID",
+            "utid",
+            "ptid",
+            "rewardName",
+            "campaign",
+            "notes",
+            "purchaseOrderNumber",
+            "deliveryMethod",
+            "sendEmail",
+        )
+    },
+    "currencyCode": ("denomination", "currencyCode"),
+    **{
+        f"{who}{part[:1].upper()}{part[1:]}": (who, part)
+        for who in ("sender", "recipient")
+        for part in ("firstName", "lastName", "email", "mobileNumber")
+    },
+}
+STATUS_FILTERS = ("status", "orderStatus", "lineItemStatus")
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogItem:
+    """A reward the sandbox can issue: its name and kind (gift_card, promo_link, physical)."""
+
+    reward_name: str
+    kind: str = "gift_card"
+
+
+DEFAULT_CATALOG = {
+    "U561593": CatalogItem("Amazon.com Gift Card"),
+    "U666425": CatalogItem("Promo Link", "promo_link"),
+    "U157189": CatalogItem("Visa Prepaid Card (physical)", "physical"),
+}
+
+
+@dataclass(slots=True)
+class Stored:
+    """One stored order: its wire fields but the status, made at ``ts``."""
+
+    wire: dict[str, Any]
+    ts: float  # createdAt, epoch seconds
+    account: str
+    outcome: str = "COMPLETE"  # what PENDING turns into
+
+
+@dataclass
+class Accounts:
+    """The accounts orders are charged to: funded without limit unless in ``balances``,
+    refusing orders while in ``frozen``; the next ``fail_next`` orders end FAILED, uncharged."""
+
+    balances: dict[str, Decimal] = field(default_factory=dict)
+    frozen: set[str] = field(default_factory=set)
+    fail_next: int = 0
+
+
+def dig(obj: Any, path: tuple[str, ...]) -> Any:
+    """The value at ``path`` (keys) in nested dicts; None where one is missing."""
+    for key in path:
+        obj = obj.get(key) if isinstance(obj, dict) else None
+    return obj
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return None if value is None else str(value)
+
+
+class OrderStore:
+    """Every order the sandbox holds, indexed by referenceOrderID, externalRefID, line item
+    ID and createdAt (newest first). An order is PENDING for ``pending_for`` seconds after
+    its createdAt, then its outcome; rewards are named from ``catalog`` by utid."""
+
+    def __init__(self, *, pending_for: float, catalog: dict[str, CatalogItem]) -> None:
+        self.pending_for = pending_for
+        self.catalog = catalog
+        self._orders: dict[str, Stored] = {}
+        self._by_ext: dict[str, str] = {}
+        self._by_line: dict[str, str] = {}
+        self._index: list[tuple[float, str]] = []  # (-createdAt, id): newest first
+        self._version = 0
+        self._cache: dict[tuple[Any, ...], list[Stored]] = {}
+        self._seq = itertools.count(1)
+        self._seed_ids = itertools.count(1)
+
+    def __len__(self) -> int:
+        return len(self._orders)
+
+    # --- lookups ----------------------------------------------------------------------------
+
+    def get(self, order_id: str) -> Stored | None:
+        return self._orders.get(order_id)
+
+    def by_external_ref(self, external_ref_id: str) -> Stored | None:
+        oid = self._by_ext.get(external_ref_id)
+        return None if oid is None else self._orders[oid]
+
+    def by_line_item(self, line_item_id: str) -> Stored | None:
+        oid = self._by_line.get(line_item_id)
+        return None if oid is None else self._orders[oid]
+
+    def views(self, now: float) -> dict[str, dict[str, Any]]:
+        """Every order as the API would show it at ``now``, by referenceOrderID."""
+        return {oid: self.view(s, now) for oid, s in self._orders.items()}
+
+    def status(self, stored: Stored, now: float) -> str:
+        if now < stored.ts + self.pending_for:
+            return "PENDING"
+        return stored.outcome
+
+    def view(self, stored: Stored, now: float, *, listing: bool = False) -> dict[str, Any]:
+        """The order as the API shows it at ``now`` (``listing``: as GET /orders, without
+        its reward)."""
+        status = self.status(stored, now)
+        view = {**stored.wire, "status": status, "orderStatus": status, "lineItemStatus": status}
+        if listing:
+            view.pop("reward", None)
+        return view
+
+    # --- adding -----------------------------------------------------------------------------
+
+    def add(self, stored: Stored, *, sort: bool = True) -> None:
+        """Store ``stored``; ``sort=False`` leaves the index to be sorted by the caller."""
+        oid = stored.wire["referenceOrderID"]
+        self._orders[oid] = stored
+        ext = stored.wire.get("externalRefID")
+        if ext is not None:
+            self._by_ext[ext] = oid
+        self._by_line[stored.wire["referenceLineItemID"]] = oid
+        key = (-stored.ts, oid)
+        if sort:
+            bisect.insort(self._index, key)
+            self._version += 1
+        else:
+            self._index.append(key)
+
+    def build(self, body: dict[str, Any], ts: float) -> Stored:
+        """A new order (not stored yet) from a valid POST /orders body, created at ``ts``."""
+        seq = next(self._seq)
+        created = datetime.fromtimestamp(ts, UTC)
+        amount = body["amount"]
+        method = delivery_method(body)
+        item = self.catalog.get(str(body["utid"]).upper(), CatalogItem(f"Reward {body['utid']}"))
+        account = str(body["accountIdentifier"])
+        wire: dict[str, Any] = {
+            "referenceOrderID": f"RA{created:%y%m%d}-{seq:05d}-{seq * 37 % 100:02d}",
+            "referenceLineItemID": f"U{seq:09d}",
+            **{k: body[k] for k in ECHOED if body.get(k) is not None},
+            # Tango writes these even when empty (the docs show "address": null)
+            "sender": body.get("sender"),
+            "recipient": body.get("recipient"),
+            "accountNumber": f"A{zlib.crc32(account.encode()) % 10**8:08d}",
+            "amountCharged": {
+                "value": amount,
+                "currencyCode": "USD",
+                "exchangeRate": Decimal("1.0"),
+                "fee": Decimal("0.00"),
+                "total": amount,
+            },
+            "denomination": {"value": amount, "currencyCode": "USD"},
+            "rewardName": item.reward_name,
+            "sendEmail": body.get("sendEmail", method == "EMAIL"),
+            "deliveryMethod": method,
+            "createdAt": iso(created),
+            "orderClientSource": "API",
+            "reward": _reward(item, seq, created, body.get("expirationDate")),
+        }
+        return Stored(wire, ts, account)
+
+    def seed(
+        self, count: int, *, start: datetime, step: timedelta, fields: Mapping[str, Any]
+    ) -> list[str]:
+        """Store ``count`` orders created at ``start + i * step``; return their IDs (see
+        :meth:`Sandbox.seed_orders <tango_async.testing.Sandbox.seed_orders>`)."""
+        start = start if start.tzinfo else start.replace(tzinfo=UTC)
+        wire = {_wire_name(k): v for k, v in fields.items()}
+        outcome = wire.pop("status", "COMPLETE")
+        body: dict[str, Any] = {
+            "customerIdentifier": "sandbox-customer",
+            "accountIdentifier": "sandbox-account",
+            "utid": "U561593",
+            "amount": Decimal("10.00"),
+            "deliveryMethod": "EMAIL",
+            "sendEmail": True,
+            "recipient": {"email": "recipient@example.com", "firstName": "Rita"},
+        }
+        extra = {k: v for k, v in wire.items() if k not in body and k not in ECHOED}
+        body |= {k: v for k, v in wire.items() if k in body or k in ECHOED}
+        if not isinstance(body["amount"], Decimal):
+            body["amount"] = Decimal(str(body["amount"]))
+        ids = []
+        base_ts = start.timestamp()
+        step_s = step.total_seconds()
+        own_ref = count == 1 and body.get("externalRefID") is not None
+        for i in range(count):
+            ts = base_ts + i * step_s
+            one = body if own_ref else {**body, "externalRefID": f"seed-{next(self._seed_ids)}"}
+            stored = self.build(one, ts)
+            stored.outcome = outcome
+            stored.wire.update(extra)
+            self.add(stored, sort=False)
+            ids.append(stored.wire["referenceOrderID"])
+        self._index.sort()
+        self._version += 1
+        return ids
+
+    # --- GET /orders --------------------------------------------------------------------------
+
+    def query(
+        self,
+        q: Mapping[str, str],
+        start: datetime | None,
+        end: datetime | None,
+        low: Decimal | None,
+        high: Decimal | None,
+        now: float,
+    ) -> list[Stored]:
+        """The orders GET /orders with query ``q`` finds, newest first: created from
+        ``start`` to ``end``, amounts from ``low`` to ``high``, the other parameters
+        compared as text (:data:`LIST_FILTERS`, :data:`STATUS_FILTERS`). Cached until the
+        store changes, except with a status filter while orders are PENDING for a while
+        (``pending_for``): their status turns with time."""
+        filters = sorted((k, v) for k, v in q.items() if k not in ("page", "elementsPerBlock"))
+        dynamic = self.pending_for > 0 and any(k in STATUS_FILTERS for k, _ in filters)
+        key = (self._version, *filters)
+        if not dynamic and key in self._cache:
+            return self._cache[key]
+        lo = 0 if end is None else bisect.bisect_left(self._index, (-end.timestamp(), ""))
+        hi = (
+            len(self._index)
+            if start is None
+            else bisect.bisect_right(self._index, (-start.timestamp(), "\uffff"))
+        )
+        exact = [(path, v) for k, v in filters if (path := LIST_FILTERS.get(k)) is not None]
+        statuses = [v for k, v in filters if k in STATUS_FILTERS]
+        orders = self._orders
+        found = []
+        for _, oid in self._index[lo:hi]:
+            s = orders[oid]
+            if exact and not all(_text(dig(s.wire, p)) == v for p, v in exact):
+                continue
+            if low is not None or high is not None:
+                amount = Decimal(s.wire["denomination"]["value"])
+                if (low is not None and amount < low) or (high is not None and amount > high):
+                    continue
+            if statuses and any(self.status(s, now) != v for v in statuses):
+                continue
+            found.append(s)
+        if not dynamic:
+            if len(self._cache) > 16 or any(k[0] != self._version for k in self._cache):
+                self._cache.clear()
+            self._cache[key] = found
+        return found
+
+
+def _reward(item: CatalogItem, seq: int, created: datetime, expiration: Any) -> dict[str, Any]:
+    token = zlib.crc32(f"{seq}".encode()) % 10**8
+    if item.kind == "promo_link":
+        url = f"https://sandbox.rewardlink.example/r/{seq:06d}{token:08d}"
+        expires = expiration or iso(created + timedelta(days=365))
+        creds = [
+            ("redemptionUrl", url, "url", "redemptionUrl"),
+            ("expirationDate", expires, "date", "expirationDate"),
+        ]
+        instructions = "Open the link to choose your reward."
+    else:
+        creds = [
+            ("Claim Code", f"SBX{token:08d}{seq:05d}", "text", "cardNumber"),
+            ("PIN", f"{(token * 7) % 10**4:04d}", "text", "cardPin"),
+        ]
+        instructions = "Enter the claim code and PIN at checkout."
+    return {
+        "credentials": {label: value for label, value, _, _ in creds},
+        "credentialList": [
+            {"label": label, "value": value, "type": kind, "credentialType": ctype}
+            for label, value, kind, ctype in creds
+        ],
+        "redemptionInstructions": instructions,
+    }
+
+
+_IRREGULAR = {
+    "external_ref_id": "externalRefID",
+    "reference_order_id": "referenceOrderID",
+    "reference_line_item_id": "referenceLineItemID",
+}
+
+
+def _wire_name(name: str) -> str:
+    if name in _IRREGULAR:
+        return _IRREGULAR[name]
+    head, *rest = name.split("_")
+    return head + "".join(p[:1].upper() + p[1:] for p in rest)
