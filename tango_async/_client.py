@@ -28,12 +28,13 @@ from ._exceptions import ValidationError
 from ._logs import setup_logging
 from ._pacing import PacingPolicy, RoutePacing
 from ._ratelimit import LocalRateLimiter, RateLimiter
+from ._requestor import Requestor
 from ._retry import RetryPolicy
 from ._transport import Transport, check_base_url
 from ._unresolved import LocalUnresolvedStore, UnresolvedStore
 from ._validation import check_max_amount, finite_number
+from .bulk._orders import BulkOrders
 from .resources.line_items import LineItems
-from .resources.orders import Orders
 
 __all__ = ["TangoClient"]
 
@@ -205,10 +206,21 @@ class TangoClient:
             ssl_context=ssl_context,
             pacing=RoutePacing(self.pacing, self.rate_limiter, self.clock),
         )
-        # order <-> line item pairs seen: a resend of one starts the cooldown of both
-        self._resend_links = ResendLinks()
-        self.orders = Orders(self)
-        self.line_items = LineItems(self)
+        # What every resource calls the API with; a resource never sees the client.
+        self._requestor = Requestor(
+            transport=self._transport,
+            clock=self.clock,
+            platform_name=name,
+            max_amount=self.max_amount,
+            result_window=self.result_window,
+            resend_cooldown=self.resend_cooldown,
+            cooldown_store=self.cooldown_store,
+            unresolved_store=self.unresolved_store,
+            resend_links=ResendLinks(),  # order <-> line item pairs: one resend cooldown
+        )
+        self._resend_links = self._requestor.resend_links
+        self.orders = BulkOrders(self._requestor, self.rate_limiter)
+        self.line_items = LineItems(self._requestor)
 
     def __repr__(self) -> str:
         # Safe on a client whose __init__ raised: a traceback with captured locals shows it.

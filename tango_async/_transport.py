@@ -378,7 +378,6 @@ class Transport:
         self.pacing = pacing
         self._owner = object()  # marks this transport's attempts for its signals
         self._trace = _trace_config(self._owner)
-        self._base_path = URL(base_url).path.rstrip("/")
         # The Authorization header is added by the credential inside the call that hands the
         # headers to aiohttp (see _auth): these dicts, and the locals of send(), never hold it.
         self._credential = credential

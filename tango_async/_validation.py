@@ -1,7 +1,7 @@
 """Client-side checks of every documented request rule, run before anything is sent.
 
-Where the sources disagree the newest wins (tangocard-openapi.json, then the 2025 page,
-then the 2024 pages): see ../shared/API.md. Each failure is a ValidationError naming
+Where Tango's sources disagree the newest wins (the OpenAPI description, then the 2025
+documentation page, then the 2024 pages). Each failure is a ValidationError naming
 the field (snake_case, dotted) and the rule.
 """
 
@@ -592,8 +592,9 @@ DIGITAL_ADDRESS_LIMITS = (
 
 
 def check_digital_address(addr: object, field: str) -> None:
-    """An address on a digital order: sent as given (the server decides, API.md), but its
-    fields must be strings within the schema's lengths, and the country 2 letters."""
+    """An address on a digital order: sent as given (the server decides; newer pages allow
+    one), but its fields must be strings within the schema's lengths, and the country 2
+    letters."""
     if not isinstance(addr, Address):
         raise _fail(field, f"must be an Address, not {type(addr).__name__}")
     for name, limit in DIGITAL_ADDRESS_LIMITS:
@@ -707,7 +708,7 @@ def prepare_order(
         elif r.address is not None:
             check_digital_address(r.address, "recipient.address")
         # On a digital order an address is sent as given: newer API pages allow one for some
-        # digital cash rewards, so the server decides (API.md).
+        # digital cash rewards, so the server decides.
     if physical and (r is None or r.address is None):
         raise _fail("recipient.address", "is required for ADDRESS delivery")
 

@@ -202,7 +202,8 @@ return 0
 
 
 class RateLimiterUnavailableError(TangoError):
-    """The shared limiter or cooldown store (Redis) did not answer in time; nothing was sent."""
+    """The shared rate limiter or cooldown store (Redis) did not answer in time; nothing was
+    sent. (The unresolved-order store raises UnresolvedStoreError instead.)"""
 
 
 _DAY = 86_400.0
@@ -565,7 +566,9 @@ class RedisRateLimiter(_RedisBacked):
 @tolerant_repr
 class RedisCooldownStore(_RedisBacked):
     """Resend cooldowns shared through Redis: one resend per order / line item per
-    ``cooldown`` seconds across every worker.
+    cooldown across every worker. The cooldown is the one each call passes (the
+    client's ``resend_cooldown``); the ``cooldown`` argument here is only shown in the
+    repr, to say which one the workers are meant to share.
 
     ``claim`` is SET NX PX (atomically, so two workers never both resend); PTTL is the
     ``retry_after`` of the others. The claim is re-extended when the server answers, and

@@ -344,7 +344,7 @@ async def test_a_sending_row_is_resent_on_resume_and_comes_back_existing(
     job.journal.mark_sending(2)  # the job died with row 2 in flight...
     row2 = job.journal.get(2)
     job.journal.close()
-    sent = await client.orders._send_encoded(row2.external_ref_id, row2.request)  # ...after it
+    sent = await client.orders.send_encoded(row2.external_ref_id, row2.request)  # ...after it
     assert sent.created  # reached the API
 
     journal = Journal.open(path)

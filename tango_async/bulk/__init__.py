@@ -13,6 +13,7 @@
 
 from ._inputs import InputFileError, InputRow, RowError, detect_format, file_digest, read_orders
 from ._job import (
+    BulkClient,
     BulkJob,
     BulkValidationError,
     Plan,
@@ -31,12 +32,15 @@ from ._journal import (
     JournalRow,
     RowState,
 )
+from ._orders import BulkOrders
 from ._report import FORMULA_TRIGGERS, REPORT_FIELDS, ReportError, csv_cell, summary, write_report
 
 __all__ = [
     "FORMULA_TRIGGERS",
     "REPORT_FIELDS",
+    "BulkClient",
     "BulkJob",
+    "BulkOrders",
     "BulkValidationError",
     "InputFileError",
     "InputRow",

@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 import msgspec
 
@@ -51,7 +51,9 @@ from .._exceptions import (
     UnprocessableEntityError,
     ValidationError,
 )
+from .._ratelimit import RateLimiter
 from .._validation import prepare_order
+from ..resources.orders import Orders
 from ..types.orders import CreateOrderRequest
 from ._inputs import InputRow, RowError
 from ._journal import (
@@ -67,9 +69,23 @@ from ._journal import (
 if TYPE_CHECKING:
     from decimal import Decimal
 
-    from .._client import TangoClient
+
+class BulkClient(Protocol):
+    """What a bulk job needs of a client (a :class:`~tango_async.TangoClient` has it all):
+    its ``orders`` resource to send through, its ``max_amount`` to check rows against and
+    its ``rate_limiter`` (whose ``spacing``, if it has one, paces the progress estimate)."""
+
+    @property
+    def orders(self) -> Orders: ...
+
+    @property
+    def max_amount(self) -> Decimal: ...
+
+    @property
+    def rate_limiter(self) -> RateLimiter: ...
 
 __all__ = [
+    "BulkClient",
     "BulkJob",
     "BulkValidationError",
     "Plan",
@@ -346,7 +362,7 @@ class BulkJob:
 
     def __init__(
         self,
-        client: TangoClient,
+        client: BulkClient,
         rows: Sequence[tuple[int, str, bytes]],
         *,
         journal: Journal | None = None,
@@ -384,7 +400,7 @@ class BulkJob:
     @classmethod
     def prepare(
         cls,
-        client: TangoClient,
+        client: BulkClient,
         requests: Iterable[CreateOrderRequest | InputRow] | Plan,
         *,
         run_label: str | None = None,
@@ -438,7 +454,7 @@ class BulkJob:
     @classmethod
     def resume(
         cls,
-        client: TangoClient,
+        client: BulkClient,
         journal: Journal,
         *,
         concurrency: int = 2,
@@ -603,7 +619,7 @@ class BulkJob:
         if journal is not None:
             await self._io(journal.mark_sending, row)  # on disk before the request goes out
         try:
-            order = await self._client.orders._send_encoded(
+            order = await self._client.orders.send_encoded(
                 ref, body, reused=row in self._unsettled, gate=lambda: not self._stopping
             )
         except SendSkipped:

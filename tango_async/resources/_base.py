@@ -1,4 +1,4 @@
-"""What the resources share: the client handle and the resend procedure."""
+"""What the resources share: the requestor handle and the resend procedure."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from .._exceptions import APIConnectionError, APIError, ResendCooldownError, Tan
 from .._retry import parse_retry_after
 
 if TYPE_CHECKING:
-    from .._client import TangoClient
     from .._cooldown import CooldownStore
+    from .._requestor import Requestor
 
 T = TypeVar("T")
 
@@ -26,8 +26,11 @@ _EPOCH = re.compile(r"[0-9]+(\.[0-9]+)?")
 
 
 class Resource:
-    def __init__(self, client: TangoClient) -> None:
-        self._client = client
+    """A group of API calls (``client.orders``, ``client.line_items``...), fed by its
+    client's :class:`~tango_async._requestor.Requestor`."""
+
+    def __init__(self, requestor: Requestor) -> None:
+        self._requestor = requestor
 
     async def _resend(
         self, kind: str, ref: str, path: str, body: bytes, type_: type[T], wait: bool
@@ -41,9 +44,9 @@ class Resource:
         it (for as long as the answer says is left, else the whole cooldown) and raises
         ResendCooldownError (or waits, with ``wait``).
         """
-        client = self._client
-        store = client.cooldown_store
-        cooldown = client.resend_cooldown
+        req = self._requestor
+        store = req.cooldown_store
+        cooldown = req.resend_cooldown
         label = f"{kind} {ref}"
         server_refusals = 0
         while True:
@@ -52,10 +55,10 @@ class Resource:
             if left > 0:
                 if not wait:
                     raise ResendCooldownError(label, left)
-                await client._transport.sleep(left)
+                await req.transport.sleep(left)
                 continue
             try:
-                resp = await client._transport.request("POST", path, mode="resend", body=body)
+                resp = await req.transport.request("POST", path, mode="resend", body=body)
             except APIConnectionError as e:
                 if not e.maybe_sent:
                     await _release_all(store, keys)
@@ -65,8 +68,8 @@ class Resource:
                     retry_after = server_cooldown_left(e, cooldown)
                     await _extend_all(store, keys, retry_after)
                     server_refusals += 1
-                    if wait and server_refusals <= client.retry.max_retries:
-                        await client._transport.sleep(retry_after)
+                    if wait and server_refusals <= req.retry.max_retries:
+                        await req.transport.sleep(retry_after)
                         continue
                     raise ResendCooldownError(label, retry_after) from e
                 if e.status_code < 500:
@@ -82,17 +85,17 @@ class Resource:
 
         ``tango:{platform}:{kind}:{ref}``, the same in every process sharing a store.
         """
-        client = self._client
-        keys = [cooldown_key(client.platform_name, kind, ref)]
-        links = client._resend_links
+        platform = self._requestor.platform_name
+        keys = [cooldown_key(platform, kind, ref)]
+        links = self._requestor.resend_links
         if kind == "order":
             line_item = links.line_item_of(ref)
             if line_item is not None:
-                keys.append(cooldown_key(client.platform_name, "line_item", line_item))
+                keys.append(cooldown_key(platform, "line_item", line_item))
         elif kind == "line_item":
             order = links.order_of(ref)
             if order is not None:
-                keys.append(cooldown_key(client.platform_name, "order", order))
+                keys.append(cooldown_key(platform, "order", order))
         return keys
 
 

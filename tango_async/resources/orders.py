@@ -7,10 +7,9 @@ import contextlib
 import dataclasses
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -34,9 +33,7 @@ from ..types.resends import Resend
 from ._base import Resource
 
 if TYPE_CHECKING:
-    from .._client import TangoClient
-    from ..bulk._inputs import InputRow
-    from ..bulk._job import BulkJob
+    from .._requestor import Requestor
 
 __all__ = ["Orders"]
 
@@ -67,8 +64,8 @@ def encode_order(
 class Orders(Resource):
     """Order calls of the API."""
 
-    def __init__(self, client: TangoClient) -> None:
-        super().__init__(client)
+    def __init__(self, requestor: Requestor) -> None:
+        super().__init__(requestor)
         self._in_flight: set[str] = set()  # externalRefIDs of this client's creates in flight
         # externalRefIDs this client settled: never reused, even if the store kept them
         self._settled: dict[str, None] = {}
@@ -100,7 +97,7 @@ class Orders(Resource):
         call waits raises ClientClosedError; UnresolvedStoreError if the store cannot
         record the order before it is sent (nothing sent).
         """
-        client = self._client
+        client = self._requestor
         store = client.unresolved_store
         wire = prepare_order(request, max_amount=client.max_amount)
         ref = wire.external_ref_id
@@ -123,7 +120,7 @@ class Orders(Resource):
         self._in_flight.add(ref)
         try:
             body = encode_request(msgspec.structs.replace(wire, external_ref_id=ref))
-            return await self._send_encoded(
+            return await self.send_encoded(
                 ref, body, content_key=key, remember=True, reused=earlier is not None
             )
         finally:
@@ -133,7 +130,7 @@ class Orders(Resource):
         """The oldest remembered attempt with this content that no call of this client is
         sending and that this client has not settled (a settled one whose removal from the
         store failed is removed again)."""
-        store = self._client.unresolved_store
+        store = self._requestor.unresolved_store
         for entry in await store.find(key):
             ref = entry.external_ref_id
             if ref in self._settled:
@@ -142,7 +139,7 @@ class Orders(Resource):
                 return entry
         return None
 
-    async def _send_encoded(
+    async def send_encoded(
         self,
         ref: str,
         body: bytes,
@@ -152,15 +149,19 @@ class Orders(Resource):
         reused: bool = False,
         gate: Callable[[], bool] | None = None,
     ) -> CreatedOrder:
-        """POST an order already checked and encoded (with externalRefID ``ref``): the part
-        of create() that bulk jobs call with the exact bytes they journaled.
+        """POST an order already checked and encoded: ``body`` is the wire JSON (as
+        :func:`encode_order` gives it) whose externalRefID is ``ref``. The part of
+        :meth:`create` below validation: the seam for workflows that must send the exact
+        bytes they recorded (bulk jobs send their journaled bytes through it).
 
-        ``remember``: keep the attempt in the client's unresolved store while its outcome is
-        unknown (bulk jobs keep their own journal instead). ``reused``: ``ref`` was sent
-        before with an unknown outcome, so only a 2xx is a definite answer. ``gate``: asked
-        once the first rate slot is taken; False sends nothing (SendSkipped).
+        Retries, pacing and errors are create()'s; nothing here checks ``body`` again, so
+        pass only what :func:`encode_order` produced. ``remember``: keep the attempt in the
+        client's unresolved store while its outcome is unknown (bulk jobs keep their own
+        journal instead). ``reused``: ``ref`` was sent before with an unknown outcome, so
+        only a 2xx is a definite answer. ``gate``: asked once the first rate slot is taken;
+        False sends nothing (SendSkipped).
         """
-        client = self._client
+        client = self._requestor
         store = client.unresolved_store if remember else None
         exchange = Exchange()
         entry: UnresolvedOrder | None = None
@@ -225,7 +226,7 @@ class Orders(Resource):
         self, ref: str, body: bytes, exchange: Exchange, gate: Callable[[], bool] | None
     ) -> CreatedOrder:
         """The POST with its retries, until an answer that decodes into this order."""
-        transport = self._client._transport
+        transport = self._requestor.transport
         policy = transport.retry
 
         async def check_gate() -> None:  # after the rate slot (taken by the transport)
@@ -274,7 +275,7 @@ class Orders(Resource):
                 await transport.sleep(delay)
                 continue
             order.created = made or resp.status != 200
-            self._client._resend_links.learn(order)
+            self._requestor.resend_links.learn(order)
             return order
 
     async def unresolved(self) -> list[UnresolvedOrder]:
@@ -285,7 +286,7 @@ class Orders(Resource):
         Settle each with :meth:`resolve`, or create the same order again (it reuses the
         externalRefID). UnresolvedStoreError if the store cannot be read.
         """
-        entries = await self._client.unresolved_store.list()
+        entries = await self._requestor.unresolved_store.list()
         busy = self._in_flight
         return [e for e in entries if e.state != "not_found" and e.external_ref_id not in busy]
 
@@ -302,7 +303,7 @@ class Orders(Resource):
         ref = check_external_ref_id(external_ref_id)
         if ref is None:
             raise ValidationError("external_ref_id", "is required")
-        store = self._client.unresolved_store
+        store = self._requestor.unresolved_store
         found: Order | None = None
         async for order in self.list(external_ref_id=ref):
             if order.external_ref_id == ref:
@@ -318,48 +319,6 @@ class Orders(Resource):
             await store.put(_with_state(entry, "not_found", "resolve(): no order found"))
         return None
 
-    def submit_many(
-        self,
-        requests: Iterable[CreateOrderRequest | InputRow],
-        *,
-        journal: str | Path | None = None,
-        run_label: str | None = None,
-        dry_run: bool = False,
-        job_id: str | None = None,
-        concurrency: int = 2,
-        skip_invalid: bool = False,
-    ) -> BulkJob:
-        """A bulk order job over ``requests``; iterate it to send them and get RowResults.
-
-        Every row is checked before anything is sent: invalid rows raise
-        BulkValidationError listing them all (nothing sent), or with ``skip_invalid`` come
-        back as ``invalid`` results. A row without an externalRefID gets one derived from
-        its content (and its ordinal among identical rows): submitting the same orders
-        again, from any file or journal, gets the existing orders back and pays nothing.
-        To send the same rewards again on purpose, give a new ``run_label`` (the same label
-        twice is idempotent again). ``job_id`` keeps 0.1's scheme (``{job_id}r{row}``, by
-        row number) to finish jobs that 0.1 started with it; don't use it for new jobs.
-        ``dry_run`` sends nothing
-        and yields a ``planned`` result per row. Orders go out through this client's rate
-        limiter, ``concurrency`` at a time. With ``journal`` (a new SQLite file) every
-        row's state is on disk before its request goes out:
-        ``BulkJob.resume(client, Journal.open(path))`` finishes an interrupted job with
-        exactly one order per row. A 401, 403, 402 or frozen-account answer stops the job
-        (``job.stopped_by``); a journal write that fails stops it with JournalError.
-        """
-        from ..bulk._job import BulkJob
-
-        return BulkJob.prepare(
-            self._client,
-            requests,
-            run_label=run_label,
-            job_id=job_id,
-            journal=journal,
-            concurrency=concurrency,
-            skip_invalid=skip_invalid,
-            dry_run=dry_run,
-        )
-
     async def get(self, reference_order_id: str, /) -> Order:
         """Fetch one order with its reward credentials: ``GET /orders/{referenceOrderID}``.
 
@@ -367,11 +326,11 @@ class Orders(Resource):
         unknown ID, ValidationError for an empty or malformed one.
         """
         ref = check_path_id(reference_order_id, "reference_order_id")
-        resp = await self._client._transport.request(
+        resp = await self._requestor.transport.request(
             "GET", f"/orders/{path_segment(ref)}", mode="read"
         )
         order = resp.parse(Order)
-        self._client._resend_links.learn(order)
+        self._requestor.resend_links.learn(order)
         return order
 
     def list(
@@ -471,14 +430,14 @@ class Orders(Resource):
             purchase_order_number=purchase_order_number,
         )
         return OrderHistory(
-            self._client._transport,
+            self._requestor.transport,
             query,
             start_date=start_date,
             end_date=end_date,
             elements_per_block=elements_per_block,
             page=page,
-            result_window=self._client.result_window,
-            on_order=self._client._resend_links.learn,
+            result_window=self._requestor.result_window,
+            on_order=self._requestor.resend_links.learn,
             concurrency=concurrency,
         )
 

@@ -1,0 +1,40 @@
+"""What a resource needs of its client: the transport, the policies and settings, the
+shared stores. Resources take a :class:`Requestor`, never the client (stripe-python's
+requestor-fed services), so a resource module imports nothing above this layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from ._clock import Clock
+from ._cooldown import CooldownStore, ResendLinks
+from ._retry import RetryPolicy
+from ._transport import Transport
+from ._unresolved import UnresolvedStore
+
+__all__ = ["Requestor"]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Requestor:
+    """One client's means of calling the API, shared by all its resources.
+
+    ``transport`` sends (retries, pacing, bounded reads); ``resend_links`` pairs the orders
+    and line items seen (a resend of one starts the cooldown of both); the rest are the
+    client's settings as checked by its constructor."""
+
+    transport: Transport
+    clock: Clock
+    platform_name: str
+    max_amount: Decimal
+    result_window: int
+    resend_cooldown: float
+    cooldown_store: CooldownStore
+    unresolved_store: UnresolvedStore
+    resend_links: ResendLinks
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """The retry policy in force (the transport's)."""
+        return self.transport.retry
