@@ -73,7 +73,8 @@ def run(cfg: Config) -> Result:
     result = Result(NAME)
     rows: dict[bool, list[tuple[int, int, float]]] = {True: [], False: []}
     with Child(
-        "_seeded_sandbox", [str(count), "100000", "--read-rate", str(READ_RATE)],
+        "_seeded_sandbox",
+        [str(count), "100000", "--read-rate", str(READ_RATE)],
         cpu_set=server_cpus,
     ) as sandbox:
         for _ in range(rounds):

@@ -391,8 +391,7 @@ def run(cfg: Config) -> Result:
     if cfg.quick:
         result.rows.append(
             Row(
-                "pacing: 4 processes on loopback and from a cold start, 20/s over TLS in 1 "
-                "process",
+                "pacing: 4 processes on loopback and from a cold start, 20/s over TLS in 1 process",
                 "skipped (--quick)",
             )
         )

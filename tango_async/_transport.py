@@ -1,13 +1,10 @@
 """HTTP transport: one aiohttp session, auth, timeouts, bounded reads, error mapping, retries.
 
-Retries follow three modes, because a resend and an order creation are not alike:
-
-- ``read`` (GETs): retried on 429, 5xx, timeouts and connection errors.
-- ``create`` (POST /orders, always carrying an externalRefID): retried on 429 (at least
-  ``rate_limit_delay``), 409 (at least ``conflict_delay``), 5xx, timeouts and connection
-  errors; every attempt takes a rate slot first, since the server counts arrivals.
-- ``resend`` (not idempotent): retried only on 429 and on failures that certainly
-  happened before the request was sent.
+Each call names its operation kind's retry decisions (``_retry.READ``, ``CREATE`` or
+``RESEND``, an :class:`~tango_async._retry.OperationRetry`), because a resend and an order
+creation are not alike; the transport asks them after every failed attempt and waits as
+they say (timing: the client's :class:`~tango_async._retry.RetryPolicy`). Every attempt of
+a create takes a rate slot first, since the server counts arrivals.
 
 An :class:`Exchange` passed to :meth:`Transport.request` records whether any attempt of
 the call may have reached the server: what ``orders.create()`` needs to tell an order that
@@ -38,7 +35,7 @@ import time
 import zlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 import msgspec
@@ -62,12 +59,12 @@ from ._exceptions import (
 from ._logs import escape
 from ._pacing import Pace, RoutePacing
 from ._ratelimit import WriteGate
-from ._retry import RetryPolicy, parse_retry_after
+from ._retry import OperationRetry, RetryPolicy, parse_retry_after
+from ._retry import header as _header
 from ._version import __version__
 
 log = logging.getLogger("tango_async")
 
-Mode = Literal["read", "create", "resend"]
 T = TypeVar("T")
 
 _JSON_DECODER = msgspec.json.Decoder()
@@ -424,9 +421,7 @@ class Transport:
                 ttl_dns_cache=300,
                 ssl=self._ssl_context if self._ssl_context is not None else True,
             )
-            self._session = aiohttp.ClientSession(
-                connector=connector, trace_configs=[self._trace]
-            )
+            self._session = aiohttp.ClientSession(connector=connector, trace_configs=[self._trace])
         elif self._session.closed:
             raise ClientClosedError("the aiohttp session given to this TangoClient is closed")
         elif self._trace not in self._session.trace_configs:
@@ -752,18 +747,26 @@ class Transport:
         method: str,
         path: str,
         *,
-        mode: Mode,
+        operation: OperationRetry,
         body: bytes | None = None,
         params: Sequence[tuple[str, str]] | None = None,
         before_send: Callable[[], Awaitable[None]] | None = None,
         exchange: Exchange | None = None,
     ) -> Response:
-        """Send with retries as ``mode`` allows; return a 2xx Response or raise a TangoError.
+        """Send with retries as ``operation`` decides; return a 2xx Response or raise.
 
-        ``exchange``, if given, records what may have reached the server (see Exchange).
+        Raises the last attempt's error when ``operation`` does not retry it: an APIError
+        subclass for an answer, APIConnectionError (APITimeoutError) for a failure without
+        one; ClientClosedError once the client is closed. ``exchange``, if given, records
+        what may have reached the server (see Exchange).
         """
         policy = self.retry
-        pace = self.pacing.for_request(method, path, mode) if self.pacing is not None else None
+        decide = operation.decide
+        pace = (
+            self.pacing.for_request(method, path, operation.kind)
+            if self.pacing is not None
+            else None
+        )
         # A call that asks again (create after an unreadable 2xx) shares one retry budget.
         attempt = exchange.attempts if exchange is not None else 0
         while True:
@@ -780,9 +783,10 @@ class Transport:
                     pace=pace,
                 )
             except APIConnectionError as e:
-                if attempt >= policy.max_retries or (mode == "resend" and e.maybe_sent):
+                option = decide(e, attempt, policy)
+                if not option.retry:
                     raise
-                delay = policy.backoff(attempt)
+                delay = option.delay
                 log.info(
                     "%s %s: %s; retry %d in %.2f s",
                     method,
@@ -799,10 +803,10 @@ class Transport:
                 error = build_api_error(resp)
                 if exchange is not None and (error.status_code >= 500 or error.status_code == 409):
                     exchange.maybe_delivered = True  # processed, or in process
-                delay_or_none = self._retry_delay(error, mode, attempt)
-                if delay_or_none is None:
+                option = decide(error, attempt, policy)
+                if not option.retry:
                     raise error
-                delay = delay_or_none
+                delay = option.delay
                 if error.status_code == 429 and pace is not None:
                     await pace.rate_limited(delay, started)
                 log.info(
@@ -817,24 +821,6 @@ class Transport:
             await self.sleep(delay)
             attempt += 1
 
-    def _retry_delay(self, error: APIError, mode: Mode, attempt: int) -> float | None:
-        policy = self.retry
-        if attempt >= policy.max_retries:
-            return None
-        status = error.status_code
-        retry_after = parse_retry_after(_header(error.headers, "Retry-After"))
-        if retry_after is not None and retry_after > policy.max_retry_after:
-            return None  # the server asks for longer than we wait: the caller decides
-        if status == 429:
-            return policy.backoff(attempt, retry_after=retry_after, floor=policy.rate_limit_delay)
-        if mode == "resend":
-            return None
-        if status >= 500:
-            return policy.backoff(attempt, retry_after=retry_after)
-        if status == 409 and mode == "create":
-            return policy.backoff(attempt, retry_after=retry_after, floor=policy.conflict_delay)
-        return None
-
 
 # --- error bodies ---------------------------------------------------------------------------
 
@@ -848,16 +834,6 @@ def _request_id(resp: Response) -> str | None:
         m = _REQUEST_ID.search(resp.body, 0, 2048)
         rid = m.group(1).decode("utf-8", "replace") if m else None
     return rid
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    """A header of ``headers`` by its name in any case, as HTTP names are: an APIError's
-    ``headers`` (a dict) keep the names as the server wrote them (``retry-after``)."""
-    value = headers.get(name)
-    if value is None:
-        wanted = name.lower()
-        value = next((v for k, v in headers.items() if k.lower() == wanted), None)
-    return value
 
 
 _MIN_PARSED_VALUES = 10_000  # JSON values an error body may hold and still be parsed

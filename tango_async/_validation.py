@@ -135,9 +135,7 @@ def check_external_ref_id(value: object, field: str = "external_ref_id") -> str 
     return s
 
 
-def finite_number(
-    value: object, *, lo: float, hi: float = math.inf, above: bool = False
-) -> bool:
+def finite_number(value: object, *, lo: float, hi: float = math.inf, above: bool = False) -> bool:
     """True for an int or float (not a bool) that is finite and within ``lo``..``hi``
     (strictly above ``lo`` with ``above``): the check behind every numeric setting."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):

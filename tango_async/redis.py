@@ -39,7 +39,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import random
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -52,6 +51,7 @@ from redis.exceptions import RedisError
 from ._exceptions import RateLimiterConflictError, TangoError, ValidationError
 from ._ratelimit import _LEAD, Widening, checked_spacing
 from ._repr import tolerant_repr
+from ._retry import store_retry
 from ._unresolved import STATES, UnresolvedOrder, UnresolvedStoreError
 from ._validation import check_str, finite_number
 
@@ -221,9 +221,7 @@ def _client(url_or_client: str | aioredis.Redis, timeout: float) -> aioredis.Red
                 health_check_interval=30,
             )
         except (ValueError, TypeError) as e:  # redis-py's message names no credential
-            raise ValidationError(
-                "url_or_client", f"is not a usable Redis URL ({e})"
-            ) from None
+            raise ValidationError("url_or_client", f"is not a usable Redis URL ({e})") from None
     if not isinstance(url_or_client, aioredis.Redis):
         raise ValidationError("url_or_client", "must be a redis:// URL or a redis.asyncio.Redis")
     return url_or_client
@@ -247,7 +245,8 @@ def _name(value: object, field: str) -> str:
 
 
 class _RedisBacked:
-    """Fail-closed calls to Redis: retried with capped backoff for ``unavailable_timeout``.
+    """Fail-closed calls to Redis: retried with capped backoff (``_retry.STORE_BACKOFF``)
+    for ``unavailable_timeout``.
 
     ValidationError for a bad common argument: ``url_or_client`` not a Redis URL or
     ``redis.asyncio.Redis``; ``namespace`` (or ``platform``, when given) not a non-empty
@@ -290,20 +289,20 @@ class _RedisBacked:
         when not ``patient``), then RateLimiterUnavailableError (UnresolvedStoreError for
         the unresolved-order store)."""
         deadline = time.monotonic() + (self.unavailable_timeout if patient else 0.0)
-        delay = 0.05
+        attempt = 0
         while True:
             try:
                 return await fn()
             except (RedisError, OSError) as e:
-                left = deadline - time.monotonic()
-                if left <= 0:
+                option = store_retry(attempt, deadline - time.monotonic())
+                if not option.retry:
                     raise self._unavailable(
                         f"Redis did not answer ({type(e).__name__}) for "
                         f"{self.unavailable_timeout:g} s; {what} {self._consequence}"
                     ) from None
                 log.warning("Redis unavailable (%s) for %s; retrying", type(e).__name__, what)
-                await asyncio.sleep(min(delay * (1 + random.random() * 0.25), left))
-                delay = min(delay * 2, 2.0)
+                await asyncio.sleep(option.delay)
+                attempt += 1
 
     async def aclose(self) -> None:
         """Close the Redis connections this object opened."""
@@ -408,9 +407,7 @@ class RedisRateLimiter(_RedisBacked):
     def _agreement(self) -> list[Any]:
         return [self._us(self.spacing), int(self.agreement_ttl * 1000)]
 
-    async def _agreed(
-        self, what: str, script: Any, keys: list[str], args: list[Any]
-    ) -> list[Any]:
+    async def _agreed(self, what: str, script: Any, keys: list[str], args: list[Any]) -> list[Any]:
         """Run a script that checks the agreed spacing first (``_AGREE``): its answer, or
         RateLimiterConflictError when another client paces at another spacing."""
         answer: list[Any] = await self._call(what, functools.partial(script, keys=keys, args=args))

@@ -21,8 +21,10 @@ def downgrade_to_schema_1(path: Path) -> None:
         db.execute(f"INSERT INTO rows_v1 SELECT {_COLUMNS} FROM rows")
         db.execute("DROP TABLE rows")
         db.execute("ALTER TABLE rows_v1 RENAME TO rows")
-        db.execute("DELETE FROM meta WHERE key IN ('ref_scheme', 'identity', 'run_label', "
-                   "'rows', 'digest')")
+        db.execute(
+            "DELETE FROM meta WHERE key IN ('ref_scheme', 'identity', 'run_label', "
+            "'rows', 'digest')"
+        )
         db.execute("PRAGMA user_version=1")
         db.execute("COMMIT")
     finally:

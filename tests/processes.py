@@ -15,8 +15,12 @@ from pathlib import Path
 def sandbox_process(*args: str) -> Iterator[dict[str, str]]:
     """``python -m tango_async.testing ARGS`` in its own process; yields the TANGO_*
     environment it prints (base URL and credentials)."""
-    proc = subprocess.Popen([sys.executable, "-m", "tango_async.testing", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tango_async.testing", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         lines = [proc.stdout.readline() for _ in range(4)]
@@ -34,8 +38,12 @@ async def started_sandbox(
     """``python -m tango_async.testing ARGS`` started under asyncio: the process, the first
     ``lines`` lines it printed, and the TANGO_* environment among them."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tango_async.testing", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "tango_async.testing",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     assert proc.stdout is not None
     printed = [(await asyncio.wait_for(proc.stdout.readline(), 20)).decode() for _ in range(lines)]
@@ -47,5 +55,11 @@ def cli_process(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.P
     """``tango-async ARGS`` (as ``python -m tango_async.cli``) with ``env`` added."""
     full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
     full_env.pop("TANGO_LOG", None)
-    return subprocess.Popen([sys.executable, "-m", "tango_async.cli", *args], env=full_env,
-                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tango_async.cli", *args],
+        env=full_env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

@@ -32,6 +32,7 @@ import pytest
 
 import tango_async as ta
 from tango_async._constants import DEFAULT_MAX_RESPONSE_BYTES
+from tango_async._retry import READ
 from tango_async._transport import Response, build_api_error
 
 from .conftest import order_request
@@ -221,8 +222,8 @@ def test_a_lower_case_retry_after_is_the_floor_of_a_5xx_backoff() -> None:
     err = build_api_error(Response(503, {"retry-after": "7", "content-type": "text/html"},
                                    b"<html>", "GET", "/x"))  # fmt: skip
     assert "text/html" in str(err)
-    delay = tango._transport._retry_delay(err, "read", 0)
-    assert delay is not None and delay >= 7
+    option = READ.decide(err, 0, tango._transport.retry)
+    assert option.retry and option.delay >= 7
 
 
 # --- a hostile Content-Encoding in an error's text ------------------------------------------------

@@ -34,19 +34,41 @@ RATE = 25.0  # orders per second, sandbox and job alike (the job's margin keeps 
 @pytest.fixture(scope="module")
 def sandbox_env() -> Iterator[dict[str, str]]:
     """The sandbox as its own process; yields the TANGO_* environment for it."""
-    with sandbox_process("--order-rate", str(RATE), "--platform-name", "crash-platform",
-                         "--platform-key", "crash-key") as env:
+    with sandbox_process(
+        "--order-rate",
+        str(RATE),
+        "--platform-name",
+        "crash-platform",
+        "--platform-key",
+        "crash-key",
+    ) as env:
         yield env
 
 
 def write_input(path: Path, customer: str) -> None:
     with path.open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["customer_identifier", "account_identifier", "utid", "amount",
-                    "recipient.email", "recipient.first_name"])
+        w.writerow(
+            [
+                "customer_identifier",
+                "account_identifier",
+                "utid",
+                "amount",
+                "recipient.email",
+                "recipient.first_name",
+            ]
+        )
         for i in range(1, ROWS + 1):
-            w.writerow([customer, "crash-account", "U561593", f"{i}.00",
-                        f"person{i}@example.com", f"Person{i}"])
+            w.writerow(
+                [
+                    customer,
+                    "crash-account",
+                    "U561593",
+                    f"{i}.00",
+                    f"person{i}@example.com",
+                    f"Person{i}",
+                ]
+            )
 
 
 def wait_for_done(proc: subprocess.Popen[str], target: int, timeout: float = 30.0) -> None:
@@ -66,8 +88,9 @@ def wait_for_done(proc: subprocess.Popen[str], target: int, timeout: float = 30.
 
 
 async def server_orders(env: dict[str, str], customer: str) -> list[ta.Order]:
-    async with ta.TangoClient(env["TANGO_PLATFORM_NAME"], env["TANGO_PLATFORM_KEY"],
-                              base_url=env["TANGO_BASE_URL"]) as tango:
+    async with ta.TangoClient(
+        env["TANGO_PLATFORM_NAME"], env["TANGO_PLATFORM_KEY"], base_url=env["TANGO_BASE_URL"]
+    ) as tango:
         return [o async for o in tango.orders.list(customer_identifier=customer)]
 
 
@@ -88,9 +111,7 @@ def assert_exactly_one_order_per_row(env: dict[str, str], customer: str, journal
     assert {o.external_ref_id: o.reference_order_id for o in orders} == expected
 
 
-def test_kill_9_at_random_points_then_resume(
-    sandbox_env: dict[str, str], tmp_path: Path
-) -> None:
+def test_kill_9_at_random_points_then_resume(sandbox_env: dict[str, str], tmp_path: Path) -> None:
     rng = random.Random(20261124)
     kills = 0
     mid_job = 0  # kills that left some rows done and some not
@@ -100,8 +121,16 @@ def test_kill_9_at_random_points_then_resume(
         workdir.mkdir()
         source = workdir / "orders.csv"
         write_input(source, customer)
-        args = ["submit", "orders.csv", "--order-rate", str(RATE), "--concurrency", "3",
-                "--progress-interval", "0.02"]
+        args = [
+            "submit",
+            "orders.csv",
+            "--order-rate",
+            str(RATE),
+            "--concurrency",
+            "3",
+            "--progress-interval",
+            "0.02",
+        ]
         for attempt in range(KILLS):
             proc = cli_process(args, sandbox_env, workdir)
             if attempt == 0 and job % 2 == 0:
@@ -134,8 +163,11 @@ def test_ctrl_c_finishes_in_flight_and_prints_the_resume_command(
     customer = "ctrl-c-customer"
     source = tmp_path / "orders.csv"
     write_input(source, customer)
-    proc = cli_process(["submit", "orders.csv", "--order-rate", "10",
-                        "--progress-interval", "0.1"], sandbox_env, tmp_path)
+    proc = cli_process(
+        ["submit", "orders.csv", "--order-rate", "10", "--progress-interval", "0.1"],
+        sandbox_env,
+        tmp_path,
+    )
     assert proc.stderr is not None
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:  # wait until sending has begun
@@ -151,8 +183,9 @@ def test_ctrl_c_finishes_in_flight_and_prints_the_resume_command(
         counts = j.counts()
     assert counts[RowState.SENDING] == 0  # the request in flight was finished and recorded
     assert 0 < counts[RowState.DONE] < ROWS
-    proc = cli_process(["resume", "orders.csv.journal", "--order-rate", str(RATE)],
-                       sandbox_env, tmp_path)
+    proc = cli_process(
+        ["resume", "orders.csv.journal", "--order-rate", str(RATE)], sandbox_env, tmp_path
+    )
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, (out, err)
     assert_exactly_one_order_per_row(sandbox_env, customer, tmp_path / "orders.csv.journal")

@@ -28,27 +28,59 @@ from .journal_support import downgrade_to_schema_1
 from .processes import cli_process, sandbox_process
 from .test_cli import invoke
 
-COLUMNS = ["customer_identifier", "account_identifier", "utid", "amount", "recipient.email",
-           "recipient.first_name", "recipient.last_name", "campaign"]
+COLUMNS = [
+    "customer_identifier",
+    "account_identifier",
+    "utid",
+    "amount",
+    "recipient.email",
+    "recipient.first_name",
+    "recipient.last_name",
+    "campaign",
+]
 
 
 @pytest.fixture(scope="module")
 def env() -> Iterator[dict[str, str]]:
-    with sandbox_process("--order-rate", "0", "--platform-name", "identity-platform",
-                         "--platform-key", "identity-key") as e:
+    with sandbox_process(
+        "--order-rate",
+        "0",
+        "--platform-name",
+        "identity-platform",
+        "--platform-key",
+        "identity-key",
+    ) as e:
         yield e
 
 
 def rows_for(customer: str, n: int = 6) -> list[list[str]]:
-    rows = [[customer, "acct-12345", "U561593", f"{i}.00", f"p{i}@example.com", f"Ann{i}",
-             "Lee", "spring, 2026"] for i in range(1, n + 1)]
+    rows = [
+        [
+            customer,
+            "acct-12345",
+            "U561593",
+            f"{i}.00",
+            f"p{i}@example.com",
+            f"Ann{i}",
+            "Lee",
+            "spring, 2026",
+        ]
+        for i in range(1, n + 1)
+    ]
     rows.append(list(rows[0]))  # an identical row: a second, distinct order
     return rows
 
 
-def write(path: Path, rows: list[list[str]], *, order: list[int] | None = None,
-          lineterminator: str = "\r\n", quoting: int = csv.QUOTE_MINIMAL,
-          blank_lines: bool = False, bom: bool = False) -> Path:
+def write(
+    path: Path,
+    rows: list[list[str]],
+    *,
+    order: list[int] | None = None,
+    lineterminator: str = "\r\n",
+    quoting: int = csv.QUOTE_MINIMAL,
+    blank_lines: bool = False,
+    bom: bool = False,
+) -> Path:
     idx = order or list(range(len(COLUMNS)))
     with path.open("w", newline="", encoding="utf-8-sig" if bom else "utf-8") as f:
         w = csv.writer(f, lineterminator=lineterminator, quoting=quoting)
@@ -61,8 +93,9 @@ def write(path: Path, rows: list[list[str]], *, order: list[int] | None = None,
 
 
 def run_cli(env: dict[str, str], cwd: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
-    proc = cli_process(["submit", *map(str, args), "--order-rate", "200",
-                        "--progress-interval", "60"], env, cwd)
+    proc = cli_process(
+        ["submit", *map(str, args), "--order-rate", "200", "--progress-interval", "60"], env, cwd
+    )
     out, err = proc.communicate(timeout=60)
     assert "Traceback" not in err, err
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
@@ -74,8 +107,9 @@ def report(path: Path) -> list[dict[str, str]]:
 
 
 async def _server_orders(env: dict[str, str], customer: str) -> list[ta.Order]:
-    async with ta.TangoClient(env["TANGO_PLATFORM_NAME"], env["TANGO_PLATFORM_KEY"],
-                              base_url=env["TANGO_BASE_URL"]) as tango:
+    async with ta.TangoClient(
+        env["TANGO_PLATFORM_NAME"], env["TANGO_PLATFORM_KEY"], base_url=env["TANGO_BASE_URL"]
+    ) as tango:
         return [o async for o in tango.orders.list(customer_identifier=customer)]
 
 
@@ -115,10 +149,19 @@ def test_resaved_files_change_no_ref(env: dict[str, str], tmp_path: Path) -> Non
     jsonl = tmp_path / "same.jsonl"
     with jsonl.open("w") as f:
         for r in rows:
-            f.write(json.dumps({"customerIdentifier": r[0], "accountIdentifier": r[1],
-                                "utid": r[2], "amount": int(float(r[3])),
-                                "recipient": {"email": r[4], "firstName": r[5], "lastName": r[6]},
-                                "campaign": r[7]}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "customerIdentifier": r[0],
+                        "accountIdentifier": r[1],
+                        "utid": r[2],
+                        "amount": int(float(r[3])),
+                        "recipient": {"email": r[4], "firstName": r[5], "lastName": r[6]},
+                        "campaign": r[7],
+                    }
+                )
+                + "\n"
+            )
     again = run_cli(env, tmp_path, jsonl)
     assert again.returncode == 0, again.stderr
     assert [r["externalRefID"] for r in report(tmp_path / "same.results.csv")] == refs
@@ -166,8 +209,9 @@ def test_identical_file_again_says_so_and_run_labels(env: dict[str, str], tmp_pa
     # the same label twice is idempotent again, whatever the journal
     twice = run_cli(env, tmp_path, file, "--run-label", "december-2")
     assert "nothing to send" in twice.stdout and "run label december-2" in twice.stdout
-    other = run_cli(env, tmp_path, file, "--run-label", "december-2", "--journal",
-                    tmp_path / "other.journal")
+    other = run_cli(
+        env, tmp_path, file, "--run-label", "december-2", "--journal", tmp_path / "other.journal"
+    )
     assert other.returncode == 0 and "4 row(s): 4 existing" in other.stdout
     assert len(server_orders(env, who)) == 8
     bad = run_cli(env, tmp_path, file, "--run-label", "no spaces!")
@@ -221,8 +265,9 @@ def make_v1_journal(path: Path, file: Path) -> list[str]:
         assert item.request is not None
         ref, body = encode_order(item.request, f"{job_id}r{item.row}")
         rows.append((item.row, ref, body))
-    Journal.create(path, job_id=job_id, input_path=str(file.absolute()), input_digest=digest,
-                   rows=rows).close()
+    Journal.create(
+        path, job_id=job_id, input_path=str(file.absolute()), input_digest=digest, rows=rows
+    ).close()
     downgrade_to_schema_1(path)
     return [r[1] for r in rows]
 
@@ -231,8 +276,9 @@ def test_wrong_key_stops_at_once_and_resume_continues(env: dict[str, str], tmp_p
     who = customer()
     file = write(tmp_path / "k.csv", rows_for(who, 29))  # 30 rows
     wrong = {**env, "TANGO_PLATFORM_KEY": "not-the-key"}
-    proc = cli_process(["submit", str(file), "--order-rate", "5", "--concurrency", "2"],
-                       wrong, tmp_path)
+    proc = cli_process(
+        ["submit", str(file), "--order-rate", "5", "--concurrency", "2"], wrong, tmp_path
+    )
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 2, err
     assert "Traceback" not in err
@@ -290,8 +336,10 @@ def test_read_only_journal_sends_nothing(tmp_path: Path, monkeypatch: pytest.Mon
     file = write(tmp_path / "ro.csv", rows_for(customer(), 3))
 
     def read_only(self: Journal, row: int) -> None:
-        raise JournalError(f"cannot record mark_sending of row {row} in journal {self.path}: "
-                           "attempt to write a readonly database")
+        raise JournalError(
+            f"cannot record mark_sending of row {row} in journal {self.path}: "
+            "attempt to write a readonly database"
+        )
 
     monkeypatch.setattr(Journal, "mark_sending", read_only)
     result = local_submit(file)

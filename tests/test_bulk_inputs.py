@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
 
 import tango_async as ta
+from tango_async.bulk import _inputs, _job
 from tango_async.bulk._inputs import (
     InputFileError,
     InputRow,
@@ -607,6 +610,99 @@ def test_msgspec_paths_map_to_snake_case() -> None:
     assert _msgspec_field(info.value) in ("", "external_ref_id")
 
 
+def test_jsonl_errors_keep_key_order_across_unknown_keys(tmp_path: Path) -> None:
+    # msgspec stops at the first error; the reader takes it out and converts again, so every
+    # error is reported, in the order of the keys, unknown ones included.
+    line = json.dumps(
+        {
+            "zz": 1,
+            "customerIdentifier": 5,
+            "yy": 2,
+            "xx": 3,
+            "utid": None,
+            "amount": "1",
+            "recipient": {"ww": 1, "email": [], "address": {"city": 1, "vv": 0}},
+            "sendEmail": "\udcff",
+            "uu": 4,
+        }
+    )
+    (row,) = read_orders(jsonl_file(tmp_path, line))
+    assert [(e.field, e.rule.split(" (")[0]) for e in row.errors] == [
+        ("zz", "unknown JSON key 'zz'"),
+        ("customer_identifier", "must be a string, not a number"),
+        ("yy", "unknown JSON key 'yy'"),
+        ("xx", "unknown JSON key 'xx'"),
+        ("utid", "is required"),
+        ("amount", "must be a JSON number, not a string"),
+        ("recipient.ww", "unknown JSON key 'ww'"),
+        ("recipient.email", "must be a string, not an array"),
+        ("recipient.address.city", "must be a string, not a number"),
+        ("recipient.address.vv", "unknown JSON key 'vv'"),
+        ("recipient.address.street_line1", "is required"),
+        ("recipient.address.state_or_province", "is required"),
+        ("recipient.address.postal_code", "is required"),
+        ("recipient.address.country", "is required"),
+        ("send_email", "must be true or false, not a string"),
+        ("uu", "unknown JSON key 'uu'"),
+        ("account_identifier", "is required"),
+    ]
+
+
+def test_jsonl_lone_surrogates_in_keys_and_values_are_row_errors(tmp_path: Path) -> None:
+    rows = read_orders(
+        jsonl_file(
+            tmp_path,
+            wire().replace('"utid"', '"\\udcff": 1, "utid"'),
+            wire(recipient="\udcff"),
+            wire(customFields="\udcff"),
+            wire(utid="\udcff"),  # a str field: prepare_order's rule
+        )
+    )
+    expected = [
+        ("'\\udcff'", "unknown JSON key '\\udcff' (keys"),
+        ("recipient", "must be an object, not a string"),
+        ("custom_fields", "must be an object, not a string"),
+        ("utid", "must be valid Unicode text"),
+    ]
+    for r, (field, rule) in zip(rows, expected, strict=True):
+        (e,) = r.errors
+        assert e.field == field and e.rule.startswith(rule), e
+
+
+def test_jsonl_many_unknown_keys_cost_one_pass_per_run(tmp_path: Path) -> None:
+    keys = {f"k{i}": i for i in range(20_000)}
+    (row,) = read_orders(jsonl_file(tmp_path, wire(**keys, utid=5, **{"z": 1})))
+    assert len(row.errors) == 20_002
+    assert row.errors[0].field == "utid" and row.errors[-1].field == "z"
+
+
+def test_rows_read_are_checked_once_and_others_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[object] = []
+    real = _inputs.prepare_order
+
+    def counting(request: ta.CreateOrderRequest, **kw: Any) -> ta.CreateOrderRequest:
+        calls.append(request)
+        return real(request, **kw)
+
+    monkeypatch.setattr(_inputs, "prepare_order", counting)
+    monkeypatch.setattr(_job, "prepare_order", counting)
+    rows = read_orders(jsonl_file(tmp_path, wire(), wire(amount=11), wire(utid="X")))
+    assert len(calls) == 3  # each row once, the bad one included
+    plan = _job.plan_rows(rows)
+    assert len(calls) == 3 and len(plan.rows) == 2  # not again
+    by_hand = [r.request for r in rows if r.request is not None]
+    again = _job.plan_rows(by_hand)
+    assert len(calls) == 5 and again.rows == plan.rows  # requests: checked once, same refs
+    replaced = [dataclasses.replace(rows[0], request=rows[1].request), rows[1]]
+    _job.plan_rows(replaced, max_amount=Decimal(500))
+    assert len(calls) == 7  # another request, another limit: checked again
+    _job.plan_rows(rows[:1], max_amount=Decimal(5))
+    assert len(calls) == 8
+    assert _job.plan_rows(rows[:2], max_amount=Decimal(10)).errors[0].row == 2
+
+
 # --- format, encoding, digest -----------------------------------------------------------
 
 
@@ -678,3 +774,19 @@ def test_many_rows(tmp_path: Path) -> None:
     rows = read_orders(write(tmp_path, "many.csv", header + "\n" + body))
     assert len(rows) == 5000 and rows[-1].row == 5000
     assert not any(r.errors for r in rows)
+
+
+def test_a_row_changed_in_place_after_reading_is_checked_again(tmp_path: Path) -> None:
+    """Regression (review of the check-once change): a row's request is a mutable Struct;
+    raising its amount past max_amount after read_orders() must not slip past the limit."""
+    (row,) = read_orders(jsonl_file(tmp_path, wire(amount=10)), max_amount=Decimal(100))
+    assert row.request is not None and not row.errors
+    assert _job.plan_rows([row], max_amount=Decimal(100)).errors == []
+    row.request.amount = Decimal(5000)  # edited in place
+    plan = _job.plan_rows([row], max_amount=Decimal(100))
+    assert [e.field for e in plan.errors] == ["amount"] and plan.rows == []
+    assert row.request.recipient is not None
+    row.request.amount = Decimal(10)
+    row.request.recipient.email = "not an email"  # a nested edit
+    plan = _job.plan_rows([row], max_amount=Decimal(100))
+    assert [e.field for e in plan.errors] == ["recipient.email"]

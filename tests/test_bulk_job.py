@@ -466,8 +466,14 @@ async def test_systemic_refusals_stop_at_once(sb: Sandbox, tmp_path: Path, cause
     else:
         tango = sb.client(retry=FAST_RETRY)
         if cause == "403":
-            sb.inject("POST /orders", "legacy-error-body", times=50, status=403,
-                      i18nKey="403.001", message="Forbidden")
+            sb.inject(
+                "POST /orders",
+                "legacy-error-body",
+                times=50,
+                status=403,
+                i18nKey="403.001",
+                message="Forbidden",
+            )
         else:
             sb.freeze(ACCOUNT)
     async with tango:
@@ -482,8 +488,15 @@ async def test_systemic_refusals_stop_at_once(sb: Sandbox, tmp_path: Path, cause
 
 
 async def test_per_row_4xx_stays_a_row_failure(sb: Sandbox, client: ta.TangoClient) -> None:
-    sb.inject("POST /orders", "legacy-error-body", times=1, status=400, i18nKey="400.004",
-              message="recipient rejected", when={"amount": 2})
+    sb.inject(
+        "POST /orders",
+        "legacy-error-body",
+        times=1,
+        status=400,
+        i18nKey="400.004",
+        message="recipient rejected",
+        when={"amount": 2},
+    )
     results = {r.row: r for r in await run(client.orders.submit_many(requests_for(4)))}
     assert [results[n].outcome for n in range(1, 5)] == ["created", "failed", "created", "created"]
 
@@ -520,8 +533,9 @@ async def test_unreadable_201_is_never_a_failure(sb: Sandbox, tmp_path: Path) ->
         assert {r.outcome for r in first} == {"created"}
     async with sb.client(retry=FAST_RETRY, max_retries=0) as client:
         sb.inject("POST /orders", "truncated-200", times=1)
-        job = client.orders.submit_many(requests_for(2, utid="U666425"), journal=path,
-                                        concurrency=1)
+        job = client.orders.submit_many(
+            requests_for(2, utid="U666425"), journal=path, concurrency=1
+        )
         results = {r.row: r for r in await run(job)}
         assert results[1].outcome == "unknown" and results[2].outcome == "created"
         assert job.journal is not None
@@ -538,9 +552,10 @@ async def test_unreadable_201_is_never_a_failure(sb: Sandbox, tmp_path: Path) ->
 
 async def test_concurrency_never_beats_the_rate_limit() -> None:
     rate = 20.0
-    async with Sandbox(order_rate=rate) as server, server.client(
-        retry=FAST_RETRY, order_rate=rate, rate_margin=0.25
-    ) as client:
+    async with (
+        Sandbox(order_rate=rate) as server,
+        server.client(retry=FAST_RETRY, order_rate=rate, rate_margin=0.25) as client,
+    ):
         results = await run(client.orders.submit_many(requests_for(12), concurrency=4))
         arrivals = server.arrivals("POST", "/orders", exact=True)
     assert {r.outcome for r in results} == {"created"}
@@ -761,9 +776,7 @@ async def test_cancelling_the_iterating_task_leaves_no_task_and_a_consistent_jou
         with pytest.raises(asyncio.CancelledError):
             await task
         workers = [
-            t
-            for t in asyncio.all_tasks()
-            if "_worker" in getattr(t.get_coro(), "__qualname__", "")
+            t for t in asyncio.all_tasks() if "_worker" in getattr(t.get_coro(), "__qualname__", "")
         ]
         assert workers == []
         await asyncio.sleep(0.05)  # the sandbox finishes answering what was in flight

@@ -99,9 +99,19 @@ def test_create_stores_rows_meta_and_settings(jpath: Path) -> None:
         assert before <= j.created_at <= datetime.now(UTC)
         r1 = j.get(1)
         assert r1 == JournalRow(
-            row=1, external_ref_id=ref(1), state=RowState.PENDING, attempt=0, sent_at=None,
-            reference_order_id=None, created=None, order_status=None, http_status=None,
-            i18n_key=None, message=None, retriable=None, request=body(1),
+            row=1,
+            external_ref_id=ref(1),
+            state=RowState.PENDING,
+            attempt=0,
+            sent_at=None,
+            reference_order_id=None,
+            created=None,
+            order_status=None,
+            http_status=None,
+            i18n_key=None,
+            message=None,
+            retriable=None,
+            request=body(1),
             updated_at=r1.updated_at,
         )
         assert r1.request == body(1)  # the exact bytes, non-ASCII included
@@ -119,8 +129,12 @@ def test_create_stores_rows_meta_and_settings(jpath: Path) -> None:
 
 def test_counts_include_every_state(journal: Journal) -> None:
     assert journal.counts() == {
-        RowState.PENDING: 5, RowState.SENDING: 0, RowState.DONE: 0,
-        RowState.FAILED: 0, RowState.UNKNOWN: 0, RowState.INVALID: 1,
+        RowState.PENDING: 5,
+        RowState.SENDING: 0,
+        RowState.DONE: 0,
+        RowState.FAILED: 0,
+        RowState.UNKNOWN: 0,
+        RowState.INVALID: 1,
     }
     journal.mark_sending(1)
     journal.mark_sending(2)
@@ -128,16 +142,24 @@ def test_counts_include_every_state(journal: Journal) -> None:
     journal.mark_sending(3)
     journal.mark_failed(3, http_status=400, i18n_key="400.1", message="bad", retriable=False)
     assert journal.counts() == {
-        RowState.PENDING: 2, RowState.SENDING: 1, RowState.DONE: 1,
-        RowState.FAILED: 1, RowState.UNKNOWN: 0, RowState.INVALID: 1,
+        RowState.PENDING: 2,
+        RowState.SENDING: 1,
+        RowState.DONE: 1,
+        RowState.FAILED: 1,
+        RowState.UNKNOWN: 0,
+        RowState.INVALID: 1,
     }
 
 
 def test_rows_are_by_row_number_and_stream_in_batches(jpath: Path) -> None:
     numbers = list(range(2500, 0, -1))  # given out of order; more than one batch
     with Journal.create(
-        jpath, job_id="j", input_path="x", input_digest=DIGEST,
-        rows=rows_(*numbers[::2]), invalid=[(n, "bad") for n in numbers[1::2]],
+        jpath,
+        job_id="j",
+        input_path="x",
+        input_digest=DIGEST,
+        rows=rows_(*numbers[::2]),
+        invalid=[(n, "bad") for n in numbers[1::2]],
     ) as j:
         got = [r.row for r in j.rows()]
         assert got == list(range(1, 2501))
@@ -181,7 +203,8 @@ def test_unique_constraint_backs_up_the_check(journal: Journal) -> None:
     with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
         journal._db().execute(
             "INSERT INTO rows (row, external_ref_id, state, request, updated_at) "
-            "VALUES (99, ?, 'PENDING', x'00', 'now')", (ref(1),)
+            "VALUES (99, ?, 'PENDING', x'00', 'now')",
+            (ref(1),),
         )
 
 
@@ -326,7 +349,8 @@ def test_mark_sending_commits_attempt_and_time(journal: Journal, jpath: Path) ->
     # Committed when it returns: another connection sees it at once.
     db = sqlite3.connect(jpath)
     assert db.execute("SELECT state, attempt FROM rows WHERE row = 1").fetchone() == (
-        "SENDING", 1,
+        "SENDING",
+        1,
     )
     db.close()
     again = journal.mark_sending(1)  # resumed while in flight: same ref, attempt 2
@@ -339,7 +363,10 @@ def test_done_and_failed(journal: Journal) -> None:
     journal.mark_done(1, reference_order_id="RA1-1", created=True, order_status="COMPLETE")
     d = journal.get(1)
     assert (d.state, d.reference_order_id, d.created, d.order_status) == (
-        RowState.DONE, "RA1-1", True, "COMPLETE",
+        RowState.DONE,
+        "RA1-1",
+        True,
+        "COMPLETE",
     )
     journal.mark_sending(2)
     journal.mark_done(2, reference_order_id="RA1-2", created=False, order_status=None)
@@ -348,7 +375,11 @@ def test_done_and_failed(journal: Journal) -> None:
     journal.mark_failed(3, http_status=503, i18n_key=None, message="unavailable", retriable=True)
     f = journal.get(3)
     assert (f.state, f.http_status, f.i18n_key, f.message, f.retriable) == (
-        RowState.FAILED, 503, None, "unavailable", True,
+        RowState.FAILED,
+        503,
+        None,
+        "unavailable",
+        True,
     )
     # A retry clears the failure; success afterwards.
     s = journal.mark_sending(3)
@@ -416,8 +447,9 @@ def test_unknown_rows(journal: Journal) -> None:
         lambda: journal.get(42),
         lambda: journal.mark_sending(42),
         lambda: journal.mark_done(42, reference_order_id="R", created=True, order_status=None),
-        lambda: journal.mark_failed(42, http_status=None, i18n_key=None, message="m",
-                                    retriable=True),
+        lambda: journal.mark_failed(
+            42, http_status=None, i18n_key=None, message="m", retriable=True
+        ),
     ):
         with pytest.raises(JournalError, match="has no row 42"):
             call()
@@ -465,8 +497,13 @@ def test_close_is_idempotent_and_closed_journals_refuse(jpath: Path) -> None:
     with j:
         pass
     j.close()
-    for call in (lambda: j.get(1), j.counts, j.to_send, lambda: j.mark_sending(1),
-                 lambda: list(j.rows())):
+    for call in (
+        lambda: j.get(1),
+        j.counts,
+        j.to_send,
+        lambda: j.mark_sending(1),
+        lambda: list(j.rows()),
+    ):
         with pytest.raises(JournalError, match="closed"):
             call()
     assert "closed" in repr(j)
@@ -581,7 +618,9 @@ def test_kill_at_a_random_point_loses_no_committed_transition(jpath: Path) -> No
     make(jpath, n).close()
     child = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(KILLED_WRITER), str(jpath)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert child.stdout is not None
     reported: list[tuple[str, int]] = []
@@ -656,7 +695,9 @@ def test_status_from_another_process_while_the_job_writes(jpath: Path) -> None:
     make(jpath, n).close()
     writer = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(WRITER), str(jpath)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     reads, last = 0, -1
     try:
@@ -680,7 +721,9 @@ def test_reader_process_while_this_process_writes(jpath: Path) -> None:
     with make(jpath, n) as j:
         reader = subprocess.Popen(
             [sys.executable, "-c", textwrap.dedent(READER), str(jpath), str(n)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         try:
             for i in range(1, n + 1):
@@ -700,7 +743,10 @@ def test_100k_rows_create_in_one_transaction(jpath: Path) -> None:
     n = 100_000
     t0 = time.perf_counter()
     j = Journal.create(
-        jpath, job_id="big", input_path="big.csv", input_digest=DIGEST,
+        jpath,
+        job_id="big",
+        input_path="big.csv",
+        input_digest=DIGEST,
         rows=((i, ref(i), body(i)) for i in range(1, n + 1)),
         settings={"order_rate": 1},
     )
@@ -734,8 +780,9 @@ def test_discard_unfinished_and_the_job_lock(tmp_path: Path) -> None:
     assert Journal.discard_unfinished(empty) is False  # it may record sent orders: kept
     assert empty.exists()
     path = tmp_path / "real.journal"
-    Journal.create(path, job_id="j1", input_path="in.csv", input_digest="d",
-                   rows=[(1, "ref-1", b"{}")]).close()
+    Journal.create(
+        path, job_id="j1", input_path="in.csv", input_digest="d", rows=[(1, "ref-1", b"{}")]
+    ).close()
     assert Journal.discard_unfinished(path) is False
     assert path.exists()
     first, second = Journal.open(path), Journal.open(path)

@@ -43,12 +43,14 @@ def report(name: str, figures: dict[str, Any]) -> None:
 
 
 async def test_concurrent_creates_through_chaos() -> None:
-    policy = ta.RetryPolicy(initial_delay=0.01, max_delay=0.05, rate_limit_delay=0.01,
-                            conflict_delay=0.05)
+    policy = ta.RetryPolicy(
+        initial_delay=0.01, max_delay=0.05, rate_limit_delay=0.01, conflict_delay=0.05
+    )
     async with Sandbox(order_rate=None) as sb:
         sb.chaos(0.2, seed=2026, faults=FAULTS, delay=SLOW, retry_after=0)
-        async with sb.client(order_rate=500.0, timeout=TIMEOUT, max_retries=12,
-                             retry=policy) as tango:
+        async with sb.client(
+            order_rate=500.0, timeout=TIMEOUT, max_retries=12, retry=policy
+        ) as tango:
             queue: asyncio.Queue[int] = asyncio.Queue()
             for i in range(ORDERS):
                 queue.put_nowait(i)
@@ -59,7 +61,8 @@ async def test_concurrent_creates_through_chaos() -> None:
                     i = queue.get_nowait()
                     try:
                         outcomes[i] = await tango.orders.create(
-                            order_request(external_ref_id=f"chaos-{i}"))
+                            order_request(external_ref_id=f"chaos-{i}")
+                        )
                     except ta.TangoError as e:
                         outcomes[i] = e
 
@@ -72,12 +75,25 @@ async def test_concurrent_creates_through_chaos() -> None:
         attempts = len(sb.requests)
     failed = [i for i, o in outcomes.items() if isinstance(o, ta.TangoError)]
     duplicates = {ref: n for ref, n in on_server.items() if n > 1}
-    lost = [i for i, o in outcomes.items()
-            if isinstance(o, ta.CreatedOrder) and on_server[f"chaos-{i}"] != 1]
-    report("concurrent_creates", {
-        "orders": ORDERS, "tasks": 50, "requests": attempts, "faults": dict(faults),
-        "fault_share": round(sum(faults.values()) / attempts, 3), "failed_calls": len(failed),
-        "duplicates": len(duplicates), "lost": len(lost), "seconds": round(elapsed, 1)})
+    lost = [
+        i
+        for i, o in outcomes.items()
+        if isinstance(o, ta.CreatedOrder) and on_server[f"chaos-{i}"] != 1
+    ]
+    report(
+        "concurrent_creates",
+        {
+            "orders": ORDERS,
+            "tasks": 50,
+            "requests": attempts,
+            "faults": dict(faults),
+            "fault_share": round(sum(faults.values()) / attempts, 3),
+            "failed_calls": len(failed),
+            "duplicates": len(duplicates),
+            "lost": len(lost),
+            "seconds": round(elapsed, 1),
+        },
+    )
     assert len(outcomes) == ORDERS
     assert duplicates == {}
     assert lost == []
@@ -90,19 +106,48 @@ async def test_concurrent_creates_through_chaos() -> None:
 def _write_rows(path: Path, customer: str) -> None:
     with path.open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["customer_identifier", "account_identifier", "utid", "amount",
-                    "recipient.email", "recipient.first_name"])
+        w.writerow(
+            [
+                "customer_identifier",
+                "account_identifier",
+                "utid",
+                "amount",
+                "recipient.email",
+                "recipient.first_name",
+            ]
+        )
         for i in range(1, ROWS + 1):
-            w.writerow([customer, "chaos-account", "U561593", "3.00", f"c{i}@example.com",
-                        f"C{i}"])
+            w.writerow([customer, "chaos-account", "U561593", "3.00", f"c{i}@example.com", f"C{i}"])
 
 
 def test_bulk_job_through_chaos_and_kill_9(tmp_path: Path) -> None:
-    with sandbox_process("--order-rate", "0", "--chaos", "0.2", "--chaos-seed", "7",
-                         "--chaos-faults", ",".join(FAULTS), "--chaos-delay", str(SLOW)) as env:
+    with sandbox_process(
+        "--order-rate",
+        "0",
+        "--chaos",
+        "0.2",
+        "--chaos-seed",
+        "7",
+        "--chaos-faults",
+        ",".join(FAULTS),
+        "--chaos-delay",
+        str(SLOW),
+    ) as env:
         _write_rows(tmp_path / "orders.csv", "chaos-bulk")
-        args = ["--timeout", str(TIMEOUT), "--max-retries", "8", "submit", "orders.csv",
-                "--order-rate", "100", "--concurrency", "4", "--progress-interval", "0.05"]
+        args = [
+            "--timeout",
+            str(TIMEOUT),
+            "--max-retries",
+            "8",
+            "submit",
+            "orders.csv",
+            "--order-rate",
+            "100",
+            "--concurrency",
+            "4",
+            "--progress-interval",
+            "0.05",
+        ]
         rng = random.Random(11)
         kills = runs = 0
         for _ in range(KILLS):
@@ -126,17 +171,32 @@ def test_bulk_job_through_chaos_and_kill_9(tmp_path: Path) -> None:
         assert all(r.state is RowState.DONE for r in rows)
 
         async def server_refs() -> Counter[str | None]:
-            async with ta.TangoClient(env["TANGO_PLATFORM_NAME"], env["TANGO_PLATFORM_KEY"],
-                                      base_url=env["TANGO_BASE_URL"]) as tango:
-                return Counter([o.external_ref_id async for o in
-                                tango.orders.list(customer_identifier="chaos-bulk")])
+            async with ta.TangoClient(
+                env["TANGO_PLATFORM_NAME"],
+                env["TANGO_PLATFORM_KEY"],
+                base_url=env["TANGO_BASE_URL"],
+            ) as tango:
+                return Counter(
+                    [
+                        o.external_ref_id
+                        async for o in tango.orders.list(customer_identifier="chaos-bulk")
+                    ]
+                )
 
         refs = asyncio.run(server_refs())
         expected = {r.external_ref_id for r in rows}
         duplicates = {ref: n for ref, n in refs.items() if n > 1}
         lost = expected - set(refs)
-        report("bulk_job", {"rows": ROWS, "runs": runs, "kill9": kills,
-                            "duplicates": len(duplicates), "lost": len(lost)})
+        report(
+            "bulk_job",
+            {
+                "rows": ROWS,
+                "runs": runs,
+                "kill9": kills,
+                "duplicates": len(duplicates),
+                "lost": len(lost),
+            },
+        )
         assert duplicates == {}
         assert lost == set()
         assert set(refs) == expected

@@ -366,12 +366,23 @@ def test_orders_list_takes_every_filter_of_the_library() -> None:
 
     from tango_async.resources.orders import Orders
 
-    names = set(inspect.signature(Orders.list).parameters) - {"self", "elements_per_block",
-                                                              "page"}
+    names = set(inspect.signature(Orders.list).parameters) - {"self", "elements_per_block", "page"}
     help_text = invoke("orders", "list", "--help").stdout
     assert all(f"--{n.replace('_', '-')}" in help_text for n in names)
-    result = invoke("--sandbox", "local", "orders", "list", "--min-amount", "1.50",
-                    "--max-amount", "20", "--send-email", "true", "--format", "csv")
+    result = invoke(
+        "--sandbox",
+        "local",
+        "orders",
+        "list",
+        "--min-amount",
+        "1.50",
+        "--max-amount",
+        "20",
+        "--send-email",
+        "true",
+        "--format",
+        "csv",
+    )
     assert result.exit_code == 0, result.output + result.stderr
     bad = invoke("--sandbox", "local", "orders", "list", "--min-amount", "lots")
     assert bad.exit_code == 2 and "not a number" in bad.stderr

@@ -319,9 +319,7 @@ def test_the_report_never_overwrites_the_journal_or_the_input(
     res = invoke("--sandbox", "local", "submit", orders_csv, "--journal", orders_csv)
     refused(res, "--journal")
     own = tmp_path / "own.journal"
-    res = invoke(
-        "--sandbox", "local", "submit", orders_csv, "--journal", own, "--report", own
-    )
+    res = invoke("--sandbox", "local", "submit", orders_csv, "--journal", own, "--report", own)
     refused(res, "--report")
     assert not default_journal.exists() and not own.exists()
     assert orders_csv.read_text(encoding="utf-8") == f"{HEADER}\n{ROW}\n"

@@ -200,9 +200,7 @@ _HOSTILE = st.text(
 
 @SETTINGS
 @given(
-    st.lists(
-        st.tuples(_HOSTILE, _HOSTILE, st.none() | _HOSTILE, st.none() | _HOSTILE), max_size=8
-    )
+    st.lists(st.tuples(_HOSTILE, _HOSTILE, st.none() | _HOSTILE, st.none() | _HOSTILE), max_size=8)
 )
 def test_property_no_cell_read_back_is_a_formula(
     values: list[tuple[str, str, str | None, str | None]],

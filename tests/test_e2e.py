@@ -33,8 +33,9 @@ async def fake() -> AsyncIterator[Sandbox]:
 def client_for(server: Sandbox, **kw: Any) -> ta.TangoClient:
     options: dict[str, Any] = {"retry": FAST_RETRY, "order_rate": 200.0, "resend_cooldown": 0.3}
     options.update(kw)
-    return ta.TangoClient(server.platform_name, server.platform_key, base_url=server.base_url,
-                          **options)
+    return ta.TangoClient(
+        server.platform_name, server.platform_key, base_url=server.base_url, **options
+    )
 
 
 def orders_with_ref(server: Sandbox, ref: str) -> list[dict[str, Any]]:
@@ -62,8 +63,10 @@ async def test_concurrent_creates_never_closer_than_the_spacing() -> None:
     rate = 10.0  # the server refuses anything under 100 ms apart at arrival
     # A wider margin than the default 5% absorbs scheduling jitter of a loaded CI machine:
     # the claim under test is "no burst, whatever the concurrency", not the margin's size.
-    async with Sandbox(contract=CONTRACT, order_rate=rate) as server, \
-            client_for(server, order_rate=rate, rate_margin=0.25) as tango:
+    async with (
+        Sandbox(contract=CONTRACT, order_rate=rate) as server,
+        client_for(server, order_rate=rate, rate_margin=0.25) as tango,
+    ):
         orders = await asyncio.gather(*(tango.orders.create(order_request()) for _ in range(20)))
         arrivals = server.arrivals("POST", "/orders", exact=True)
     assert len(orders) == 20 and all(o.created for o in orders)
@@ -74,9 +77,7 @@ async def test_concurrent_creates_never_closer_than_the_spacing() -> None:
 
 
 @pytest.mark.parametrize("fault", ["500-after-commit", "drop-after-commit"])
-async def test_no_duplicate_when_the_reply_is_lost_after_commit(
-    fake: Sandbox, fault: str
-) -> None:
+async def test_no_duplicate_when_the_reply_is_lost_after_commit(fake: Sandbox, fault: str) -> None:
     fake.inject("POST /orders", fault)
     async with client_for(fake) as tango:
         order = await tango.orders.create(order_request())
@@ -112,8 +113,10 @@ async def test_409_in_process_then_the_existing_order(fake: Sandbox) -> None:
 
 async def test_server_side_429_is_retried_with_the_same_ref() -> None:
     # the server limit is stricter than the client's pacing: 429s happen and are absorbed
-    async with Sandbox(contract=CONTRACT, order_rate=20.0) as server, \
-            client_for(server, order_rate=200.0, max_retries=10) as tango:
+    async with (
+        Sandbox(contract=CONTRACT, order_rate=20.0) as server,
+        client_for(server, order_rate=200.0, max_retries=10) as tango,
+    ):
         orders = await asyncio.gather(*(tango.orders.create(order_request()) for _ in range(3)))
     statuses = Counter(r.status for r in server.requests)
     assert statuses[429] >= 1 and statuses[201] == 3
@@ -121,8 +124,10 @@ async def test_server_side_429_is_retried_with_the_same_ref() -> None:
 
 
 async def test_cancelled_create_spends_no_slot_and_leaves_no_task() -> None:
-    async with Sandbox(order_rate=None, contract=CONTRACT) as server, \
-            client_for(server, order_rate=4.0) as tango:
+    async with (
+        Sandbox(order_rate=None, contract=CONTRACT) as server,
+        client_for(server, order_rate=4.0) as tango,
+    ):
         spacing = tango.rate_limiter.spacing  # type: ignore[attr-defined]
         loop = asyncio.get_running_loop()
         first = asyncio.create_task(tango.orders.create(order_request()))
@@ -166,9 +171,14 @@ async def test_wrong_key_is_authentication_error(fake: Sandbox) -> None:
 
 @pytest.mark.parametrize(
     ("fault", "cls", "key"),
-    [("502-html", ta.ServerError, None), ("empty-500", ta.ServerError, None),
-     ("truncated-500", ta.ServerError, None), ("503", ta.ServerError, "503.001"),
-     ("legacy-error-body", ta.BadRequestError, "400.001"), ("404", ta.NotFoundError, None)],
+    [
+        ("502-html", ta.ServerError, None),
+        ("empty-500", ta.ServerError, None),
+        ("truncated-500", ta.ServerError, None),
+        ("503", ta.ServerError, "503.001"),
+        ("legacy-error-body", ta.BadRequestError, "400.001"),
+        ("404", ta.NotFoundError, None),
+    ],
 )
 async def test_fault_bodies_map_to_typed_errors(
     fake: Sandbox, fault: str, cls: type[ta.APIError], key: str | None
@@ -311,8 +321,7 @@ async def test_line_item_resend_with_reason(fake: Sandbox) -> None:
         assert r.reason_code == "NOT_RECEIVED" and r.email == "x@example.com"
         with pytest.raises(ta.ResendCooldownError):
             await tango.line_items.resend(order.reference_line_item_id)
-    assert fake.resends[0]["request"] == {"newEmail": "x@example.com",
-                                          "reasonCode": "NOT_RECEIVED"}
+    assert fake.resends[0]["request"] == {"newEmail": "x@example.com", "reasonCode": "NOT_RECEIVED"}
 
 
 # --- history ------------------------------------------------------------------------------------
@@ -363,8 +372,12 @@ async def test_history_past_the_window_with_a_date_range() -> None:
         # a burst of orders at one instant, and one exactly on a likely split boundary
         ids += server.seed_orders(40, start=START + timedelta(hours=3), step=timedelta(0))
         async with client_for(server, result_window=window) as tango:
-            got = [o.reference_order_id async for o in tango.orders.list(
-                start_date=START, end_date=START + timedelta(days=1))]
+            got = [
+                o.reference_order_id
+                async for o in tango.orders.list(
+                    start_date=START, end_date=START + timedelta(days=1)
+                )
+            ]
         assert all(r.status == 200 for r in server.requests)
     counts = Counter(got)
     assert set(counts.values()) == {1}
@@ -375,8 +388,12 @@ async def test_history_past_the_real_10k_window() -> None:
     async with Sandbox(order_rate=None, contract=CONTRACT) as server:
         ids = server.seed_orders(10_150, start=START, step=timedelta(seconds=30))
         async with client_for(server) as tango:
-            got = [o.reference_order_id async for o in tango.orders.list(
-                start_date=date(2024, 1, 1), end_date=date(2024, 1, 5))]
+            got = [
+                o.reference_order_id
+                async for o in tango.orders.list(
+                    start_date=date(2024, 1, 1), end_date=date(2024, 1, 5)
+                )
+            ]
         assert all(r.status == 200 for r in server.requests)
         assert all(int(r.query["page"]) * 100 + 100 <= 10_000 for r in server.requests)
     assert len(got) == len(ids) == len(set(got))
@@ -398,20 +415,33 @@ async def test_history_splits_a_period_the_api_refuses_as_too_long() -> None:
     async with Sandbox(order_rate=None, contract=CONTRACT, max_range_days=10) as server:
         ids = server.seed_orders(400, start=START, step=timedelta(hours=2))
         async with client_for(server) as tango:
-            got = [o.reference_order_id async for o in tango.orders.list(
-                start_date=START, end_date=START + timedelta(days=40))]
+            got = [
+                o.reference_order_id
+                async for o in tango.orders.list(
+                    start_date=START, end_date=START + timedelta(days=40)
+                )
+            ]
     assert sorted(got) == sorted(ids)
 
 
 async def test_history_filters_and_dates_on_the_wire(fake: Sandbox) -> None:
     fake.seed_orders(48, start=START, step=timedelta(hours=1))
     async with client_for(fake) as tango:
-        day = [o async for o in tango.orders.list(start_date=date(2024, 1, 1),
-                                                  end_date=date(2024, 1, 1))]
+        day = [
+            o
+            async for o in tango.orders.list(start_date=date(2024, 1, 1), end_date=date(2024, 1, 1))
+        ]
         assert len(day) == 24  # a date as end_date includes that whole day
-        [o async for o in tango.orders.list(
-            external_ref_id="seed-1", status=ta.OrderStatus.COMPLETE, send_email=True,
-            min_amount=Decimal("1.50"), max_amount=20)]
+        [
+            o
+            async for o in tango.orders.list(
+                external_ref_id="seed-1",
+                status=ta.OrderStatus.COMPLETE,
+                send_email=True,
+                min_amount=Decimal("1.50"),
+                max_amount=20,
+            )
+        ]
     q = fake.requests[-1].query
     assert q["externalRefID"] == "seed-1" and q["status"] == "COMPLETE"
     assert q["sendEmail"] == "true" and q["minAmount"] == "1.5" and q["maxAmount"] == "20"
@@ -420,10 +450,16 @@ async def test_history_filters_and_dates_on_the_wire(fake: Sandbox) -> None:
 
 async def test_history_bad_filters_fail_before_any_request(fake: Sandbox) -> None:
     async with client_for(fake) as tango:
-        for kw in ({"elements_per_block": 101}, {"elements_per_block": 0}, {"page": -1},
-                   {"start_date": datetime(2024, 1, 1)}, {"start_date": "yesterday"},
-                   {"start_date": date(2024, 2, 1), "end_date": date(2024, 1, 1)},
-                   {"currency_code": "DOLLARS"}, {"min_amount": 5, "max_amount": 1}):
+        for kw in (
+            {"elements_per_block": 101},
+            {"elements_per_block": 0},
+            {"page": -1},
+            {"start_date": datetime(2024, 1, 1)},
+            {"start_date": "yesterday"},
+            {"start_date": date(2024, 2, 1), "end_date": date(2024, 1, 1)},
+            {"currency_code": "DOLLARS"},
+            {"min_amount": 5, "max_amount": 1},
+        ):
             with pytest.raises(ta.ValidationError):
                 tango.orders.list(**kw)
     assert fake.requests == []
@@ -443,9 +479,7 @@ async def test_cancel_after_sending_logs_the_ref(
     assert "external_ref_id=ref-c" in caplog.text
 
 
-async def test_error_request_id_is_logged(
-    fake: Sandbox, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_error_request_id_is_logged(fake: Sandbox, caplog: pytest.LogCaptureFixture) -> None:
     import logging
 
     caplog.set_level(logging.DEBUG, logger="tango_async")

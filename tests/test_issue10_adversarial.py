@@ -274,10 +274,25 @@ async def test_hostile_2xx_is_asked_again_then_stays_unknown(
 @pytest.mark.parametrize(
     "amount",
     [
-        Decimal("1E+1000"), Decimal("-0"), Decimal("0.005"), Decimal("sNaN"),
-        Decimal("1E-1000000"), Decimal("1." + "0" * 38 + "1"), Decimal("9" * 40),
-        10**5000, -(10**5000), float("nan"), float("-inf"), 1e-320, 5e-324, 0.1 + 0.2,
-        True, "10", None, 0, Decimal("1000000.01"),
+        Decimal("1E+1000"),
+        Decimal("-0"),
+        Decimal("0.005"),
+        Decimal("sNaN"),
+        Decimal("1E-1000000"),
+        Decimal("1." + "0" * 38 + "1"),
+        Decimal("9" * 40),
+        10**5000,
+        -(10**5000),
+        float("nan"),
+        float("-inf"),
+        1e-320,
+        5e-324,
+        0.1 + 0.2,
+        True,
+        "10",
+        None,
+        0,
+        Decimal("1000000.01"),
     ],
     ids=lambda a: type(a).__name__ + (repr(a)[:20] if not isinstance(a, int) else ""),
 )
@@ -291,11 +306,19 @@ async def test_refused_amounts_are_validation_errors_and_send_nothing(amount: ob
 
 # --- bulk identity ------------------------------------------------------------------------
 
-HEADER = ["customer_identifier", "account_identifier", "utid", "amount", "recipient.email",
-          "recipient.first_name"]
-ROWS = [["cust-12345", "acct-12345", "U561593", "10.00", "a@example.com", "Ann"],
-        ["cust-12345", "acct-12345", "U561593", "5", "b@example.com", "Bob"],
-        ["cust-12345", "acct-12345", "U561593", "10.00", "a@example.com", "Ann"]]
+HEADER = [
+    "customer_identifier",
+    "account_identifier",
+    "utid",
+    "amount",
+    "recipient.email",
+    "recipient.first_name",
+]
+ROWS = [
+    ["cust-12345", "acct-12345", "U561593", "10.00", "a@example.com", "Ann"],
+    ["cust-12345", "acct-12345", "U561593", "5", "b@example.com", "Bob"],
+    ["cust-12345", "acct-12345", "U561593", "10.00", "a@example.com", "Ann"],
+]
 
 
 def _refs(path: Path, text: str, **kw: Any) -> list[str]:
@@ -305,8 +328,12 @@ def _refs(path: Path, text: str, **kw: Any) -> list[str]:
     return [ref for _, ref, _ in plan.rows]
 
 
-def _csv(rows: list[list[str]], sep: str = "\n", header: list[str] = HEADER,
-         cell: Callable[[str], str] = str) -> str:
+def _csv(
+    rows: list[list[str]],
+    sep: str = "\n",
+    header: list[str] = HEADER,
+    cell: Callable[[str], str] = str,
+) -> str:
     return sep.join(",".join(map(cell, r)) for r in [header, *rows]) + sep
 
 
@@ -321,17 +348,30 @@ def test_resaved_files_keep_every_ref(tmp_path: Path) -> None:
         "blank lines": _csv(ROWS, "\n\n") + "\n\n",
         "no final newline": _csv(ROWS).rstrip("\n"),
         "quoted": _csv(ROWS, cell=lambda c: f'"{c}"'),
-        "columns reordered": _csv([[r[i] for i in order] for r in ROWS],
-                                  header=[HEADER[i] for i in order]),
-        "amounts respelled": _csv([[*r[:3], {"10.00": "1E1", "5": "+5.0"}[r[3]], *r[4:]]
-                                   for r in ROWS]),
+        "columns reordered": _csv(
+            [[r[i] for i in order] for r in ROWS], header=[HEADER[i] for i in order]
+        ),
+        "amounts respelled": _csv(
+            [[*r[:3], {"10.00": "1E1", "5": "+5.0"}[r[3]], *r[4:]] for r in ROWS]
+        ),
     }
     for name, text in variants.items():
         assert _refs(tmp_path / "v.csv", text) == base, name
-    jsonl = "\n".join(json.dumps({"customerIdentifier": r[0], "accountIdentifier": r[1],
-                                  "utid": r[2], "amount": float(r[3]),
-                                  "recipient": {"email": r[4], "firstName": r[5]}})
-                      for r in ROWS) + "\n"
+    jsonl = (
+        "\n".join(
+            json.dumps(
+                {
+                    "customerIdentifier": r[0],
+                    "accountIdentifier": r[1],
+                    "utid": r[2],
+                    "amount": float(r[3]),
+                    "recipient": {"email": r[4], "firstName": r[5]},
+                }
+            )
+            for r in ROWS
+        )
+        + "\n"
+    )
     assert _refs(tmp_path / "v.jsonl", jsonl) == base
 
 
@@ -374,20 +414,24 @@ async def test_dry_run_writes_no_journal_and_plans_the_refs_it_sends(tmp_path: P
         assert {r.outcome for r in planned} == {"planned"} and not path.exists()
         assert sb.requests == []
         sent = [r async for r in tango.orders.submit_many(reqs, journal=path)]
-        assert sorted(r.external_ref_id for r in sent) == sorted(
-            r.external_ref_id for r in planned)
+        assert sorted(r.external_ref_id for r in sent) == sorted(r.external_ref_id for r in planned)
         assert {r.outcome for r in sent} == {"created"}
 
 
 # --- bulk stops and journal failures --------------------------------------------------------
 
 
-@pytest.mark.parametrize(("status", "key"), [(401, "401.001"), (403, "403.001"),
-                                             (402, "402.001")])
+@pytest.mark.parametrize(("status", "key"), [(401, "401.001"), (403, "403.001"), (402, "402.001")])
 async def test_systemic_refusal_with_concurrency_4(tmp_path: Path, status: int, key: str) -> None:
     async with Sandbox(order_rate=None) as sb, sb.client(retry=FAST_RETRY) as tango:
-        sb.inject("POST /orders", "legacy-error-body", times=100, status=status,
-                  i18nKey=key, message="refused")
+        sb.inject(
+            "POST /orders",
+            "legacy-error-body",
+            times=100,
+            status=status,
+            i18nKey=key,
+            message="refused",
+        )
         reqs = [order_request(amount=i) for i in range(1, 41)]
         job = tango.orders.submit_many(reqs, journal=tmp_path / "j.journal", concurrency=4)
         results = [r async for r in job]
@@ -414,8 +458,9 @@ async def test_mark_done_failure_is_fatal_and_resume_reuses_the_ref(
     monkeypatch.setattr(Journal, "mark_done", full_disk)
     path = tmp_path / "j.journal"
     async with Sandbox(order_rate=None) as sb, sb.client(retry=FAST_RETRY) as tango:
-        job = tango.orders.submit_many([order_request(amount=i) for i in range(1, 6)],
-                                       journal=path, concurrency=1)
+        job = tango.orders.submit_many(
+            [order_request(amount=i) for i in range(1, 6)], journal=path, concurrency=1
+        )
         with pytest.raises(JournalError, match="disk is full"):
             _ = [r async for r in job]
         assert job.journal is not None
@@ -435,8 +480,9 @@ def _make_v1_journal(path: Path, reqs: list[ta.CreateOrderRequest]) -> list[str]
     from tango_async.resources.orders import encode_order
 
     rows = [(n, *encode_order(r, f"tj0123456789abr{n}")) for n, r in enumerate(reqs, 1)]
-    Journal.create(path, job_id="tj0123456789ab", input_path="x.csv", input_digest="d",
-                   rows=rows).close()
+    Journal.create(
+        path, job_id="tj0123456789ab", input_path="x.csv", input_digest="d", rows=rows
+    ).close()
     downgrade_to_schema_1(path)
     return [ref for _, ref, _ in rows]
 
@@ -472,8 +518,18 @@ def test_cli_journal_of_another_run_label_is_refused_untouched(tmp_path: Path) -
     assert invoke("--sandbox", "local", "submit", file, "--order-rate", "200").exit_code == 0
     with Journal.open(journal) as j:
         before = [(r.row, r.external_ref_id, r.state) for r in j.rows()]
-    refused = invoke("--sandbox", "local", "submit", file, "--run-label", "again",
-                     "--journal", journal, "--order-rate", "200")
+    refused = invoke(
+        "--sandbox",
+        "local",
+        "submit",
+        file,
+        "--run-label",
+        "again",
+        "--journal",
+        journal,
+        "--order-rate",
+        "200",
+    )
     assert refused.exit_code == 2
     text = " ".join(refused.stderr.split())
     assert "run with no --run-label, this submit with --run-label again" in text

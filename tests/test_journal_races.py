@@ -99,8 +99,17 @@ def sent_journal(path: Path) -> list[JournalRow]:
 
 def snapshot(j: Journal) -> tuple[Any, ...]:
     return (
-        j.job_id, j.input_path, j.input_digest, j.settings, j.created_at, j.identity,
-        j.run_label, j.ref_scheme, list(j.rows()), j.counts(), j.to_send(),
+        j.job_id,
+        j.input_path,
+        j.input_digest,
+        j.settings,
+        j.created_at,
+        j.identity,
+        j.run_label,
+        j.ref_scheme,
+        list(j.rows()),
+        j.counts(),
+        j.to_send(),
     )
 
 
@@ -206,7 +215,10 @@ CREATOR = """
 def start_creator(path: Path, file: Path, pause_at: int) -> subprocess.Popen[str]:
     child = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(CREATOR), str(path), str(file), str(pause_at)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert child.stdout is not None
     ready, _, _ = select.select([child.stdout], [], [], WAIT)
@@ -298,8 +310,9 @@ def test_a_resume_while_the_job_runs_is_refused_and_reads_nothing(tmp_path: Path
     running.lock()  # the job of another process
 
     async def resume() -> None:
-        async with ta.TangoClient(platform_name="p", platform_key="k",
-                                  base_url="http://127.0.0.1:9/raas/v2") as client:
+        async with ta.TangoClient(
+            platform_name="p", platform_key="k", base_url="http://127.0.0.1:9/raas/v2"
+        ) as client:
             with (
                 Journal.open(path) as second,  # reading is fine while the job runs
                 pytest.raises(JournalError, match="in use by another running job"),
@@ -353,8 +366,12 @@ KILLED = """
 @posix_only
 def test_an_empty_journal_with_a_wal_keeps_its_wal_and_names_its_refs(tmp_path: Path) -> None:
     path = tmp_path / "j.journal"
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(KILLED), str(path)],
-                          capture_output=True, text=True, timeout=WAIT)
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(KILLED), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+    )
     assert done.returncode == -signal.SIGKILL, done.stderr
     wal = path.with_name(path.name + "-wal")
     saved = wal.read_bytes()
@@ -428,17 +445,17 @@ def corrupt(data: bytes, how: tuple[str, int, int]) -> bytes:
     if kind in ("flip", "header"):
         out[a % n] ^= b
     elif kind == "truncate":
-        del out[a % n:]
+        del out[a % n :]
     elif kind == "zero":
         start = a % n
-        out[start:start + b] = bytes(len(out[start:start + b]))
+        out[start : start + b] = bytes(len(out[start : start + b]))
     elif kind == "swap":  # two lines of 64 bytes change places
         x, y = (a % (n // 64)) * 64, (b % (n // 64)) * 64
-        out[x:x + 64], out[y:y + 64] = data[y:y + 64], data[x:x + 64]
+        out[x : x + 64], out[y : y + 64] = data[y : y + 64], data[x : x + 64]
     else:  # two pages change places
         pages = n // 4096
         x, y = (a % pages) * 4096, (b % pages) * 4096
-        out[x:x + 4096], out[y:y + 4096] = data[y:y + 4096], data[x:x + 4096]
+        out[x : x + 4096], out[y : y + 4096] = data[y : y + 4096], data[x : x + 4096]
     return bytes(out)
 
 

@@ -35,9 +35,7 @@ async def test_concurrent_acquires_are_spaced_and_fifo() -> None:
     await asyncio.gather(*tasks)
     order = sorted(times, key=times.__getitem__)
     assert order == list(range(20))  # first come, first served
-    assert [times[i] - t0 for i in order] == pytest.approx(
-        [i * limiter.spacing for i in range(20)]
-    )
+    assert [times[i] - t0 for i in order] == pytest.approx([i * limiter.spacing for i in range(20)])
 
 
 class LateClock(SandboxClock):

@@ -58,7 +58,10 @@ install_aioresponses_compat()
 
 CONTRACT = ContractChecker()
 FAST = ta.RetryPolicy(
-    initial_delay=0.001, max_delay=0.002, rate_limit_delay=0.001, conflict_delay=0.001,
+    initial_delay=0.001,
+    max_delay=0.002,
+    rate_limit_delay=0.001,
+    conflict_delay=0.001,
     max_retry_after=0.5,  # a longer Retry-After is not waited for: the error comes back
 )
 LIMIT = 64 * 1024  # the clients' max_response_bytes

@@ -92,8 +92,9 @@ async def test_penalize_pushes_every_worker(redis_url: str, namespace: str) -> N
 @pytest.fixture
 async def two_clients(redis_url: str, namespace: str) -> AsyncIterator[list[RedisRateLimiter]]:
     """Two limiters (two clients, two connections) on one namespace and platform."""
-    pair = [RedisRateLimiter(redis_url, rate=20.0, namespace=namespace, platform="p")
-            for _ in range(2)]
+    pair = [
+        RedisRateLimiter(redis_url, rate=20.0, namespace=namespace, platform="p") for _ in range(2)
+    ]
     yield pair
     for x in pair:
         await x.aclose()
@@ -245,10 +246,21 @@ async def test_four_processes_share_one_limit(
             ca = str(tmp_path / "ca.pem")
         workers = [
             await asyncio.create_subprocess_exec(
-                sys.executable, "-c", WORKER, sb.base_url, sb.platform_name, sb.platform_key,
-                redis_url, namespace, str(rate), str(tasks), str(per_task), ca,
+                sys.executable,
+                "-c",
+                WORKER,
+                sb.base_url,
+                sb.platform_name,
+                sb.platform_key,
+                redis_url,
+                namespace,
+                str(rate),
+                str(tasks),
+                str(per_task),
+                ca,
                 "2" if production else "0",
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
             )
             for _ in range(procs)
         ]
@@ -303,9 +315,17 @@ async def test_cooldown_is_honoured_across_processes(redis_url: str, namespace: 
 
         async def resend_in_a_process() -> str:
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-c", COOLDOWN_WORKER, sb.base_url, sb.platform_name,
-                sb.platform_key, redis_url, namespace, order.reference_order_id,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                sys.executable,
+                "-c",
+                COOLDOWN_WORKER,
+                sb.base_url,
+                sb.platform_name,
+                sb.platform_key,
+                redis_url,
+                namespace,
+                order.reference_order_id,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
             )
             out, err = await asyncio.wait_for(proc.communicate(), 60)
             assert proc.returncode == 0, err
@@ -325,10 +345,13 @@ async def test_redis_outage_fails_closed_and_recovers(namespace: str) -> None:
     server.start()
     rate = 10.0
     try:
-        limiter = RedisRateLimiter(server.url, rate=rate, namespace=namespace,
-                                   unavailable_timeout=1.0, socket_timeout=0.5)
-        async with Sandbox(order_rate=rate) as sb, \
-                sb.client(rate_limiter=limiter, max_retries=0) as tango:
+        limiter = RedisRateLimiter(
+            server.url, rate=rate, namespace=namespace, unavailable_timeout=1.0, socket_timeout=0.5
+        )
+        async with (
+            Sandbox(order_rate=rate) as sb,
+            sb.client(rate_limiter=limiter, max_retries=0) as tango,
+        ):
             for _ in range(3):
                 await tango.orders.create(order_request())
             server.stop()

@@ -51,8 +51,13 @@ def cooldown_error(**body: Any) -> dict[str, Any]:
         "path": "/raas/v2/orders/x/resends",
         "httpCode": 403,
         "httpPhrase": "Forbidden",
-        "errors": [{"code": 403005, "i18nKey": "403.005", "message": "Cannot send more "
-                    "than once every 30 seconds"}],
+        "errors": [
+            {
+                "code": 403005,
+                "i18nKey": "403.005",
+                "message": "Cannot send more than once every 30 seconds",
+            }
+        ],
         **body,
     }
 
@@ -155,8 +160,10 @@ async def test_unknown_pairs_still_resend(sb: Sandbox) -> None:
 async def test_a_shared_store_holds_both_keys_for_every_client(sb: Sandbox) -> None:
     [(oid, line_item)] = seeded(sb)
     store = ta.LocalCooldownStore()
-    async with sb.client(resend_cooldown=COOLDOWN, cooldown_store=store) as a, \
-            sb.client(resend_cooldown=COOLDOWN, cooldown_store=store) as b:
+    async with (
+        sb.client(resend_cooldown=COOLDOWN, cooldown_store=store) as a,
+        sb.client(resend_cooldown=COOLDOWN, cooldown_store=store) as b,
+    ):
         await a.orders.get(oid)
         await a.orders.resend(oid)
         before = len(sb.requests)
@@ -182,8 +189,10 @@ async def test_a_shared_redis_store_holds_both_keys(sb: Sandbox, redis_url: str)
     namespace = "test-" + uuid.uuid4().hex[:10]
     stores = [RedisCooldownStore(redis_url, namespace=namespace) for _ in range(2)]
     try:
-        async with sb.client(resend_cooldown=COOLDOWN, cooldown_store=stores[0]) as a, \
-                sb.client(resend_cooldown=COOLDOWN, cooldown_store=stores[1]) as b:
+        async with (
+            sb.client(resend_cooldown=COOLDOWN, cooldown_store=stores[0]) as a,
+            sb.client(resend_cooldown=COOLDOWN, cooldown_store=stores[1]) as b,
+        ):
             await a.orders.get(oid)
             await a.orders.resend(oid)
             before = len(sb.requests)
@@ -215,8 +224,9 @@ async def test_403_005_with_retry_after_header(mocked_client: ta.TangoClient) ->
 
 
 async def test_403_005_timestamp_is_the_last_send() -> None:
-    async with ta.TangoClient(NAME, KEY, base_url=BASE, retry=FAST_RETRY,
-                              resend_cooldown=30.0) as client:
+    async with ta.TangoClient(
+        NAME, KEY, base_url=BASE, retry=FAST_RETRY, resend_cooldown=30.0
+    ) as client:
         with aioresponses() as m:
             ten_ago = iso(datetime.now(UTC) - timedelta(seconds=10))
             m.post(RESEND_URL, status=403, payload=cooldown_error(timestamp=ten_ago))
@@ -234,8 +244,9 @@ async def test_403_005_timestamp_is_the_last_send() -> None:
     [None, "not a time", "", "2025-13-45T99:00:00Z"],
 )
 async def test_403_005_without_a_hint_is_the_whole_cooldown(timestamp: str | None) -> None:
-    async with ta.TangoClient(NAME, KEY, base_url=BASE, retry=FAST_RETRY,
-                              resend_cooldown=30.0) as client:
+    async with ta.TangoClient(
+        NAME, KEY, base_url=BASE, retry=FAST_RETRY, resend_cooldown=30.0
+    ) as client:
         with aioresponses() as m:
             body = cooldown_error() if timestamp is None else cooldown_error(timestamp=timestamp)
             m.post(RESEND_URL, status=403, payload=body)
@@ -249,8 +260,9 @@ async def test_403_005_without_a_hint_is_the_whole_cooldown(timestamp: str | Non
     [(0, 30.0), (-120, 30.0), (45, 0.0), (29, 1.0)],  # now, the future (skew), long ago
 )
 async def test_403_005_timestamp_is_clamped(seconds_ago: float, expected: float) -> None:
-    async with ta.TangoClient(NAME, KEY, base_url=BASE, retry=FAST_RETRY,
-                              resend_cooldown=30.0) as client:
+    async with ta.TangoClient(
+        NAME, KEY, base_url=BASE, retry=FAST_RETRY, resend_cooldown=30.0
+    ) as client:
         with aioresponses() as m:
             when = iso(datetime.now(UTC) - timedelta(seconds=seconds_ago))
             m.post(RESEND_URL, status=403, payload=cooldown_error(timestamp=when))
@@ -287,11 +299,17 @@ async def test_403_005_with_wait_waits_the_time_left(mocked_client: ta.TangoClie
 
 
 async def test_403_005_with_wait_is_bounded_by_max_retries() -> None:
-    async with ta.TangoClient(NAME, KEY, base_url=BASE, retry=FAST_RETRY, max_retries=2,
-                              resend_cooldown=30.0) as client:
+    async with ta.TangoClient(
+        NAME, KEY, base_url=BASE, retry=FAST_RETRY, max_retries=2, resend_cooldown=30.0
+    ) as client:
         with aioresponses() as m:
-            m.post(RESEND_URL, status=403, payload=cooldown_error(), repeat=True,
-                   headers={"Retry-After": "0.01"})
+            m.post(
+                RESEND_URL,
+                status=403,
+                payload=cooldown_error(),
+                repeat=True,
+                headers={"Retry-After": "0.01"},
+            )
             with pytest.raises(ta.ResendCooldownError) as e:
                 await client.orders.resend(ORDER_ID, wait=True)
             assert e.value.retry_after == pytest.approx(0.01)
@@ -303,8 +321,13 @@ async def test_other_refusals_release_both_keys(mocked_client: ta.TangoClient) -
         ta.Order(reference_order_id=ORDER_ID, reference_line_item_id=LINE_ITEM)
     )
     with aioresponses() as m:
-        m.post(RESEND_URL, status=403, payload=cooldown_error(errors=[
-            {"code": 403003, "i18nKey": "403.003", "message": "not delivered by Tango"}]))
+        m.post(
+            RESEND_URL,
+            status=403,
+            payload=cooldown_error(
+                errors=[{"code": 403003, "i18nKey": "403.003", "message": "not delivered by Tango"}]
+            ),
+        )
         m.post(LINE_ITEM_URL, status=201, payload={"id": 3})
         with pytest.raises(ta.PermissionDeniedError):
             await mocked_client.orders.resend(ORDER_ID)
@@ -342,8 +365,12 @@ def test_every_client_has_its_own_links() -> None:
 
 
 def get_500s(m: aioresponses) -> None:
-    m.get(ORDER_URL, status=500, repeat=True, payload={
-        "httpCode": 500, "errors": [{"i18nKey": "500.001", "message": "boom"}]})
+    m.get(
+        ORDER_URL,
+        status=500,
+        repeat=True,
+        payload={"httpCode": 500, "errors": [{"i18nKey": "500.001", "message": "boom"}]},
+    )
 
 
 @pytest.mark.parametrize(

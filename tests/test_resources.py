@@ -56,8 +56,10 @@ async def test_tls_certificates_are_always_verified(tls_server: tuple[str, trust
     # trusting the CA is the caller's explicit choice, through their own session
     context = ssl.create_default_context()
     ca.configure_trust(context)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as session, \
-            ta.TangoClient("name", "key", base_url=url, session=session) as tango:
+    async with (
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as session,
+        ta.TangoClient("name", "key", base_url=url, session=session) as tango,
+    ):
         assert (await tango.orders.get("RA1")).reference_order_id == "RA1"
 
 
@@ -108,8 +110,11 @@ async def test_cancelling_callers_mid_request_cleans_up() -> None:
             connector = tango._transport.session().connector
             assert connector is not None
             assert not connector._acquired  # no connection held by a cancelled call
-        leftover = [t for t in asyncio.all_tasks()
-                    if t is not asyncio.current_task() and "RequestHandler" not in repr(t)]
+        leftover = [
+            t
+            for t in asyncio.all_tasks()
+            if t is not asyncio.current_task() and "RequestHandler" not in repr(t)
+        ]
         assert leftover == []
     gc.collect()
     await asyncio.sleep(0.1)

@@ -111,8 +111,10 @@ async def test_order_rate_is_checked_at_arrival() -> None:
 
 @pytest.mark.asyncio
 async def test_list_pagination_filters_and_window() -> None:
-    async with Sandbox(order_rate=None, max_window=20, max_range_days=100) as fake, \
-            session(fake) as http:
+    async with (
+        Sandbox(order_rate=None, max_window=20, max_range_days=100) as fake,
+        session(fake) as http,
+    ):
         url = fake.base_url + "/orders"
         ids = fake.seed_orders(25, start=START, step=timedelta(hours=1), customer_identifier="c-42")
         seen: list[str] = []
@@ -243,18 +245,21 @@ async def test_balance_and_frozen_account() -> None:
         sb.freeze("account-1")
         frozen = await call(http, "POST", url, json=ORDER)
         assert frozen.status == 422
-        assert frozen.body["errors"] == [{
-            "code": 422001, "i18nKey": "404.142",
-            "message": "Account has been frozen, please contact your Tango CSM or email "
-                       "cs@tangocard.com"}]
+        assert frozen.body["errors"] == [
+            {
+                "code": 422001,
+                "i18nKey": "404.142",
+                "message": "Account has been frozen, please contact your Tango CSM or email "
+                "cs@tangocard.com",
+            }
+        ]
         other = await call(http, "POST", url, json=ORDER | {"accountIdentifier": "account-2"})
         assert other.status == 201  # other accounts are funded by default
 
 
 async def test_pending_then_complete_or_failed_on_the_sandbox_clock() -> None:
     clock = SandboxClock(frozen=True)
-    async with Sandbox(order_rate=None, clock=clock, pending_for=3600) as sb, \
-            session(sb) as http:
+    async with Sandbox(order_rate=None, clock=clock, pending_for=3600) as sb, session(sb) as http:
         url = sb.base_url + "/orders"
         ok = (await call(http, "POST", url, json=ORDER)).body
         sb.fail_next()
@@ -263,18 +268,24 @@ async def test_pending_then_complete_or_failed_on_the_sandbox_clock() -> None:
         pending = await call(http, "GET", url, params={"status": "PENDING"})
         assert pending.body["page"]["totalCount"] == 2
         clock.advance(3600)
-        assert (await call(http, "GET", f"{url}/{ok['referenceOrderID']}")).body["status"] \
-            == "COMPLETE"
-        assert (await call(http, "GET", f"{url}/{bad['referenceOrderID']}")).body["status"] \
-            == "FAILED"
+        assert (await call(http, "GET", f"{url}/{ok['referenceOrderID']}")).body[
+            "status"
+        ] == "COMPLETE"
+        assert (await call(http, "GET", f"{url}/{bad['referenceOrderID']}")).body[
+            "status"
+        ] == "FAILED"
         failed = await call(http, "GET", url, params={"status": "FAILED"})
         assert [o["referenceOrderID"] for o in failed.body["orders"]] == [bad["referenceOrderID"]]
 
 
 async def test_promo_link_credentials_carry_the_expiration_date() -> None:
     async with Sandbox(order_rate=None) as sb, session(sb) as http:
-        body = ORDER | {"utid": "U666425", "deliveryMethod": "NONE", "sendEmail": False,
-                        "expirationDate": "2027-12-31T06:59:59Z"}
+        body = ORDER | {
+            "utid": "U666425",
+            "deliveryMethod": "NONE",
+            "sendEmail": False,
+            "expirationDate": "2027-12-31T06:59:59Z",
+        }
         order = (await call(http, "POST", sb.base_url + "/orders", json=body)).body
         creds = {c["credentialType"]: c for c in order["reward"]["credentialList"]}
         assert creds["expirationDate"]["value"] == "2027-12-31T06:59:59Z"
@@ -283,35 +294,62 @@ async def test_promo_link_credentials_carry_the_expiration_date() -> None:
         assert order["rewardName"] == "Promo Link"
         gift = (await call(http, "POST", sb.base_url + "/orders", json=ORDER)).body
         assert {c["credentialType"] for c in gift["reward"]["credentialList"]} == {
-            "cardNumber", "cardPin"}
+            "cardNumber",
+            "cardPin",
+        }
 
 
 ANN = {"firstName": "Ann", "lastName": "Lee"}
-US_ADDRESS = {"streetLine1": "1 Main St", "city": "Springfield", "stateOrProvince": "IL",
-              "postalCode": "62701", "country": "US"}
+US_ADDRESS = {
+    "streetLine1": "1 Main St",
+    "city": "Springfield",
+    "stateOrProvince": "IL",
+    "postalCode": "62701",
+    "country": "US",
+}
 
 
 @pytest.mark.parametrize(
     ("change", "status", "paths"),
     [
         ({"recipient": {"firstName": "Ann"}}, 400, {"recipient.email"}),
-        ({"deliveryMethod": "PHONE", "recipient": ANN | {"mobileNumber": "+442071234567"}},
-         400, {"recipient.mobileNumber"}),
-        ({"deliveryMethod": "PHONE", "recipient": ANN | {"mobileNumber": "+14155550100"}},
-         201, set()),
+        (
+            {"deliveryMethod": "PHONE", "recipient": ANN | {"mobileNumber": "+442071234567"}},
+            400,
+            {"recipient.mobileNumber"},
+        ),
+        (
+            {"deliveryMethod": "PHONE", "recipient": ANN | {"mobileNumber": "+14155550100"}},
+            201,
+            set(),
+        ),
         ({"deliveryMethod": "ADDRESS", "recipient": ANN}, 400, {"recipient.address"}),
         # no deliveryMethod and an address: ADDRESS, as the API infers it
-        ({"deliveryMethod": None, "recipient": ANN | {"address": US_ADDRESS | {
-            "postalCode": "1234"}}}, 400, {"recipient.address.postalCode"}),
-        ({"deliveryMethod": None, "recipient": {"firstName": "A" * 26, "lastName": "Lee",
-                                                "address": US_ADDRESS}},
-         400, {"recipient.firstName"}),
+        (
+            {
+                "deliveryMethod": None,
+                "recipient": ANN | {"address": US_ADDRESS | {"postalCode": "1234"}},
+            },
+            400,
+            {"recipient.address.postalCode"},
+        ),
+        (
+            {
+                "deliveryMethod": None,
+                "recipient": {"firstName": "A" * 26, "lastName": "Lee", "address": US_ADDRESS},
+            },
+            400,
+            {"recipient.firstName"},
+        ),
         ({"deliveryMethod": None, "recipient": ANN | {"address": US_ADDRESS}}, 201, set()),
         ({"deliveryMethod": "EMBEDDED", "recipient": None}, 201, set()),
         ({"deliveryMethod": "NONE", "recipient": None}, 201, set()),
         ({"deliveryMethod": "CARRIER_PIGEON"}, 400, {"deliveryMethod"}),
-        ({"recipient": {"email": "ann@example.com", "firstName": "<Ann>"}}, 400,
-         {"recipient.firstName"}),
+        (
+            {"recipient": {"email": "ann@example.com", "firstName": "<Ann>"}},
+            400,
+            {"recipient.firstName"},
+        ),
         ({"message": "x" * 3001, "campaign": "c" * 1025}, 400, {"message", "campaign"}),
     ],
 )
@@ -353,9 +391,17 @@ async def test_seeding_is_fast_and_history_is_indexed() -> None:
     async with Sandbox(order_rate=None) as sb, session(sb) as http:
         ids = sb.seed_orders(20_000, start=START, step=timedelta(seconds=10), utid="U157189")
         assert len(set(ids)) == 20_000
-        answer = await call(http, "GET", sb.base_url + "/orders", params={
-            "startDate": "2024-01-01T00:00:00Z", "endDate": "2024-01-01T00:16:39.999Z",
-            "elementsPerBlock": 100, "utid": "U157189"})
+        answer = await call(
+            http,
+            "GET",
+            sb.base_url + "/orders",
+            params={
+                "startDate": "2024-01-01T00:00:00Z",
+                "endDate": "2024-01-01T00:16:39.999Z",
+                "elementsPerBlock": 100,
+                "utid": "U157189",
+            },
+        )
         assert answer.body["page"]["totalCount"] == 100
         assert answer.body["orders"][0]["rewardName"].startswith("Visa")
 
@@ -368,18 +414,34 @@ async def test_python_m_serves_a_client_in_another_process() -> None:
     import tango_async as ta
 
     proc, lines, env = await started_sandbox(
-        "--port", "0", "--order-rate", "5", "--platform-name", "proc-platform",
-        "--platform-key", "proc-key",
+        "--port",
+        "0",
+        "--order-rate",
+        "5",
+        "--platform-name",
+        "proc-platform",
+        "--platform-key",
+        "proc-key",
     )
     try:
         assert lines[0].startswith("Tango sandbox serving at http://127.0.0.1:")
         assert env["TANGO_PLATFORM_NAME"] == "proc-platform"
         assert env["TANGO_PLATFORM_KEY"] == "proc-key"
-        async with ta.TangoClient(env["TANGO_PLATFORM_NAME"], env["TANGO_PLATFORM_KEY"],
-                                  base_url=env["TANGO_BASE_URL"], order_rate=5) as tango:
-            order = await tango.orders.create(ta.CreateOrderRequest(
-                "customer-1", "account-1", "U561593", Decimal("5.00"),
-                recipient=ta.Recipient(email="ann@example.com", first_name="Ann")))
+        async with ta.TangoClient(
+            env["TANGO_PLATFORM_NAME"],
+            env["TANGO_PLATFORM_KEY"],
+            base_url=env["TANGO_BASE_URL"],
+            order_rate=5,
+        ) as tango:
+            order = await tango.orders.create(
+                ta.CreateOrderRequest(
+                    "customer-1",
+                    "account-1",
+                    "U561593",
+                    Decimal("5.00"),
+                    recipient=ta.Recipient(email="ann@example.com", first_name="Ann"),
+                )
+            )
             assert (await tango.orders.get(order.reference_order_id)).created_at is not None
     finally:
         proc.terminate()

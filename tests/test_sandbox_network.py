@@ -22,7 +22,10 @@ from tango_async.testing.__main__ import main as sandbox_main
 from .processes import started_sandbox
 
 CREATE = ta.CreateOrderRequest(
-    "customer-1", "account-1", "U561593", Decimal("5.00"),
+    "customer-1",
+    "account-1",
+    "U561593",
+    Decimal("5.00"),
     recipient=ta.Recipient(email="ann@example.com", first_name="Ann"),
 )
 
@@ -73,8 +76,10 @@ async def test_a_client_without_the_ca_fails_verification() -> None:
 async def test_client_options_override_the_sandbox_defaults() -> None:
     own_clock = SandboxClock()
     own_ctx = ssl.create_default_context()
-    async with Sandbox(order_rate=None, tls=True) as sb, \
-            sb.client(clock=own_clock, ssl_context=own_ctx, max_retries=0) as tango:
+    async with (
+        Sandbox(order_rate=None, tls=True) as sb,
+        sb.client(clock=own_clock, ssl_context=own_ctx, max_retries=0) as tango,
+    ):
         assert tango.clock is own_clock
         with pytest.raises(ta.APIConnectionError):  # its context does not trust the sandbox
             await tango.orders.get("RA1")
@@ -114,8 +119,7 @@ async def test_connect_delay_is_paid_by_new_connections_only(tls: bool) -> None:
 
 
 async def test_connect_delay_with_the_sandbox_client() -> None:
-    async with Sandbox(order_rate=None, connect_delay=0.2, tls=True) as sb, \
-            sb.client() as tango:
+    async with Sandbox(order_rate=None, connect_delay=0.2, tls=True) as sb, sb.client() as tango:
         t0 = time.monotonic()
         order = await tango.orders.create(CREATE)
         first = time.monotonic() - t0
@@ -128,8 +132,10 @@ async def test_connect_delay_with_the_sandbox_client() -> None:
 
 @pytest.mark.parametrize("connect_delay", [0.0, 0.05])
 async def test_idle_keepalive_connections_are_closed(connect_delay: float) -> None:
-    async with Sandbox(order_rate=None, keepalive_timeout=0.2,
-                       connect_delay=connect_delay) as sb, session(sb) as http:
+    async with (
+        Sandbox(order_rate=None, keepalive_timeout=0.2, connect_delay=connect_delay) as sb,
+        session(sb) as http,
+    ):
         url = sb.base_url + "/orders"
         assert (await get(http, url))[0] == 200
         assert (await get(http, url))[0] == 200
@@ -166,8 +172,7 @@ async def test_stop_cuts_proxied_connections() -> None:
 
 async def test_read_rate_refuses_gets_sooner_than_the_last_accepted_one() -> None:
     clock = SandboxClock(frozen=True)
-    async with Sandbox(order_rate=None, read_rate=2.0, clock=clock) as sb, \
-            session(sb) as http:
+    async with Sandbox(order_rate=None, read_rate=2.0, clock=clock) as sb, session(sb) as http:
         url = sb.base_url + "/orders"
         assert (await get(http, url))[0] == 200
         async with http.get(url) as resp:  # back to back
@@ -182,15 +187,19 @@ async def test_read_rate_refuses_gets_sooner_than_the_last_accepted_one() -> Non
             assert resp.status == 400
         assert sb.refused_reads == 2
         assert [(r.method, r.status) for r in sb.requests] == [
-            ("GET", 200), ("GET", 429), ("GET", 429), ("GET", 404), ("POST", 400)]
+            ("GET", 200),
+            ("GET", 429),
+            ("GET", 429),
+            ("GET", 404),
+            ("POST", 400),
+        ]
         t0 = sb.requests[0].arrived
         assert [round(t - t0, 3) for t in sb.arrivals("GET", "/orders")] == [0, 0, 0.3, 0.55]
 
 
 async def test_latency_holds_every_response_in_real_time() -> None:
     clock = SandboxClock(frozen=True)
-    async with Sandbox(order_rate=None, latency=0.15, clock=clock) as sb, \
-            session(sb) as http:
+    async with Sandbox(order_rate=None, latency=0.15, clock=clock) as sb, session(sb) as http:
         before = clock.monotonic()
         status, _, took = await get(http, sb.base_url + "/orders")
         assert status == 200 and took >= 0.15
@@ -201,8 +210,12 @@ async def test_latency_holds_every_response_in_real_time() -> None:
 
 
 def test_bad_network_options_are_refused() -> None:
-    for bad in ({"read_rate": 0}, {"connect_delay": -1}, {"latency": -0.1},
-                {"keepalive_timeout": 0}):
+    for bad in (
+        {"read_rate": 0},
+        {"connect_delay": -1},
+        {"latency": -0.1},
+        {"keepalive_timeout": 0},
+    ):
         with pytest.raises(ValueError):
             Sandbox(**bad)
 
@@ -213,7 +226,13 @@ def test_bad_network_options_are_refused() -> None:
 async def test_python_m_with_tls_serves_a_client_trusting_the_ca_file(tmp_path: Path) -> None:
     ca_file = tmp_path / "ca.pem"
     proc, lines, env = await started_sandbox(
-        "--tls", "--ca-file", str(ca_file), "--connect-delay", "0.05", "--order-rate", "0",
+        "--tls",
+        "--ca-file",
+        str(ca_file),
+        "--connect-delay",
+        "0.05",
+        "--order-rate",
+        "0",
         lines=5,
     )
     try:
@@ -221,9 +240,12 @@ async def test_python_m_with_tls_serves_a_client_trusting_the_ca_file(tmp_path: 
         assert env["TANGO_BASE_URL"].startswith("https://127.0.0.1:")
         assert env["TANGO_CA_FILE"] == str(ca_file)
         trusting = ssl.create_default_context(cafile=env["TANGO_CA_FILE"])
-        async with ta.TangoClient(env["TANGO_PLATFORM_NAME"], env["TANGO_PLATFORM_KEY"],
-                                  base_url=env["TANGO_BASE_URL"],
-                                  ssl_context=trusting) as tango:
+        async with ta.TangoClient(
+            env["TANGO_PLATFORM_NAME"],
+            env["TANGO_PLATFORM_KEY"],
+            base_url=env["TANGO_BASE_URL"],
+            ssl_context=trusting,
+        ) as tango:
             order = await tango.orders.create(CREATE)
             assert order.created
     finally:

@@ -11,9 +11,11 @@ def test_no_secret_in_logs_errors_or_reprs() -> None:
     assert RECORDER.secrets, "the hygiene plugin registered no secret: is it loaded?"
     assert len(RECORDER.texts) > 100, "too little was recorded to mean anything"
     hits = list(RECORDER.hits())
-    print(f"\nsecret hygiene: {len(RECORDER.texts)} texts scanned "
-          f"({sum(map(len, RECORDER.texts))} characters), {len(RECORDER.secrets)} secrets, "
-          f"{len(hits)} hits")
+    print(
+        f"\nsecret hygiene: {len(RECORDER.texts)} texts scanned "
+        f"({sum(map(len, RECORDER.texts))} characters), {len(RECORDER.secrets)} secrets, "
+        f"{len(hits)} hits"
+    )
     assert hits == [], hits[:5]
 
 

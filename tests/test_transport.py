@@ -76,16 +76,28 @@ def test_credentials_and_base_url_from_environment(monkeypatch: pytest.MonkeyPat
 
 
 @pytest.mark.parametrize(
-    "url", ["http://127.0.0.1:8080/raas/v2", "http://localhost/raas/v2", "http://[::1]:1/raas/v2",
-            "http://127.1.2.3/raas/v2", ta.PRODUCTION_URL],
+    "url",
+    [
+        "http://127.0.0.1:8080/raas/v2",
+        "http://localhost/raas/v2",
+        "http://[::1]:1/raas/v2",
+        "http://127.1.2.3/raas/v2",
+        ta.PRODUCTION_URL,
+    ],
 )
 def test_base_url_accepted(url: str) -> None:
     assert ta.TangoClient(NAME, KEY, base_url=url).base_url == url
 
 
 @pytest.mark.parametrize(
-    "url", ["http://api.tangocard.com/raas/v2", "http://10.0.0.1/raas/v2", "ftp://x/raas",
-            "/raas/v2", "https://user:pw@api.tangocard.com/raas/v2"],
+    "url",
+    [
+        "http://api.tangocard.com/raas/v2",
+        "http://10.0.0.1/raas/v2",
+        "ftp://x/raas",
+        "/raas/v2",
+        "https://user:pw@api.tangocard.com/raas/v2",
+    ],
 )
 def test_base_url_refused(url: str) -> None:
     with pytest.raises(ta.ValidationError) as e:
@@ -95,9 +107,14 @@ def test_base_url_refused(url: str) -> None:
 
 @pytest.mark.parametrize(
     ("kw", "field"),
-    [({"timeout": 0}, "timeout"), ({"max_retries": -1}, "max_retries"),
-     ({"order_rate": 0}, "order_rate"), ({"resend_cooldown": -1}, "resend_cooldown"),
-     ({"rate_limiter": object()}, "rate_limiter"), ({"cooldown_store": 3}, "cooldown_store")],
+    [
+        ({"timeout": 0}, "timeout"),
+        ({"max_retries": -1}, "max_retries"),
+        ({"order_rate": 0}, "order_rate"),
+        ({"resend_cooldown": -1}, "resend_cooldown"),
+        ({"rate_limiter": object()}, "rate_limiter"),
+        ({"cooldown_store": 3}, "cooldown_store"),
+    ],
 )
 def test_bad_arguments(kw: dict[str, Any], field: str) -> None:
     with pytest.raises(ta.ValidationError) as e:
@@ -167,8 +184,14 @@ async def test_path_ids_are_escaped_and_checked(mocked_client: ta.TangoClient) -
 
 
 async def test_error_body_with_errors_items(mocked_client: ta.TangoClient) -> None:
-    body = tango_error(404, "404.002", "Order not found", path="referenceOrderID",
-                       invalidValue="RA1", constraint="exists")
+    body = tango_error(
+        404,
+        "404.002",
+        "Order not found",
+        path="referenceOrderID",
+        invalidValue="RA1",
+        constraint="exists",
+    )
     with aioresponses() as m:
         m.get(ORDER_URL, status=404, payload=body)
         with pytest.raises(ta.NotFoundError) as e:
@@ -179,15 +202,23 @@ async def test_error_body_with_errors_items(mocked_client: ta.TangoClient) -> No
     assert err.path == "/raas/v2/orders"
     assert err.timestamp == "2025-01-15T19:12:42.059Z"
     assert err.i18n_key == "404.002"
-    assert err.errors == [ta.ErrorDetail(404001, "404.002", "Order not found", "referenceOrderID",
-                                         "RA1", "exists")]
+    assert err.errors == [
+        ta.ErrorDetail(404001, "404.002", "Order not found", "referenceOrderID", "RA1", "exists")
+    ]
     assert "Order not found" in str(err) and "req-123" in str(err)
     assert len(calls(m, "GET", ORDER_URL)) == 1  # 4xx: never retried
 
 
 async def test_error_body_with_top_level_key(mocked_client: ta.TangoClient) -> None:
-    body = {"timestamp": "t", "requestId": "r", "path": "/raas/v2/orders/x", "httpCode": 400,
-            "httpPhrase": "Bad Request", "i18nKey": "400.001", "message": "Invalid request"}
+    body = {
+        "timestamp": "t",
+        "requestId": "r",
+        "path": "/raas/v2/orders/x",
+        "httpCode": 400,
+        "httpPhrase": "Bad Request",
+        "i18nKey": "400.001",
+        "message": "Invalid request",
+    }
     with aioresponses() as m:
         m.get(ORDER_URL, status=400, payload=body)
         with pytest.raises(ta.BadRequestError) as e:
@@ -198,9 +229,16 @@ async def test_error_body_with_top_level_key(mocked_client: ta.TangoClient) -> N
 
 @pytest.mark.parametrize(
     ("status", "cls"),
-    [(400, ta.BadRequestError), (401, ta.AuthenticationError), (402, ta.InsufficientFundsError),
-     (403, ta.PermissionDeniedError), (404, ta.NotFoundError), (409, ta.ConflictError),
-     (422, ta.UnprocessableEntityError), (418, ta.APIError)],
+    [
+        (400, ta.BadRequestError),
+        (401, ta.AuthenticationError),
+        (402, ta.InsufficientFundsError),
+        (403, ta.PermissionDeniedError),
+        (404, ta.NotFoundError),
+        (409, ta.ConflictError),
+        (422, ta.UnprocessableEntityError),
+        (418, ta.APIError),
+    ],
 )
 async def test_status_maps_to_class(
     mocked_client: ta.TangoClient, status: int, cls: type[ta.APIError]
@@ -214,9 +252,11 @@ async def test_status_maps_to_class(
 
 @pytest.mark.parametrize(
     ("body", "ctype"),
-    [(b"<html><body><h1>502 Bad Gateway</h1></body></html>", "text/html"),
-     (b"", "application/json"),
-     (b'{"timestamp": "2025-01-15T19:12:42Z", "requestId": "abc", "err', "application/json")],
+    [
+        (b"<html><body><h1>502 Bad Gateway</h1></body></html>", "text/html"),
+        (b"", "application/json"),
+        (b'{"timestamp": "2025-01-15T19:12:42Z", "requestId": "abc", "err', "application/json"),
+    ],
 )
 async def test_unreadable_error_bodies_still_typed(
     mocked_client: ta.TangoClient, body: bytes, ctype: str
@@ -252,8 +292,12 @@ async def test_response_size_is_bounded() -> None:
 
 @pytest.mark.parametrize(
     "exc",
-    [aiohttp.ServerDisconnectedError(), aiohttp.ClientPayloadError("cut"),
-     aiohttp.ClientOSError(104, "reset"), ConnectionResetError()],
+    [
+        aiohttp.ServerDisconnectedError(),
+        aiohttp.ClientPayloadError("cut"),
+        aiohttp.ClientOSError(104, "reset"),
+        ConnectionResetError(),
+    ],
 )
 async def test_transport_failures_become_connection_errors(
     mocked_client: ta.TangoClient, exc: Exception
@@ -278,9 +322,13 @@ async def test_timeout_becomes_timeout_error(mocked_client: ta.TangoClient) -> N
 
 @pytest.mark.parametrize(
     "first",
-    [{"status": 503, "payload": tango_error(503, "503.001")}, {"status": 500, "body": b""},
-     {"status": 429, "payload": tango_error(429, "429.001")},
-     {"exception": aiohttp.ServerDisconnectedError()}, {"exception": TimeoutError()}],
+    [
+        {"status": 503, "payload": tango_error(503, "503.001")},
+        {"status": 500, "body": b""},
+        {"status": 429, "payload": tango_error(429, "429.001")},
+        {"exception": aiohttp.ServerDisconnectedError()},
+        {"exception": TimeoutError()},
+    ],
 )
 async def test_get_retries_transient_failures(
     mocked_client: ta.TangoClient, first: dict[str, Any]
@@ -364,8 +412,9 @@ async def test_create_wire_body(mocked_client: ta.TangoClient) -> None:
 
     with aioresponses() as m:
         m.post(f"{BASE}/orders", status=201, payload=CREATED)
-        await mocked_client.orders.create(order_request(amount=Decimal("10.10"),
-                                                        external_ref_id="my-ref"))
+        await mocked_client.orders.create(
+            order_request(amount=Decimal("10.10"), external_ref_id="my-ref")
+        )
     (call,) = calls(m, "POST", f"{BASE}/orders")
     raw = call.kwargs["data"]
     assert b'"amount":10.1,' in raw  # exact, canonical: 10.10 goes as 10.1
@@ -401,11 +450,16 @@ async def test_create_429_waits_retry_after_and_penalizes_limiter() -> None:
             await super().penalize(delay)
 
     limiter = Recorder(1000.0)
-    async with ta.TangoClient(NAME, KEY, base_url=BASE, retry=FAST_RETRY,
-                              rate_limiter=limiter) as client:
+    async with ta.TangoClient(
+        NAME, KEY, base_url=BASE, retry=FAST_RETRY, rate_limiter=limiter
+    ) as client:
         with aioresponses() as m:
-            m.post(f"{BASE}/orders", status=429, payload=tango_error(429, "429.001"),
-                   headers={"Retry-After": "0.05"})
+            m.post(
+                f"{BASE}/orders",
+                status=429,
+                payload=tango_error(429, "429.001"),
+                headers={"Retry-After": "0.05"},
+            )
             m.post(f"{BASE}/orders", status=201, payload=CREATED)
             loop = asyncio.get_running_loop()
             start = loop.time()
@@ -417,8 +471,12 @@ async def test_create_429_waits_retry_after_and_penalizes_limiter() -> None:
 @pytest.mark.parametrize("status", [400, 401, 402, 403, 404, 422])
 async def test_create_other_4xx_never_retried(mocked_client: ta.TangoClient, status: int) -> None:
     with aioresponses() as m:
-        m.post(f"{BASE}/orders", status=status, payload=tango_error(status, f"{status}.001"),
-               repeat=True)
+        m.post(
+            f"{BASE}/orders",
+            status=status,
+            payload=tango_error(status, f"{status}.001"),
+            repeat=True,
+        )
         with pytest.raises(ta.APIError) as e:
             await mocked_client.orders.create(order_request(external_ref_id="keep-me"))
     assert e.value.status_code == status
@@ -501,26 +559,46 @@ async def test_resend_connect_failure_releases_the_cooldown() -> None:
 async def test_line_item_resend_wire_names(mocked_client: ta.TangoClient) -> None:
     url = f"{BASE}/lineItems/U1234/resends"
     with aioresponses() as m:
-        m.post(url, status=201, payload={"id": 3, "deliveryMethod": "PHONE", "reasonCode": "OTHER",
-                                         "otherReason": "asked", "newThing": 1})
+        m.post(
+            url,
+            status=201,
+            payload={
+                "id": 3,
+                "deliveryMethod": "PHONE",
+                "reasonCode": "OTHER",
+                "otherReason": "asked",
+                "newThing": 1,
+            },
+        )
         r = await mocked_client.line_items.resend(
-            "U1234", new_delivery_method="PHONE", new_mobile_number="+14155550100",
-            reason_code=ta.ResendReasonCode.OTHER, other_reason="asked",
+            "U1234",
+            new_delivery_method="PHONE",
+            new_mobile_number="+14155550100",
+            reason_code=ta.ResendReasonCode.OTHER,
+            other_reason="asked",
         )
     assert r.delivery_method == "PHONE" and r.reason_code == "OTHER"
     assert sent_json(calls(m, "POST", url)[0]) == {
-        "newDeliveryMethod": "PHONE", "newMobileNumber": "+14155550100",
-        "reasonCode": "OTHER", "otherReason": "asked",
+        "newDeliveryMethod": "PHONE",
+        "newMobileNumber": "+14155550100",
+        "reasonCode": "OTHER",
+        "otherReason": "asked",
     }
 
 
 async def test_order_resend_wire_names(mocked_client: ta.TangoClient) -> None:
     with aioresponses() as m:
         m.post(RESEND_URL, status=201, payload={"id": 3})
-        await mocked_client.orders.resend("RA230101-1234-56", new_mobile="+14155550100",
-                                          new_delivery_method="PHONE", new_etid="E000000")
+        await mocked_client.orders.resend(
+            "RA230101-1234-56",
+            new_mobile="+14155550100",
+            new_delivery_method="PHONE",
+            new_etid="E000000",
+        )
     assert sent_json(calls(m, "POST", RESEND_URL)[0]) == {
-        "newMobile": "+14155550100", "newDeliveryMethod": "PHONE", "newEtid": "E000000",
+        "newMobile": "+14155550100",
+        "newDeliveryMethod": "PHONE",
+        "newEtid": "E000000",
     }
 
 
@@ -531,10 +609,13 @@ async def test_each_attempt_logged_at_debug_without_secrets(
     mocked_client: ta.TangoClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="tango_async")
-    reward = {"credentials": {"Code": "SECRET-CODE-1"},
-              "credentialList": [{"label": "Code", "value": "SECRET-CODE-1", "type": "text"},
-                                 {"label": "Link", "value": "https://redeem.example/SECRETLINK",
-                                  "type": "url"}]}
+    reward = {
+        "credentials": {"Code": "SECRET-CODE-1"},
+        "credentialList": [
+            {"label": "Code", "value": "SECRET-CODE-1", "type": "text"},
+            {"label": "Link", "value": "https://redeem.example/SECRETLINK", "type": "url"},
+        ],
+    }
     with aioresponses() as m:
         m.get(ORDER_URL, status=503, headers={"X-Request-Id": "rid-9"})
         m.get(ORDER_URL, payload={**ORDER, "reward": reward})
@@ -572,16 +653,22 @@ def test_requests_decode_from_their_own_wire_json() -> None:
     from tango_async._validation import prepare_order
 
     req = order_request(
-        delivery_method=ta.DeliveryMethod.ADDRESS, external_ref_id="r-1",
-        recipient=ta.Recipient(first_name="Ann", last_name="Lee",
-                               address=ta.Address("1 Main St", "Town", "CA", "12345", "US")),
+        delivery_method=ta.DeliveryMethod.ADDRESS,
+        external_ref_id="r-1",
+        recipient=ta.Recipient(
+            first_name="Ann",
+            last_name="Lee",
+            address=ta.Address("1 Main St", "Town", "CA", "12345", "US"),
+        ),
     )
     wire = ENCODER.encode(prepare_order(req))
     back = msgspec.json.decode(wire, type=ta.CreateOrderRequest)
     assert prepare_order(back) == prepare_order(req)
     for t in (ta.OrderResendRequest, ta.LineItemResendRequest):
-        assert msgspec.json.decode(b'{"newDeliveryMethod": "EMAIL"}', type=t).new_delivery_method \
+        assert (
+            msgspec.json.decode(b'{"newDeliveryMethod": "EMAIL"}', type=t).new_delivery_method
             == ta.DeliveryMethod.EMAIL
+        )
 
 
 async def test_list_page_with_nulls_stops_cleanly(mocked_client: ta.TangoClient) -> None:

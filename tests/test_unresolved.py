@@ -443,8 +443,10 @@ async def test_random_outer_cancellations_and_retries_pay_each_order_once(memory
         cancelled = sum(n - 1 for n in tries.values())
         refs = Counter(r.json["externalRefID"] for r in sb.requests if r.method == "POST")
         reused = sum(n - 1 for n in refs.values() if n > 1)
-        print(f"\n{memory}: {CANCEL_ORDERS} orders, {cancelled} outer cancellations, "
-              f"{reused} re-sends of a remembered ref: {duplicates} duplicates, {lost} lost")
+        print(
+            f"\n{memory}: {CANCEL_ORDERS} orders, {cancelled} outer cancellations, "
+            f"{reused} re-sends of a remembered ref: {duplicates} duplicates, {lost} lost"
+        )
         assert lost == 0
         assert cancelled > CANCEL_ORDERS // 4  # the cancellations really happened
         if memory == "remembered":
@@ -558,8 +560,11 @@ async def test_a_failed_removal_never_swallows_a_deliberate_repeat() -> None:
 async def test_concurrent_retries_after_an_unknown_outcome(kind: str, tmp_path: Path) -> None:
     """Two equal creates at once after an unknown outcome: one reuses the remembered ref,
     the other is a new order, whatever the store (no race between find and reserve)."""
-    store = (ta.SqliteUnresolvedStore(tmp_path / "u.db") if kind == "sqlite"
-             else ta.LocalUnresolvedStore())
+    store = (
+        ta.SqliteUnresolvedStore(tmp_path / "u.db")
+        if kind == "sqlite"
+        else ta.LocalUnresolvedStore()
+    )
     async with Sandbox(order_rate=None) as sb:
         sb.inject("POST /orders", "500-after-commit")
         async with sb.client(retry=FAST_RETRY, max_retries=0, unresolved_store=store) as tango:

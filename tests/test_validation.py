@@ -1153,8 +1153,13 @@ def test_address_on_digital_order_is_not_held_to_physical_rules() -> None:
     r = ta.Recipient(email="ann@example.com", first_name="Ann <b>"[:3], address=addr)
     wire = prepare_order(order(delivery_method="EMAIL", recipient=r))
     assert wire.recipient is not None and wire.recipient.address == addr
-    refused(order(delivery_method="EMAIL", recipient=ta.Recipient(
-        email="ann@example.com", first_name="Ann", address="1 Main St")), "recipient.address")  # type: ignore[arg-type]
+    refused(
+        order(
+            delivery_method="EMAIL",
+            recipient=ta.Recipient(email="ann@example.com", first_name="Ann", address="1 Main St"),
+        ),
+        "recipient.address",
+    )  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("explicit", [True, False])
@@ -1170,9 +1175,11 @@ def test_address_with_legacy_send_email_true_is_accepted(explicit: bool) -> None
 
 @pytest.mark.parametrize(
     ("kw", "field"),
-    [({"customer_identifier": "abc"}, "customer_identifier"),
-     ({"account_identifier": "a_b_c_d_e"}, "account_identifier"),
-     ({"external_ref_id": "x" * 101}, "external_ref_id")],
+    [
+        ({"customer_identifier": "abc"}, "customer_identifier"),
+        ({"account_identifier": "a_b_c_d_e"}, "account_identifier"),
+        ({"external_ref_id": "x" * 101}, "external_ref_id"),
+    ],
 )
 def test_list_identifier_filters_checked(kw: dict[str, Any], field: str) -> None:
     with pytest.raises(ta.ValidationError) as info:

@@ -9,13 +9,17 @@ first documented rule ``prepare_order()`` finds broken). Problems with the file 
 CSV headers name the request's fields in snake_case, dotted for nesting
 (``recipient.address.postal_code``), plus ``custom_fields.<name>`` columns; an empty cell
 means "not given". JSON Lines hold one order per line in the API's wire JSON (camelCase,
-``externalRefID``). The request returned is the order as read; ``prepare_order()`` has
-checked it but its inferred fields (``delivery_method``) are not filled in.
+``externalRefID``), checked by msgspec (every error of a line, in the order of its keys,
+under the snake_case field names). The request returned is the order as read;
+``prepare_order()`` has checked it but its inferred fields (``delivery_method``) are not
+filled in. A row keeps what that check returned, so a bulk job does not check it again
+(``checked_request``).
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 import re
@@ -39,6 +43,7 @@ __all__ = [
     "InputFileError",
     "InputRow",
     "RowError",
+    "checked_request",
     "detect_format",
     "file_digest",
     "read_orders",
@@ -87,6 +92,12 @@ class InputRow:
     row: int
     request: CreateOrderRequest | None
     errors: tuple[RowError, ...]
+    # (request, what prepare_order() returned for it, the max_amount it was checked
+    # against, the request's JSON then) for a row read_orders() checked, so that a job
+    # checks each row once: see checked_request(). None for a row built by hand.
+    _checked: tuple[CreateOrderRequest, CreateOrderRequest, Decimal, bytes] | None = (
+        dataclasses.field(default=None, repr=False, compare=False)
+    )
 
 
 # --- the shape of a request, read off the models ------------------------------------------
@@ -239,35 +250,6 @@ def _json_type(value: object) -> str:
     return type(value).__name__  # pragma: no cover
 
 
-def _check_json_value(field: _Field, value: Any) -> Any:
-    """The value to hand to msgspec for one JSON leaf, or _CellError."""
-    if field.kind == "str":
-        if not isinstance(value, str):
-            raise _CellError(f"must be a string, not {_json_type(value)}")
-        return value
-    if field.kind == "bool":
-        if not isinstance(value, bool):
-            raise _CellError(f"must be true or false, not {_json_type(value)}")
-        return value
-    if field.kind == "amount":
-        if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
-            raise _CellError(f"must be a JSON number, not {_json_type(value)}")
-        # Decimal(int) keeps 10 as 10: msgspec would turn an int into the float 10.0.
-        return Decimal(value) if isinstance(value, int) else value
-    if field.kind == "datetime":
-        if not isinstance(value, str):
-            raise _CellError(f"{_DATETIME_RULE}, not {_json_type(value)}")
-        return _parse_datetime(value)
-    if field.kind == "mapping":
-        if not isinstance(value, dict):
-            raise _CellError(f"must be an object, not {_json_type(value)}")
-        return value
-    try:
-        return msgspec.convert(value, field.type)
-    except msgspec.ValidationError as e:
-        raise _CellError(_msgspec_rule(e)) from None
-
-
 # --- msgspec errors -----------------------------------------------------------------------
 
 _AT = re.compile(r" - at `(\$[^`]*)`$")
@@ -278,15 +260,20 @@ def _msgspec_rule(e: msgspec.ValidationError) -> str:
     return _AT.sub("", str(e))
 
 
-def _msgspec_field(e: msgspec.ValidationError) -> str:
-    """``$.recipient.address.streetLine1`` -> ``recipient.address.street_line1``."""
+def _msgspec_path(e: msgspec.ValidationError) -> list[str]:
+    """The wire names (and indexes) of the path msgspec's error ends with (``[]``: the
+    row as a whole). Its last `` - at `$...` `` is msgspec's own, after any text of ours."""
     m = _AT.search(str(e))
     if not m:
-        return ""
+        return []
+    return [key or index.strip("'\"") for key, index in _PATH_PART.findall(m.group(1)[1:])]
+
+
+def _msgspec_field(e: msgspec.ValidationError) -> str:
+    """``$.recipient.address.streetLine1`` -> ``recipient.address.street_line1``."""
     struct: type[msgspec.Struct] | None = CreateOrderRequest
     names: list[str] = []
-    for key, index in _PATH_PART.findall(m.group(1)[1:]):
-        part = key or index.strip("'\"")
+    for part in _msgspec_path(e):
         f = _shape(struct).get(part) if struct is not None else None
         names.append(f.name if f is not None else part)
         struct = f.type if f is not None and f.kind == "struct" else None
@@ -304,12 +291,45 @@ def _finish(
 ) -> InputRow:
     if request is not None and not errors:
         try:
-            prepare_order(request, max_amount=max_amount)
+            wire = prepare_order(request, max_amount=max_amount)
         except ValidationError as e:
             errors.append(RowError(row, e.field, e.rule))
-    if errors:
-        return InputRow(row, None, tuple(errors))
-    return InputRow(row, request, ())
+        else:
+            seen = _snapshot(request)
+            checked = None if seen is None else (request, wire, max_amount, seen)
+            return InputRow(row, request, (), _checked=checked)
+    return InputRow(row, None, tuple(errors))
+
+
+def checked_request(item: InputRow, max_amount: object) -> CreateOrderRequest | None:
+    """What ``prepare_order(item.request, max_amount=max_amount)`` returns, without running
+    it again, for a row ``read_orders`` checked against that ``max_amount``; None for any
+    other row (one with errors, one built by hand or changed with ``dataclasses.replace``,
+    one read with another ``max_amount``): check that one with ``prepare_order``.
+
+    A request changed in place after reading (its Structs are mutable: a raised amount,
+    an edited email) is told by its JSON, which no longer matches the one checked, and
+    gets None: it is checked again, so no edit can slip past the rules or ``max_amount``."""
+    checked = item._checked
+    if checked is None or checked[0] is not item.request or item.errors:
+        return None
+    limit = checked[2]
+    if isinstance(max_amount, bool) or not isinstance(max_amount, (Decimal, int)):
+        return None
+    if max_amount != limit or _snapshot(item.request) != checked[3]:
+        return None
+    return checked[1]
+
+
+_SNAPSHOT = msgspec.json.Encoder(decimal_format="number", order="sorted")
+
+
+def _snapshot(request: CreateOrderRequest) -> bytes | None:
+    """The request's JSON, every field in a fixed order: equal bytes, equal request."""
+    try:
+        return _SNAPSHOT.encode(request)
+    except (TypeError, ValueError, msgspec.EncodeError):
+        return None
 
 
 def _csv_row(
@@ -369,45 +389,6 @@ def _construct(struct: type[msgspec.Struct], tree: dict[str, Any]) -> Any:
     return struct(**kwargs)
 
 
-def _check_json_object(
-    struct: type[msgspec.Struct],
-    obj: dict[str, Any],
-    prefix: str,
-    errors: list[RowError],
-    row: int,
-) -> dict[str, Any]:
-    """Check ``obj`` (wire keys) against ``struct``: unknown keys, missing required fields
-    and the type of every value. Returns a copy ready for ``msgspec.convert``."""
-    shape = _shape(struct)
-    out: dict[str, Any] = {}
-    for key, value in obj.items():
-        f = shape.get(key)
-        if f is None:  # (the key as a field name escaped: it may hold anything JSON can)
-            errors.append(RowError(row, prefix + escape(key), _unknown_key_rule(key, shape)))
-            continue
-        field = prefix + f.name
-        if value is None:
-            if f.required:
-                errors.append(RowError(row, field, "is required (got null)"))
-            else:
-                out[key] = None
-            continue
-        if f.kind == "struct":
-            if not isinstance(value, dict):
-                errors.append(RowError(row, field, f"must be an object, not {_json_type(value)}"))
-                continue
-            out[key] = _check_json_object(f.type, value, field + ".", errors, row)
-            continue
-        try:
-            out[key] = _check_json_value(f, value)
-        except _CellError as e:
-            errors.append(RowError(row, field, e.rule))
-    for f in shape.values():
-        if f.required and f.wire not in obj:
-            errors.append(RowError(row, prefix + f.name, f"is required (JSON key {f.wire!r})"))
-    return out
-
-
 def _unknown_key_rule(key: str, shape: dict[str, _Field]) -> str:
     hint = ""
     squashed = key.replace("_", "").lower()
@@ -436,6 +417,274 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
+# --- JSON Lines: msgspec checks each line ---------------------------------------------------
+#
+# A line is parsed by ``json`` (numbers as exact Decimals; duplicate keys, NaN and Infinity
+# refused), then converted by msgspec into input-row Structs: the request models' fields
+# under their wire names, unknown keys forbidden, the amount and the expiration date as
+# checked values (_JsonAmount, _JsonInstant, whose rules _dec_hook applies). msgspec stops
+# at the first error: the reader names its field (snake_case, dotted) and rule, takes the
+# value out (a required one is replaced by a placeholder) and converts again, so a row
+# reports every error, in the order of its keys. Bounded: each pass takes out a known key,
+# a run of unknown keys or the missing keys of one object, and duplicate keys are refused.
+
+
+class _Checked:
+    """A JSON value _dec_hook has checked and converted (msgspec wants its own type back)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+class _JsonAmount(_Checked):
+    """An amount: a JSON number (not true/false), as an exact Decimal."""
+
+
+class _JsonInstant(_Checked):
+    """An expiration date: an ISO 8601 string with a timezone offset, as an aware datetime."""
+
+
+class _RuleError(ValueError):
+    """A rule _dec_hook found broken; msgspec chains it to the ValidationError it raises."""
+
+    def __init__(self, rule: str) -> None:
+        super().__init__(rule)
+        self.rule = rule
+
+
+def _dec_hook(tp: type, value: Any) -> Any:
+    if tp is _JsonAmount:
+        if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
+            raise _RuleError(f"must be a JSON number, not {_json_type(value)}")
+        # Decimal(int) keeps 10 as 10: msgspec would turn an int into the float 10.0.
+        return _JsonAmount(Decimal(value) if isinstance(value, int) else value)
+    if tp is _JsonInstant:
+        if not isinstance(value, str):
+            raise _RuleError(f"{_DATETIME_RULE}, not {_json_type(value)}")
+        try:
+            return _JsonInstant(_parse_datetime(value))
+        except _CellError as e:
+            raise _RuleError(e.rule) from None
+    raise NotImplementedError(f"no JSON conversion to {tp!r}")  # pragma: no cover
+
+
+# (attribute, its model if it is a nested Struct) of each request model, for _request_of.
+_BUILD: dict[type[msgspec.Struct], list[tuple[str, type[msgspec.Struct] | None]]] = {}
+
+
+def _row_struct(model: type[msgspec.Struct]) -> type[msgspec.Struct]:
+    """The input-row Struct of ``model``: its fields and wire names, unknown keys refused."""
+    _BUILD[model] = [
+        (f.name, f.type if f.kind == "struct" else None) for f in _shape(model).values()
+    ]
+    fields: list[tuple[str, Any, Any]] = []
+    for f in _shape(model).values():
+        tp: Any
+        if f.kind == "struct":
+            tp = _row_struct(f.type)
+        else:  # the amount and the date get our rules; msgspec checks the rest itself
+            tp = {"amount": _JsonAmount, "datetime": _JsonInstant}.get(f.kind, f.type)
+        if f.required:
+            fields.append((f.name, tp, msgspec.field(name=f.wire)))
+        else:
+            fields.append((f.name, tp | None, msgspec.field(default=None, name=f.wire)))
+    return msgspec.defstruct(
+        f"_Json{model.__name__}", fields, kw_only=True, forbid_unknown_fields=True
+    )
+
+
+_JSON_ROW = _row_struct(CreateOrderRequest)
+# Stand-ins for a required value found wrong or missing, so msgspec checks the rest.
+_PLACEHOLDERS: dict[_Kind, Any] = {
+    "str": "",
+    "amount": 1,
+    "bool": False,
+    "mapping": {},
+    "datetime": "2000-01-01T00:00:00Z",
+}
+_TYPE_RULES: dict[_Kind, str] = {
+    "str": "must be a string",
+    "bool": "must be true or false",
+    "struct": "must be an object",
+    "mapping": "must be an object",
+}
+_MAX_PASSES = 1000  # far above what the bound in the comment above allows
+
+
+def _request_of(model: type[msgspec.Struct], value: Any) -> Any:
+    """The ``model`` (a request model) that an input-row Struct ``value`` stands for."""
+    kwargs: dict[str, Any] = {}
+    for name, nested in _BUILD[model]:
+        v = getattr(value, name)
+        if v is None:
+            continue
+        if nested is not None:
+            v = _request_of(nested, v)
+        elif isinstance(v, _Checked):
+            v = v.value
+        kwargs[name] = v
+    return model(**kwargs)
+
+
+def _first_unknown(
+    struct: type[msgspec.Struct], node: dict[str, Any], prefix: str
+) -> tuple[dict[str, Any], type[msgspec.Struct], str, str] | None:
+    """The first unknown key in msgspec's order (depth first, in key order): the object
+    holding it, that object's model, its field prefix and the key."""
+    shape = _shape(struct)
+    for key, value in node.items():
+        f = shape.get(key)
+        if f is None:
+            return node, struct, prefix, key
+        if f.kind == "struct" and isinstance(value, dict):
+            found = _first_unknown(f.type, value, f"{prefix}{f.name}.")
+            if found is not None:
+                return found
+    return None
+
+
+def _first_unencodable(
+    struct: type[msgspec.Struct], node: dict[str, Any], prefix: str
+) -> tuple[dict[str, Any], type[msgspec.Struct], str, str] | None:
+    """Where msgspec stopped with a UnicodeEncodeError (a lone surrogate), in its order: the
+    first unknown key (the one it could not look up), or a str value it tried to read as
+    another type (true/false, an object). The object, its model, its prefix and the key."""
+    shape = _shape(struct)
+    for key, value in node.items():
+        f = shape.get(key)
+        if f is None:
+            return node, struct, prefix, key
+        if f.kind == "struct" and isinstance(value, dict):
+            found = _first_unencodable(f.type, value, f"{prefix}{f.name}.")
+            if found is not None:
+                return found
+        elif f.kind in _TYPE_RULES and f.kind != "str" and isinstance(value, str):
+            return node, struct, prefix, key
+    return None
+
+
+def _object_at(
+    obj: dict[str, Any], parts: list[str]
+) -> tuple[dict[str, Any], type[msgspec.Struct], str] | None:
+    """The object at the wire path ``parts``, its model and its field prefix."""
+    struct: type[msgspec.Struct] = CreateOrderRequest
+    node, prefix = obj, ""
+    for part in parts:
+        f = _shape(struct).get(part)
+        value = node.get(part)
+        if f is None or f.kind != "struct" or not isinstance(value, dict):
+            return None
+        node, struct, prefix = value, f.type, f"{prefix}{f.name}."
+    return node, struct, prefix
+
+
+def _take_out_unknown(obj: dict[str, Any], row: int, errors: list[RowError]) -> bool:
+    """Record and take out the unknown key msgspec stopped at (found in ``obj``: the key,
+    which may hold anything, is not parsed out of msgspec's message) and the unknown keys
+    right after it in its object, which msgspec would stop at next."""
+    found = _first_unknown(CreateOrderRequest, obj, "")
+    if found is None:
+        return False
+    node, struct, prefix, key = found
+    shape = _shape(struct)
+    keys = list(node)
+    for k in keys[keys.index(key) :]:
+        if k in shape:
+            break
+        errors.append(RowError(row, prefix + escape(k), _unknown_key_rule(k, shape)))
+        del node[k]
+    return True
+
+
+def _take_out_unencodable(obj: dict[str, Any], row: int, errors: list[RowError]) -> bool:
+    """Record and take out what made msgspec raise UnicodeEncodeError (see
+    :func:`_first_unencodable`)."""
+    found = _first_unencodable(CreateOrderRequest, obj, "")
+    if found is None:
+        return False
+    node, struct, prefix, key = found
+    f = _shape(struct).get(key)
+    if f is None:
+        return _take_out_unknown(obj, row, errors)
+    errors.append(RowError(row, prefix + f.name, f"{_TYPE_RULES[f.kind]}, not a string"))
+    if f.required:  # pragma: no cover - no model requires a non-str field msgspec reads
+        return False
+    del node[key]
+    return True
+
+
+def _take_out(
+    e: msgspec.ValidationError, obj: dict[str, Any], row: int, errors: list[RowError]
+) -> bool:
+    """Record msgspec's error ``e`` about ``obj`` in ``errors`` (the field in snake_case,
+    the library's rule) and take the value out of ``obj``; False if ``e`` fits no field."""
+    message = str(e)
+    if message.startswith("Object contains unknown field"):
+        return _take_out_unknown(obj, row, errors)
+    parts = _msgspec_path(e)
+    if message.startswith("Object missing required field"):
+        at = _object_at(obj, parts)
+        if at is None:
+            return False
+        node, struct, prefix = at
+        missing = [f for f in _shape(struct).values() if f.required and f.wire not in node]
+        for m in missing:
+            errors.append(RowError(row, prefix + m.name, f"is required (JSON key {m.wire!r})"))
+            node[m.wire] = _PLACEHOLDERS.get(m.kind)
+        return bool(missing) and all(m.kind in _PLACEHOLDERS for m in missing)
+    at = _object_at(obj, parts[:-1]) if parts else None
+    if at is None:
+        return False
+    node, struct, prefix = at
+    f = _shape(struct).get(parts[-1])
+    if f is None or f.wire not in node:
+        return False
+    value = node[f.wire]
+    if value is None and f.required:
+        rule = "is required (got null)"
+    elif isinstance(e.__cause__, _RuleError):
+        rule = e.__cause__.rule
+    elif f.kind in _TYPE_RULES:
+        rule = f"{_TYPE_RULES[f.kind]}, not {_json_type(value)}"
+    else:  # pragma: no cover - every field of the models has a rule above
+        rule = _msgspec_rule(e)
+    errors.append(RowError(row, prefix + f.name, rule))
+    if not f.required:
+        del node[f.wire]
+        return True
+    if f.kind not in _PLACEHOLDERS:  # pragma: no cover - no model requires such a field
+        return False
+    node[f.wire] = _PLACEHOLDERS[f.kind]
+    return True
+
+
+def _jsonl_request(
+    row: int, obj: dict[str, Any]
+) -> tuple[CreateOrderRequest | None, list[RowError]]:
+    """The request a JSON object stands for, or every error msgspec finds in it."""
+    errors: list[RowError] = []
+    for _ in range(_MAX_PASSES):
+        try:
+            value = msgspec.convert(obj, _JSON_ROW, dec_hook=_dec_hook)
+        except msgspec.ValidationError as e:
+            if not _take_out(e, obj, row, errors):  # pragma: no cover - see _take_out
+                errors.append(RowError(row, _msgspec_field(e), _msgspec_rule(e)))
+                return None, errors
+            continue
+        except UnicodeEncodeError:  # a lone surrogate in a key or a str msgspec reads
+            if not _take_out_unencodable(obj, row, errors):  # pragma: no cover
+                errors.append(RowError(row, "", "is not valid Unicode (a lone surrogate)"))
+                return None, errors
+            continue
+        if errors:
+            return None, errors
+        request: CreateOrderRequest = _request_of(CreateOrderRequest, value)
+        return request, errors
+    return None, errors  # pragma: no cover - each pass takes something out
+
+
 def _jsonl_row(row: int, line: str, max_amount: Decimal = DEFAULT_MAX_AMOUNT) -> InputRow:
     try:
         obj = json.loads(
@@ -451,14 +700,9 @@ def _jsonl_row(row: int, line: str, max_amount: Decimal = DEFAULT_MAX_AMOUNT) ->
         return InputRow(
             row, None, (RowError(row, "", f"must be a JSON object, not {_json_type(obj)}"),)
         )
-    errors: list[RowError] = []
-    checked = _check_json_object(CreateOrderRequest, obj, "", errors, row)
-    if errors:
+    request, errors = _jsonl_request(row, obj)
+    if request is None:
         return InputRow(row, None, tuple(errors))
-    try:
-        request = msgspec.convert(checked, CreateOrderRequest)
-    except msgspec.ValidationError as e:  # pragma: no cover - the checks above come first
-        return InputRow(row, None, (RowError(row, _msgspec_field(e), _msgspec_rule(e)),))
     return _finish(row, request, errors, max_amount)
 
 

@@ -55,7 +55,7 @@ from .._ratelimit import RateLimiter
 from .._validation import prepare_order
 from ..resources.orders import Orders
 from ..types.orders import CreateOrderRequest
-from ._inputs import InputRow, RowError
+from ._inputs import InputRow, RowError, checked_request
 from ._journal import (
     CONTENT_REFS,
     ROW_NUMBER_REFS,
@@ -83,6 +83,7 @@ class BulkClient(Protocol):
 
     @property
     def rate_limiter(self) -> RateLimiter: ...
+
 
 __all__ = [
     "BulkClient",
@@ -220,7 +221,9 @@ def plan_rows(
     job_id: str | None = None,
 ) -> Plan:
     """Check every row and derive its externalRefID (see the module docstring); nothing
-    is sent. Row numbers are InputRow.row, else the position (from 1).
+    is sent. Row numbers are InputRow.row, else the position (from 1). Each row is checked
+    once: a row ``read_orders`` checked against this ``max_amount`` is not checked again
+    (see :func:`~tango_async.bulk._inputs.checked_request`), any other is checked here.
 
     ``job_id`` selects 0.1's scheme instead, ``{job_id}r{row}`` by row number: only to
     finish, with the same externalRefIDs, a job that 0.1 started with that job ID."""
@@ -231,15 +234,19 @@ def plan_rows(
     errors: list[RowError] = []
     seen: Counter[bytes] = Counter()
     for number, item in enumerate(requests, 1):
+        # A row read_orders() checked is not checked again (checked_request); any other
+        # request is checked here, once.
+        checked: CreateOrderRequest | None = None
         if isinstance(item, InputRow):
             number, request, row_errors = item.row, item.request, list(item.errors)
+            checked = checked_request(item, max_amount)
         else:
             request, row_errors = item, []
         if request is None or row_errors:
             errors += row_errors
             continue
         try:
-            wire = prepare_order(request, max_amount=max_amount)
+            wire = checked if checked is not None else prepare_order(request, max_amount=max_amount)
             own = wire.external_ref_id
             if own is not None:
                 ref = own
@@ -276,9 +283,7 @@ def check_same_orders(opened: Journal, plan: Plan, file: str | Path, digest: str
     if opened.ref_scheme != CONTENT_REFS:  # written by 0.1: refs from the file's bytes
         if digest == opened.input_digest:
             return
-        ordered = sum(
-            1 for r in opened.rows() if r.state in (RowState.DONE, RowState.SENDING)
-        )
+        ordered = sum(1 for r in opened.rows() if r.state in (RowState.DONE, RowState.SENDING))
         raise JournalMismatchError(
             f"{where} was written by tango-async 0.1, whose externalRefIDs come from the "
             f"input file's bytes, and {file} is not that file (or it changed). A new journal "
@@ -480,9 +485,7 @@ class BulkJob:
             total=sum(counts.values()),
             already_done=counts[RowState.DONE],
             already_failed=failed_kept + counts[RowState.INVALID],
-            unsettled=[
-                r.row for r in to_send if r.state in (RowState.SENDING, RowState.UNKNOWN)
-            ],
+            unsettled=[r.row for r in to_send if r.state in (RowState.SENDING, RowState.UNKNOWN)],
         )
 
     # --- running ------------------------------------------------------------------------

@@ -37,6 +37,7 @@ class BulkOrders(Orders):
     def __init__(self, requestor: Requestor, rate_limiter: RateLimiter) -> None:
         super().__init__(requestor)
         self._rate_limiter = rate_limiter
+
     def submit_many(
         self,
         requests: Iterable[CreateOrderRequest | InputRow],

@@ -76,6 +76,7 @@ class ReportError(TangoError, OSError):
     """The results file could not be written (disk full, permission, a directory...).
     Nothing about the orders is lost: the journal holds every row's state."""
 
+
 REPORT_FIELDS = (
     "row",
     "externalRefID",

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
-import inspect
 import json
 import logging
 import math
@@ -25,7 +24,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args, get_type_hints
 
 import click
 import msgspec
@@ -52,8 +51,13 @@ from ..bulk._journal import (
     _lock_path,
 )
 from ..bulk._report import ReportError, csv_cell, summary, write_report
-from ..pagination import MAX_CONCURRENCY, build_list_query
-from ..resources.orders import Orders
+from ..pagination import (
+    MAX_CONCURRENCY,
+    QUERY_FILTERS,
+    WINDOW_FILTERS,
+    OrderListQuery,
+    build_list_query,
+)
 from ..types.orders import Order
 
 T = TypeVar("T")
@@ -350,9 +354,7 @@ def _nothing_to_send(opened: Journal, file: Path) -> str:
     counts = opened.counts()
     total = sum(counts.values())
     label = f"run label {opened.run_label}" if opened.run_label else "no run label"
-    parts = ", ".join(
-        f"{n} {state.value.lower()}" for state, n in counts.items() if n
-    )
+    parts = ", ".join(f"{n} {state.value.lower()}" for state, n in counts.items() if n)
     return (
         f"nothing to send: every row of {file} was settled by the job started "
         f"{opened.created_at:%Y-%m-%d %H:%M:%S %Z} (journal {opened.path}, job "
@@ -606,7 +608,10 @@ def resume(
 
 
 def _saved(
-    saved: dict[str, Any], key: str, kind: click.ParamType, default: Any  # type: ignore[type-arg]
+    saved: dict[str, Any],
+    key: str,
+    kind: click.ParamType,  # type: ignore[type-arg]
+    default: Any,
 ) -> Any:
     """A setting the job was started with, checked as its option would be (JournalError,
     exit 2, when the journal holds a value its option refuses)."""
@@ -711,14 +716,14 @@ async def drive(
         written: Path | None = write_report(opened, report, csv_raw=csv_raw)
     except (ReportError, JournalError) as e:
         written = None
-        echo_err(f"error: {e}; the journal {journal} keeps every row's state "
-                 f"(tango-async status {shlex.quote(str(journal))})")
+        echo_err(
+            f"error: {e}; the journal {journal} keeps every row's state "
+            f"(tango-async status {shlex.quote(str(journal))})"
+        )
         fatal = fatal or e
     try:
         counts = opened.counts()
-        unfinished = counts[RowState.PENDING] + counts[RowState.SENDING] + counts[
-            RowState.UNKNOWN
-        ]
+        unfinished = counts[RowState.PENDING] + counts[RowState.SENDING] + counts[RowState.UNKNOWN]
         resume_cmd = _resume_command(journal) if unfinished or aborted else None
         stopped = str(job.stopped_by) if job.stopped_by is not None else None
         click.echo(
@@ -807,32 +812,27 @@ def _duration(seconds: float) -> str:
 # --- orders and line items --------------------------------------------------------------------
 
 
-
-
-# The filters of orders.list(), read off its signature so the CLI never lags behind it
-# (paging is the command's own business; send_email is a bool; amounts are Decimals).
-LIST_FILTERS = tuple(
-    name
-    for name in inspect.signature(Orders.list).parameters
-    if name not in ("self", "elements_per_block", "page")
-)
-_FILTER_TYPES: dict[str, Any] = {
-    "send_email": bool,
-    "min_amount": _DecimalType(lambda d: format_amount_filter(d, "min_amount")),
-    "max_amount": _DecimalType(lambda d: format_amount_filter(d, "max_amount")),
-    "start_date": _Checked("date", lambda v: format_query_datetime(v, "start_date")),
-    "end_date": _Checked("date", lambda v: format_query_datetime(v, "end_date", end=True)),
-    "concurrency": click.IntRange(1, MAX_CONCURRENCY),
-}
-
-
-# the filters build_list_query() renders (the dates and paging are OrderHistory's)
-_QUERY_FILTERS = frozenset(LIST_FILTERS) - {"start_date", "end_date", "concurrency"}
+# The filters of orders.list(), read off its typed query object (OrderListQuery, in its
+# order) so the CLI never lags behind it, then its concurrency; paging is the command's
+# own business. An option's type follows its filter's: a bool, an amount (a Decimal), a
+# date (the walk's window), else text checked as build_list_query() checks it.
+_QUERY_HINTS = get_type_hints(OrderListQuery)
+LIST_FILTERS = (*_QUERY_HINTS, "concurrency")
 
 
 def _filter_type(name: str) -> Any:
-    """The option type of filter ``name``: its own, or text checked as orders.list() would."""
-    return _FILTER_TYPES.get(name) or _Checked("text", lambda v: build_list_query(**{name: v}))
+    """The option type of filter ``name``, checked as orders.list() would check it."""
+    if name == "concurrency":
+        return click.IntRange(1, MAX_CONCURRENCY)
+    kinds = set(get_args(_QUERY_HINTS[name])) - {type(None)}
+    if kinds == {bool}:
+        return bool
+    if Decimal in kinds:
+        return _DecimalType(lambda d: format_amount_filter(d, name))
+    if name in WINDOW_FILTERS:
+        end = name == "end_date"
+        return _Checked("date", lambda v: format_query_datetime(v, name, end=end))
+    return _Checked("text", lambda v: build_list_query(**{name: v}))
 
 
 def _plain(d: Decimal | None) -> str | None:
@@ -888,9 +888,7 @@ def _filter_options(f: Callable[..., Any]) -> Callable[..., Any]:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Default: standard output.",
 )
-@click.option(
-    "--limit", type=click.IntRange(1, MAX_LIMIT), help="Stop after this many orders."
-)
+@click.option("--limit", type=click.IntRange(1, MAX_LIMIT), help="Stop after this many orders.")
 @_CSV_RAW
 @click.pass_obj
 def list_orders(
@@ -908,7 +906,7 @@ def list_orders(
     prefix) unless --csv-raw; JSONL stays raw."""
     given = {k: v for k, v in filters.items() if v is not None}
     try:  # the filters together (min_amount above max_amount...), before connecting
-        build_list_query(**{k: v for k, v in given.items() if k in _QUERY_FILTERS})
+        build_list_query(**{k: v for k, v in given.items() if k in QUERY_FILTERS})
     except ValidationError as e:
         option = f"--{e.field.replace('_', '-')}"
         raise click.UsageError(f"{option}: {e.rule}") from None

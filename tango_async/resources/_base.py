@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import logging
-import math
-import re
-import time
 from collections.abc import Awaitable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeVar
 
 from .._exceptions import APIConnectionError, APIError, ResendCooldownError, TangoError
-from .._retry import parse_retry_after
+from .._retry import OperationRetry
 
 if TYPE_CHECKING:
     from .._cooldown import CooldownStore
@@ -20,9 +16,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 log = logging.getLogger("tango_async")
-
-COOLDOWN_KEY = "403.005"
-_EPOCH = re.compile(r"[0-9]+(\.[0-9]+)?")
 
 
 class Resource:
@@ -33,7 +26,14 @@ class Resource:
         self._requestor = requestor
 
     async def _resend(
-        self, kind: str, ref: str, path: str, body: bytes, type_: type[T], wait: bool
+        self,
+        kind: str,
+        ref: str,
+        path: str,
+        body: bytes,
+        type_: type[T],
+        wait: bool,
+        operation: OperationRetry,
     ) -> T:
         """Claim the cooldown, POST the resend, and settle the cooldown by the outcome.
 
@@ -42,7 +42,8 @@ class Resource:
         cooldown counts from the server's answer; where no answer came after the request
         may have been sent, it counts from the send. A 403.005 from the server refreshes
         it (for as long as the answer says is left, else the whole cooldown) and raises
-        ResendCooldownError (or waits, with ``wait``).
+        ResendCooldownError (or waits, with ``wait``, as ``operation.cooldown`` decides:
+        at most ``max_retries`` times). Retries of the POST itself: ``operation.decide``.
         """
         req = self._requestor
         store = req.cooldown_store
@@ -58,20 +59,24 @@ class Resource:
                 await req.transport.sleep(left)
                 continue
             try:
-                resp = await req.transport.request("POST", path, mode="resend", body=body)
+                resp = await req.transport.request("POST", path, operation=operation, body=body)
             except APIConnectionError as e:
                 if not e.maybe_sent:
                     await _release_all(store, keys)
                 raise
             except APIError as e:
-                if e.status_code == 403 and e.i18n_key == COOLDOWN_KEY:
-                    retry_after = server_cooldown_left(e, cooldown)
-                    await _extend_all(store, keys, retry_after)
+                refusal = (
+                    operation.cooldown(e, server_refusals, req.retry, cooldown=cooldown)
+                    if operation.cooldown is not None
+                    else None
+                )
+                if refusal is not None:
+                    await _extend_all(store, keys, refusal.delay)
                     server_refusals += 1
-                    if wait and server_refusals <= req.retry.max_retries:
-                        await req.transport.sleep(retry_after)
+                    if wait and refusal.retry:
+                        await req.transport.sleep(refusal.delay)
                         continue
-                    raise ResendCooldownError(label, retry_after) from e
+                    raise ResendCooldownError(label, refusal.delay) from e
                 if e.status_code < 500:
                     await _release_all(store, keys)
                 raise
@@ -122,44 +127,6 @@ async def _claim_all(store: CooldownStore, keys: list[str], cooldown: float) -> 
     if left > 0:
         await _release_all(store, claimed)
     return left
-
-
-def server_cooldown_left(error: APIError, cooldown: float) -> float:
-    """Seconds until a resend refused with 403.005 may be sent again, as the answer says.
-
-    A Retry-After header, else the error's ``timestamp`` read as the time of the last send
-    (``timestamp + cooldown - now``, within [0, cooldown]; a timestamp of the refusal
-    itself gives the whole cooldown), else the whole ``cooldown``.
-    """
-    header = next((v for k, v in error.headers.items() if k.lower() == "retry-after"), None)
-    hinted = parse_retry_after(header)
-    if hinted is not None:
-        return hinted
-    sent = _epoch_seconds(error.timestamp)
-    if sent is None:
-        return cooldown
-    return min(cooldown, max(0.0, sent + cooldown - time.time()))
-
-
-def _epoch_seconds(timestamp: object) -> float | None:
-    """An error body's timestamp (RFC 3339, or epoch seconds / milliseconds) as epoch
-    seconds; None when absent or unreadable."""
-    if not isinstance(timestamp, str) or not timestamp.strip():
-        return None
-    text = timestamp.strip()
-    try:
-        if _EPOCH.fullmatch(text):
-            seconds = float(text)
-            if seconds > 1e11:  # milliseconds
-                seconds /= 1000.0
-        else:
-            when = datetime.fromisoformat(text)
-            if when.tzinfo is None:
-                when = when.replace(tzinfo=UTC)
-            seconds = when.timestamp()
-    except (ValueError, TypeError, OverflowError, OSError):
-        return None
-    return seconds if math.isfinite(seconds) else None
 
 
 async def _release_all(store: CooldownStore, keys: list[str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .._codec import ENCODER
+from .._retry import RESEND
 from .._validation import check_path_id, line_item_resend_request, path_segment
 from ..types.enums import DeliveryMethod, ResendReasonCode
 from ..types.resends import LineItemResend
@@ -48,4 +49,4 @@ class LineItems(Resource):
             )
         )
         path = f"/lineItems/{path_segment(ref)}/resends"
-        return await self._resend("line_item", ref, path, body, LineItemResend, wait)
+        return await self._resend("line_item", ref, path, body, LineItemResend, wait, RESEND)

@@ -17,6 +17,7 @@ import msgspec
 from .._codec import CANONICAL_ENCODER, ENCODER, encode_request
 from .._constants import DEFAULT_MAX_AMOUNT
 from .._exceptions import APIResponseValidationError, SendSkipped, TangoError, ValidationError
+from .._retry import CREATE, READ, RESEND
 from .._transport import Exchange
 from .._unresolved import State, UnresolvedOrder, content_key, now_utc
 from .._validation import (
@@ -26,7 +27,7 @@ from .._validation import (
     path_segment,
     prepare_order,
 )
-from ..pagination import OrderHistory, build_list_query
+from ..pagination import OrderHistory, OrderListQuery, list_query
 from ..types.enums import DeliveryMethod, LineItemStatus, OrderStatus
 from ..types.orders import CreatedOrder, CreateOrderRequest, Order
 from ..types.resends import Resend
@@ -239,7 +240,7 @@ class Orders(Resource):
                 resp = await transport.request(
                     "POST",
                     "/orders",
-                    mode="create",
+                    operation=CREATE,
                     body=body,
                     before_send=check_gate if gate is not None else None,
                     exchange=exchange,
@@ -327,7 +328,7 @@ class Orders(Resource):
         """
         ref = check_path_id(reference_order_id, "reference_order_id")
         resp = await self._requestor.transport.request(
-            "GET", f"/orders/{path_segment(ref)}", mode="read"
+            "GET", f"/orders/{path_segment(ref)}", operation=READ
         )
         order = resp.parse(Order)
         self._requestor.resend_links.learn(order)
@@ -402,36 +403,38 @@ class Orders(Resource):
         that stops early (``--limit``, a search) sends no request it did not need. Pass
         ``concurrency=4`` for exports.
         """
-        query = build_list_query(
-            account_identifier=account_identifier,
-            customer_identifier=customer_identifier,
-            external_ref_id=external_ref_id,
-            min_amount=min_amount,
-            max_amount=max_amount,
-            currency_code=currency_code,
-            utid=utid,
-            ptid=ptid,
-            reward_name=reward_name,
-            sender_first_name=sender_first_name,
-            sender_last_name=sender_last_name,
-            sender_email=sender_email,
-            recipient_email=recipient_email,
-            recipient_first_name=recipient_first_name,
-            recipient_last_name=recipient_last_name,
-            recipient_mobile_number=recipient_mobile_number,
-            send_email=send_email,
-            delivery_method=delivery_method,
-            status=status,
-            order_status=order_status,
-            line_item_status=line_item_status,
-            campaign=campaign,
-            notes=notes,
-            line_item_notes=line_item_notes,
-            purchase_order_number=purchase_order_number,
-        )
+        filters: OrderListQuery = {
+            "account_identifier": account_identifier,
+            "customer_identifier": customer_identifier,
+            "external_ref_id": external_ref_id,
+            "start_date": start_date,
+            "end_date": end_date,
+            "min_amount": min_amount,
+            "max_amount": max_amount,
+            "currency_code": currency_code,
+            "utid": utid,
+            "ptid": ptid,
+            "reward_name": reward_name,
+            "sender_first_name": sender_first_name,
+            "sender_last_name": sender_last_name,
+            "sender_email": sender_email,
+            "recipient_email": recipient_email,
+            "recipient_first_name": recipient_first_name,
+            "recipient_last_name": recipient_last_name,
+            "recipient_mobile_number": recipient_mobile_number,
+            "send_email": send_email,
+            "delivery_method": delivery_method,
+            "status": status,
+            "order_status": order_status,
+            "line_item_status": line_item_status,
+            "campaign": campaign,
+            "notes": notes,
+            "line_item_notes": line_item_notes,
+            "purchase_order_number": purchase_order_number,
+        }
         return OrderHistory(
             self._requestor.transport,
-            query,
+            list_query(filters),
             start_date=start_date,
             end_date=end_date,
             elements_per_block=elements_per_block,
@@ -472,7 +475,7 @@ class Orders(Resource):
             )
         )
         path = f"/orders/{path_segment(ref)}/resends"
-        return await self._resend("order", ref, path, body, Resend, wait)
+        return await self._resend("order", ref, path, body, Resend, wait, RESEND)
 
 
 def _with_state(entry: UnresolvedOrder, state: State, reason: str) -> UnresolvedOrder:

@@ -264,8 +264,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     faults = [f.strip() for f in args.chaos_faults.split(",") if f.strip()]
     unknown = [f for f in faults if f not in FAULTS]
     if unknown:
-        parser.error(f"--chaos-faults: unknown {', '.join(map(repr, unknown))}; "
-                     f"one of: {', '.join(FAULTS)}")
+        parser.error(
+            f"--chaos-faults: unknown {', '.join(map(repr, unknown))}; one of: {', '.join(FAULTS)}"
+        )
     try:
         for route in args.chaos_routes.split(","):
             if route.strip():

@@ -86,8 +86,8 @@ class SandboxClock:
         """
         if not finite_number(seconds, lo=0.0):
             raise ValidationError(
-                "seconds", "must be a finite number of seconds, at least 0: the clock only "
-                "moves forward"
+                "seconds",
+                "must be a finite number of seconds, at least 0: the clock only moves forward",
             )
         if seconds > self._room():
             raise ValidationError("seconds", "would move the clock past the year 9000")

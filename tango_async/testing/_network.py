@@ -137,7 +137,6 @@ class _Side(asyncio.Protocol):
             self.transport.pause_reading()
 
 
-
 class _Downstream(_Side):
     """The client's side of one proxied connection."""
 
@@ -196,7 +195,6 @@ class _Downstream(_Side):
             self._connecting.cancel()
         if self.peer is not None:
             self.peer.close()
-
 
     def resume_reading(self) -> None:
         if self.transport is not None and not self.closed and self.peer is not None:
