@@ -1,9 +1,13 @@
 """A loopback HTTP server that answers with raw bytes, for what aiohttp-based servers
-cannot send (bombs, lying headers) or for never answering at all."""
+cannot send (bombs, lying headers) or for never answering at all; and the peak memory of
+a call against it."""
 
 from __future__ import annotations
 
 import asyncio
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
 
 
 class RawServer:
@@ -64,3 +68,19 @@ class RawServer:
         finally:
             writer.close()
             self._tasks.discard(task)
+
+
+async def peak_of(call: Callable[[], Any]) -> tuple[int, Any]:
+    """The peak of traced memory while ``call()`` runs, and its result or exception."""
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        try:
+            outcome: Any = await call()
+        except Exception as e:
+            outcome = e
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    return peak, outcome

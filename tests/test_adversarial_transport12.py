@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import tracemalloc
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +35,7 @@ from tango_async._retry import READ
 from tango_async._transport import Response, build_api_error
 
 from .conftest import order_request
+from .raw_server import RawServer, peak_of
 from .test_key_reach import KEY, NAME, assert_no_chain, assert_out_of_reach
 
 MiB = 1024 * 1024
@@ -54,70 +54,10 @@ def answer(status: int, body: bytes, *headers: str) -> bytes:
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
-class RawServer:
-    """A loopback server answering every request with the bytes ``reply`` (a whole HTTP
-    response); ``heads`` are the requests' heads."""
-
-    def __init__(self, reply: bytes) -> None:
-        self.reply = reply
-        self.heads: list[bytes] = []
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.base_url = ""
-
-    async def __aenter__(self) -> RawServer:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.base_url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/raas/v2"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                self.heads.append(head)
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        await reader.readexactly(int(line.split(b":")[1]))
-                for i in range(0, len(self.reply), 64 * 1024):
-                    writer.write(self.reply[i : i + 64 * 1024])
-                    await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            writer.close()
-            self._tasks.discard(task)
-
-
 def client(base_url: str, **kw: Any) -> ta.TangoClient:
     options: dict[str, Any] = {"retry": NO_RETRY, "order_rate": 1000.0}
     options.update(kw)
     return ta.TangoClient(NAME, KEY, base_url=base_url, **options)
-
-
-async def peak_of(call: Callable[[], Any]) -> tuple[int, Any]:
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        base = tracemalloc.get_traced_memory()[0]
-        try:
-            outcome: Any = await call()
-        except Exception as e:
-            outcome = e
-        peak = tracemalloc.get_traced_memory()[1] - base
-    finally:
-        tracemalloc.stop()
-    return peak, outcome
 
 
 def tiny_values(size: int, item: bytes = b"{}") -> bytes:
@@ -136,7 +76,7 @@ async def test_an_error_body_of_tiny_values_stays_within_a_small_multiple_of_the
     body = tiny_values(MiB, item)
     assert len(body) <= MiB
     async with (
-        RawServer(answer(400, gzip(body), "Content-Encoding: gzip")) as srv,
+        RawServer(answer=answer(400, gzip(body), "Content-Encoding: gzip")) as srv,
         client(srv.base_url, max_response_bytes=MiB) as tango,
     ):
         peak, outcome = await peak_of(lambda: tango.orders.get("RA1"))
@@ -153,7 +93,7 @@ async def test_regression_32_kb_of_gzip_on_a_400_parsed_into_11_million_dicts() 
     wire = gzip(tiny_values(DEFAULT_MAX_RESPONSE_BYTES))
     assert len(wire) < 40_000
     async with (
-        RawServer(answer(400, wire, "Content-Encoding: gzip")) as srv,
+        RawServer(answer=answer(400, wire, "Content-Encoding: gzip")) as srv,
         client(srv.base_url, timeout=1.0) as tango,
     ):
         peak, outcome = await peak_of(lambda: tango.orders.get("RA1"))
@@ -209,7 +149,7 @@ async def test_a_lower_case_retry_after_is_honoured() -> None:
     ``retry_after`` None."""
     body = b'{"httpCode": 429, "message": "Too Many Requests"}'
     reply = answer(429, body, "retry-after: 3600", "x-request-id: req-lower")
-    async with RawServer(reply) as srv, client(srv.base_url, retry=FAST) as tango:
+    async with RawServer(answer=reply) as srv, client(srv.base_url, retry=FAST) as tango:
         with pytest.raises(ta.RateLimitError) as e:
             await tango.orders.get("RA1")
     assert len(srv.heads) == 1  # was 4
@@ -232,7 +172,7 @@ def test_a_lower_case_retry_after_is_the_floor_of_a_5xx_backoff() -> None:
 @pytest.mark.parametrize("junk", ["\u2028", "\u2029", "\x85", "\x1c"])
 async def test_a_content_encoding_with_a_line_separator_is_escaped(junk: str) -> None:
     head = f"HTTP/1.1 200 X\r\nContent-Encoding: gzip{junk}\r\nContent-Length: 5\r\n\r\n"
-    async with RawServer(head.encode() + b"xxxxx") as srv, client(srv.base_url) as tango:
+    async with RawServer(answer=head.encode() + b"xxxxx") as srv, client(srv.base_url) as tango:
         with pytest.raises(ta.APIResponseValidationError, match="does not decode") as e:
             await tango.orders.get("RA1")
     assert str(e.value).isprintable(), str(e.value)
@@ -270,7 +210,7 @@ def netrc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 async def test_a_netrc_entry_under_trust_env_is_a_typed_error_nothing_sent() -> None:
     """aiohttp takes the .netrc entry as auth and refuses it beside our header: before, its
     ValueError escaped (an order creation left remembered as unknown)."""
-    async with RawServer(answer(200, b"{}")) as srv:
+    async with RawServer(answer=answer(200, b"{}")) as srv:
         async with (
             aiohttp.ClientSession(trust_env=True) as session,
             client(srv.base_url, session=session, retry=FAST) as tango,

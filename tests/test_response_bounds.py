@@ -24,9 +24,8 @@ import asyncio
 import functools
 import itertools
 import struct
-import tracemalloc
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -42,7 +41,7 @@ from tango_async._exceptions import MAX_ERROR_BODY
 from tango_async._transport import ACCEPT_ENCODING, _Inflater
 
 from .conftest import KEY, NAME
-from .raw_server import RawServer
+from .raw_server import RawServer, peak_of
 
 MiB = 1024 * 1024
 LIMIT = 1 * MiB  # the bounded clients' max_response_bytes
@@ -166,22 +165,6 @@ def client(base_url: str, **kw: Any) -> ta.TangoClient:
     options: dict[str, Any] = {"retry": NO_RETRY, "max_response_bytes": LIMIT}
     options.update(kw)
     return ta.TangoClient(NAME, KEY, base_url=base_url, **options)
-
-
-async def peak_of(call: Callable[[], Any]) -> tuple[int, Any]:
-    """The peak of traced memory while ``call()`` runs, and its result or exception."""
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        base = tracemalloc.get_traced_memory()[0]
-        try:
-            outcome: Any = await call()
-        except Exception as e:
-            outcome = e
-        peak = tracemalloc.get_traced_memory()[1] - base
-    finally:
-        tracemalloc.stop()
-    return peak, outcome
 
 
 ENCODINGS = ["gzip", "deflate", "raw-deflate"]
