@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tango_async.bulk._journal import JournalError
-from tango_async.cli import _app
+from tango_async.cli import _bulk, _common
 from tango_async.cli._app import cli
 
 SETTINGS = settings(
@@ -339,17 +339,17 @@ def test_resume_report_never_overwrites_the_journal(journal: Path, orders_csv: P
 def test_resume_checks_the_settings_saved_in_the_journal() -> None:
     """A journal's saved settings are checked as their options are (JournalError, exit 2),
     never a ValueError traceback from float('x')."""
-    assert _app._saved({}, "order_rate", _app._ORDER_RATE, 1.0) == 1.0
-    assert _app._saved({"order_rate": 50.0}, "order_rate", _app._ORDER_RATE, 1.0) == 50.0
+    assert _bulk._saved({}, "order_rate", _common._ORDER_RATE, 1.0) == 1.0
+    assert _bulk._saved({"order_rate": 50.0}, "order_rate", _common._ORDER_RATE, 1.0) == 50.0
     for bad in ("inf", "x", float("nan"), 1e-320, -1, [1]):
         with pytest.raises(JournalError, match="order_rate saved in the journal"):
-            _app._saved({"order_rate": bad}, "order_rate", _app._ORDER_RATE, 1.0)
+            _bulk._saved({"order_rate": bad}, "order_rate", _common._ORDER_RATE, 1.0)
     for bad in (0, "x", 10**30):
         with pytest.raises(JournalError, match="concurrency"):
-            _app._saved({"concurrency": bad}, "concurrency", _app._JOB_CONCURRENCY, 2)
+            _bulk._saved({"concurrency": bad}, "concurrency", _common._JOB_CONCURRENCY, 2)
     with pytest.raises(JournalError, match="max_amount"):
-        _app._saved_limit({"max_amount": "NaN"})
-    assert _app._saved_limit({"max_amount": "20"})["max_amount"] == 20
+        _bulk._saved_limit({"max_amount": "NaN"})
+    assert _bulk._saved_limit({"max_amount": "20"})["max_amount"] == 20
 
 
 # --- library ValidationErrors from option values: exit 2, one line -------------------------------
@@ -391,7 +391,7 @@ def test_credentials_and_base_url_are_exit_2(args: tuple[str, ...]) -> None:
 def test_every_numeric_option_is_covered() -> None:
     """A new numeric option must join NUMERIC (or this test says which one is missing)."""
     covered = {(before[0] if before else "", option) for before, option, _, _ in NUMERIC}
-    numeric = (click.FloatRange, click.IntRange, _app._DecimalType)
+    numeric = (click.FloatRange, click.IntRange, _common._DecimalType)
     found: set[tuple[str, str]] = set()
 
     def walk(command: click.Command, name: str) -> None:

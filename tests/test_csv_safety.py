@@ -27,7 +27,8 @@ import tango_async as ta
 import tango_async.testing as ta_testing
 from tango_async.bulk import FORMULA_TRIGGERS, RowResult, csv_cell, write_report
 from tango_async.bulk._report import REPORT_FIELDS
-from tango_async.cli._app import CSV_COLUMNS, cli
+from tango_async.cli._app import cli
+from tango_async.cli._orders import CSV_COLUMNS
 from tango_async.testing import Sandbox
 
 SETTINGS = settings(

@@ -29,7 +29,8 @@ from tango_async._validation import (
     prepare_order,
 )
 from tango_async.bulk._inputs import read_orders
-from tango_async.cli._app import CSV_COLUMNS, cli
+from tango_async.cli._app import cli
+from tango_async.cli._orders import CSV_COLUMNS
 from tango_async.pagination import build_list_query
 from tango_async.resources.orders import encode_order
 from tango_async.testing import Sandbox

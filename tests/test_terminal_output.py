@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from tango_async._logs import escape_lines
 from tango_async.bulk._report import _short
-from tango_async.cli import _app
+from tango_async.cli import _common
 
 
 def _raw_controls(text: str) -> list[str]:
@@ -33,7 +33,7 @@ def test_summary_cells_are_escaped() -> None:
 
 
 def test_echo_err_escapes(capsys: pytest.CaptureFixture[str]) -> None:
-    _app.echo_err("error: POST /orders: \x1b]0;owned\x07 \u2028forged")
+    _common.echo_err("error: POST /orders: \x1b]0;owned\x07 \u2028forged")
     err = capsys.readouterr().err
     assert _raw_controls(err) == []
     assert "owned" in err

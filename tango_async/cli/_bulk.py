@@ -1,0 +1,565 @@
+"""The bulk commands: ``submit``, ``resume``, ``status``, and the job driver behind them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shlex
+import signal
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .. import TangoError
+from .._logs import escape_lines
+from .._validation import (
+    check_max_amount,
+)
+from ..bulk._inputs import file_digest, read_orders
+from ..bulk._job import BulkJob, Plan, check_run_label, check_same_orders, plan_rows
+from ..bulk._journal import (
+    CONTENT_REFS,
+    Journal,
+    JournalError,
+    RowState,
+    _build_path,
+    _companions,
+    _lock_path,
+)
+from ..bulk._report import ReportError, summary, write_report
+from ._common import (
+    _CSV_RAW,
+    _JOB_CONCURRENCY,
+    _ORDER_RATE,
+    _RUN_LABEL,
+    _SECONDS,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Settings,
+    _DecimalType,
+    _output_path,
+    _resolved,
+    _same_file,
+    _text,
+    cli,
+    connect,
+    echo_err,
+    run,
+)
+
+
+def _check_files(
+    *, inputs: dict[str, Path], journal: Path, report: Path, journal_hint: str = "'--journal'"
+) -> None:
+    """The report (written at the end) must not overwrite the journal or an input file,
+    which would lose the record of what was sent; the journal must not be an input."""
+    _output_path(report, "'--report'")
+    _output_path(journal, journal_hint)
+    if _same_file(report, journal):
+        raise click.BadParameter(
+            f"{str(report)!r} is the journal: the report would overwrite it",
+            param_hint="'--report'",
+        )
+    for named in {journal, _resolved(journal)}:  # SQLite names a symlink's -wal by its target
+        for companion in (*_companions(named), _lock_path(named), _build_path(named)):
+            if _same_file(report, companion):
+                raise click.BadParameter(
+                    f"{str(report)!r} is the journal's {companion.name} file: the report "
+                    "would overwrite it, and with it the record of what was sent",
+                    param_hint="'--report'",
+                )
+    for name, path in inputs.items():
+        if _same_file(report, path):
+            raise click.BadParameter(
+                f"{str(report)!r} is the {name}: the report would overwrite it",
+                param_hint="'--report'",
+            )
+        if _same_file(journal, path):
+            raise click.BadParameter(
+                f"{str(journal)!r} is the {name}, not a journal", param_hint=journal_hint
+            )
+
+
+# --- bulk jobs ----------------------------------------------------------------------------
+
+
+def _default_journal(file: Path, run_label: str | None = None) -> Path:
+    name = f"{file.name}.{run_label}.journal" if run_label else f"{file.name}.journal"
+    return file.with_name(name)
+
+
+def _default_report(file: Path) -> Path:
+    return file.with_name(file.stem + ".results.csv")
+
+
+def _resume_command(journal: Path) -> str:
+    return f"tango-async resume {shlex.quote(str(journal))}"
+
+
+def _left_to_send(journal: Journal) -> int:
+    return len(journal.to_send())
+
+
+def _nothing_to_send(opened: Journal, file: Path) -> str:
+    counts = opened.counts()
+    total = sum(counts.values())
+    label = f"run label {opened.run_label}" if opened.run_label else "no run label"
+    parts = ", ".join(f"{n} {state.value.lower()}" for state, n in counts.items() if n)
+    return (
+        f"nothing to send: every row of {file} was settled by the job started "
+        f"{opened.created_at:%Y-%m-%d %H:%M:%S %Z} (journal {opened.path}, job "
+        f"{opened.job_id}, {label}): {total} row(s), {parts}. Submitting the same orders "
+        "again never orders them twice. To send these rewards again as NEW orders: "
+        f"tango-async submit {shlex.quote(str(file))} --run-label LABEL"
+    )
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--journal",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Job journal (SQLite). Default: FILE.journal (FILE.LABEL.journal with --run-label).",
+)
+@click.option(
+    "--run-label",
+    type=_RUN_LABEL,
+    help="Send these rows again as NEW orders, under this label (letters, digits, . _ -). "
+    "The same label twice orders nothing twice.",
+)
+@click.option("--dry-run", is_flag=True, help="Check every row and show what would be sent.")
+@click.option(
+    "--order-rate",
+    type=_ORDER_RATE,
+    default=1.0,
+    show_default=True,
+    help="Orders per second (Tango allows 1).",
+)
+@click.option(
+    "--max-amount",
+    type=_DecimalType(check_max_amount),
+    help="Refuse rows above this amount [default: 1000000].",
+)
+@click.option(
+    "--concurrency",
+    type=_JOB_CONCURRENCY,
+    default=2,
+    show_default=True,
+    help="Requests in flight at once.",
+)
+@click.option("--skip-invalid", is_flag=True, help="Send the valid rows even if some are not.")
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Results file, .csv or .jsonl. Default: FILE's name + .results.csv",
+)
+@click.option(
+    "--input-format", type=click.Choice(["csv", "jsonl"]), help="Default: from the file's suffix."
+)
+@click.option(
+    "--progress-interval",
+    type=_SECONDS,
+    default=10.0,
+    show_default=True,
+    help="Seconds between progress lines when not on a terminal.",
+)
+@_CSV_RAW
+@click.pass_obj
+def submit(
+    settings: Settings,
+    file: Path,
+    journal: Path | None,
+    run_label: str | None,
+    dry_run: bool,
+    order_rate: float,
+    max_amount: Decimal | None,
+    concurrency: int,
+    skip_invalid: bool,
+    report: Path | None,
+    input_format: str | None,
+    progress_interval: float,
+    csv_raw: bool,
+) -> None:
+    """Send every order in FILE (CSV or JSONL), journaled so it can resume after any crash.
+
+    Every row is checked first; bad rows are listed and nothing is sent (unless
+    --skip-invalid). Each row's externalRefID comes from its content: submitting the same
+    orders again (this file re-saved, or a copy) orders nothing twice, and a corrected
+    row is the only one ordered anew. Use --run-label to send the same rewards again.
+    """
+    input_path = _text(str(file.absolute()))
+    path = journal or _default_journal(file, run_label)
+    out = report or _default_report(file)
+    _check_files(inputs={"input file": file}, journal=path, report=out)
+
+    async def main() -> int:
+        label = check_run_label(run_label)
+        limit: dict[str, Any] = {"max_amount": max_amount} if max_amount is not None else {}
+        rows = read_orders(file, format=input_format, **limit)  # type: ignore[arg-type]
+        plan = plan_rows(rows, run_label=label, **limit)
+        if plan.errors and not skip_invalid:
+            for error in plan.errors:
+                echo_err(str(error))
+            echo_err(
+                f"{len({x.row for x in plan.errors})} invalid row(s) in {file}; nothing "
+                "sent. Fix them, or pass --skip-invalid to send the others."
+            )
+            return EXIT_FAILED
+        digest = file_digest(file)
+        if Journal.discard_unfinished(path):
+            echo_err(f"{path}: its creation never finished (nothing was sent): starting over")
+        opened = Journal.open(path) if path.exists() else None
+        if opened is not None:
+            try:
+                check_same_orders(opened, plan, file, digest)
+            except BaseException:
+                opened.close()
+                raise
+        if dry_run:
+            return _dry_run(plan, file, opened)
+        if opened is not None:
+            if not _left_to_send(opened):
+                click.echo(_nothing_to_send(opened, file))
+                counts = opened.counts()
+                opened.close()
+                return EXIT_FAILED if counts[RowState.FAILED] + counts[RowState.INVALID] else 0
+            echo_err(f"journal {path} holds these orders: resuming its job")
+            async with connect(settings, order_rate=order_rate, **limit) as client:
+                job = BulkJob.resume(client, opened, concurrency=concurrency)
+                return await drive(job, path, out, progress_interval, csv_raw=csv_raw)
+        settings_saved = {
+            "order_rate": order_rate,
+            "concurrency": concurrency,
+            "base_url": settings.base_url,
+            "sandbox": settings.sandbox,
+            "report": str(out),
+            "max_amount": None if max_amount is None else str(max_amount),
+            "csv_raw": csv_raw,
+        }
+        async with connect(settings, order_rate=order_rate, **limit) as client:
+            job = BulkJob.prepare(
+                client,
+                plan,
+                journal=path,
+                input_path=input_path,
+                input_digest=digest,
+                skip_invalid=skip_invalid,
+                concurrency=concurrency,
+                settings=settings_saved,
+            )
+            echo_err(f"journal: {path}")
+            if skip_invalid and job.progress().failed:
+                echo_err(f"skipping {job.progress().failed} invalid row(s)")
+            return await drive(job, path, out, progress_interval, csv_raw=csv_raw)
+
+    run(main())
+
+
+def _dry_run(plan: Plan, file: Path, opened: Journal | None) -> int:
+    refs = [ref for _, ref, _ in plan.rows]
+    label = f"run label {plan.run_label}" if plan.run_label else "no run label"
+    click.echo(f"dry run: {len(refs)} order(s) from {file} ({label}); nothing sent")
+    if plan.errors:
+        click.echo(f"{len({e.row for e in plan.errors})} invalid row(s) would be skipped")
+    if opened is not None:
+        rows = list(opened.rows())
+        opened.close()
+        if opened.ref_scheme != CONTENT_REFS:  # 0.1's journal: resumed with its own refs
+            left = [r for r in rows if r.state not in (RowState.DONE, RowState.INVALID)]
+            click.echo(
+                f"journal {opened.path} (written by tango-async 0.1) would be resumed with its "
+                f"own externalRefIDs: {len(rows) - len(left)} row(s) settled, {len(left)} left"
+            )
+            for r in left[:10]:
+                click.echo(f"  row {r.row}: externalRefID {r.external_ref_id}")
+            return EXIT_OK
+        done = {r.external_ref_id for r in rows if r.state is RowState.DONE}
+        click.echo(
+            f"journal {opened.path}: {sum(1 for r in refs if r in done)} of them are already "
+            "ordered and would not be sent again"
+        )
+    for number, ref, _ in plan.rows[:10]:
+        click.echo(f"  row {number}: externalRefID {ref}")
+    if len(refs) > 10:
+        click.echo(f"  ... and {len(refs) - 10} more")
+    return EXIT_FAILED if plan.errors else EXIT_OK
+
+
+@cli.command()
+@click.argument("journal", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--input",
+    "input_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The job's input file, checked against the journal.",
+)
+@click.option(
+    "--order-rate",
+    type=_ORDER_RATE,
+    help="Default: the rate the job was started with.",
+)
+@click.option("--concurrency", type=_JOB_CONCURRENCY, help="Requests in flight at once.")
+@click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="Also re-send rows that failed for good (a 4xx), same externalRefID.",
+)
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), help="Results file.")
+@click.option("--progress-interval", type=_SECONDS, default=10.0, show_default=True)
+@_CSV_RAW
+@click.pass_obj
+def resume(
+    settings: Settings,
+    journal: Path,
+    input_file: Path | None,
+    order_rate: float | None,
+    concurrency: int | None,
+    retry_failed: bool,
+    report: Path | None,
+    progress_interval: float,
+    csv_raw: bool,
+) -> None:
+    """Finish the job of JOURNAL: rows whose outcome is unknown first (re-sent with their
+    externalRefID, which settles them), then the rest; done rows are skipped."""
+
+    if report is not None:
+        _output_path(report, "'--report'")
+
+    async def main() -> int:
+        opened = Journal.open(journal)
+        try:
+            saved = opened.settings
+            limit = _saved_limit(saved)
+            if input_file is not None:
+                plan = plan_rows(read_orders(input_file), run_label=opened.run_label, **limit)
+                check_same_orders(opened, plan, input_file, file_digest(input_file))
+            rate = order_rate or _saved(saved, "order_rate", _ORDER_RATE, 1.0)
+            jobs = concurrency or _saved(saved, "concurrency", _JOB_CONCURRENCY, 2)
+            raw = csv_raw or saved.get("csv_raw") is True
+            out = report or Path(
+                _saved_text(saved, "report") or journal.with_suffix(".results.csv")
+            )
+            remote = settings.sandbox is None and settings.base_url is None
+            saved_url = _saved_text(saved, "base_url") if remote else None
+            inputs = {"input file": input_file} if input_file is not None else {}
+            if opened.input_path:
+                inputs["job's input file"] = Path(opened.input_path)
+            _check_files(inputs=inputs, journal=journal, report=out, journal_hint="'JOURNAL'")
+        except BaseException:
+            opened.close()
+            raise
+        if remote:
+            settings.base_url = saved_url
+        async with connect(settings, order_rate=rate, **limit) as client:
+            job = BulkJob.resume(client, opened, retry_failed=retry_failed, concurrency=jobs)
+            return await drive(job, journal, out, progress_interval, csv_raw=raw)
+
+    run(main())
+
+
+def _saved(
+    saved: dict[str, Any],
+    key: str,
+    kind: click.ParamType,  # type: ignore[type-arg]
+    default: Any,
+) -> Any:
+    """A setting the job was started with, checked as its option would be (JournalError,
+    exit 2, when the journal holds a value its option refuses)."""
+    value = saved.get(key)
+    if value is None:
+        return default
+    try:
+        return kind.convert(value, None, None)
+    except (click.BadParameter, TypeError, ValueError, ArithmeticError):  # TypeError: a list
+        hint = "" if key == "max_amount" else f": pass --{key.replace('_', '-')}"
+        raise JournalError(
+            f"the {key} saved in the journal ({value!r}) is not valid{hint}"
+        ) from None
+
+
+def _saved_text(saved: dict[str, Any], key: str) -> str | None:
+    """A text setting the job was started with (a path, a URL), or None; JournalError
+    (exit 2) for a value that is not a str (a journal written through the library may hold
+    any JSON there)."""
+    value = saved.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise JournalError(
+            f"the {key} saved in the journal ({value!r}) is not valid: "
+            f"pass --{key.replace('_', '-')}"
+        )
+    return value
+
+
+def _saved_limit(saved: dict[str, Any]) -> dict[str, Any]:
+    value = saved.get("max_amount")
+    if not isinstance(value, str):
+        return {}
+    return {"max_amount": _saved(saved, "max_amount", _DecimalType(check_max_amount), None)}
+
+
+@cli.command()
+@click.argument("journal", type=click.Path(dir_okay=False, path_type=Path))
+def status(journal: Path) -> None:
+    """Where the job of JOURNAL stands (safe while it runs)."""
+
+    async def main() -> int:
+        with Journal.open(journal) as opened:
+            counts = opened.counts()
+            total = sum(counts.values())
+            click.echo(f"job {opened.job_id}  input {opened.input_path}")
+            if opened.run_label:
+                click.echo(f"run label {opened.run_label}")
+            click.echo(f"started {opened.created_at:%Y-%m-%d %H:%M:%S %Z}, {total} row(s)")
+            for state in RowState:
+                click.echo(f"  {state.value.lower():<8} {counts[state]}")
+            if counts[RowState.UNKNOWN]:
+                click.echo(
+                    f"{counts[RowState.UNKNOWN]} row(s) have an unknown outcome: resume "
+                    "settles them with their externalRefIDs"
+                )
+            if _left_to_send(opened):
+                click.echo(f"not finished: {_resume_command(journal)}")
+            return EXIT_OK
+
+    run(main())
+
+
+async def drive(
+    job: BulkJob, journal: Path, report: Path, interval: float, *, csv_raw: bool = False
+) -> int:
+    """Run ``job`` with progress on the terminal (or log lines), Ctrl-C handling, the
+    report (spreadsheet-safe CSV unless ``csv_raw``) and the summary; return the exit
+    code."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    interrupts = 0
+
+    def on_interrupt() -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts == 1:
+            job.stop()
+            echo_err("\nstopping after the requests in flight (Ctrl-C again to abort now)")
+        elif task is not None:
+            task.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, on_interrupt)
+    aborted = False
+    fatal: TangoError | None = None
+    try:
+        await _with_progress(job, interval)
+    except asyncio.CancelledError:
+        aborted = True
+    except JournalError as e:  # the journal could not be written: the job stopped
+        fatal = e
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+    opened = job.journal
+    assert opened is not None
+    try:
+        written: Path | None = write_report(opened, report, csv_raw=csv_raw)
+    except (ReportError, JournalError) as e:
+        written = None
+        echo_err(
+            f"error: {e}; the journal {journal} keeps every row's state "
+            f"(tango-async status {shlex.quote(str(journal))})"
+        )
+        fatal = fatal or e
+    try:
+        counts = opened.counts()
+        unfinished = counts[RowState.PENDING] + counts[RowState.SENDING] + counts[RowState.UNKNOWN]
+        resume_cmd = _resume_command(journal) if unfinished or aborted else None
+        stopped = str(job.stopped_by) if job.stopped_by is not None else None
+        click.echo(
+            escape_lines(
+                summary(
+                    opened,
+                    job.progress(),
+                    report_path=written,
+                    resume_command=resume_cmd,
+                    stopped_by=stopped,
+                )
+            )
+        )
+    except JournalError as e:
+        fatal = fatal or e
+        counts, unfinished = {}, 1
+    finally:
+        opened.close()
+    if fatal is not None:
+        echo_err(f"error: {fatal}")
+        return EXIT_USAGE
+    if job.stopped_by is not None:
+        return EXIT_USAGE
+    if aborted or job.stopped or counts[RowState.PENDING] + counts[RowState.SENDING]:
+        return EXIT_INTERRUPTED
+    failed = counts[RowState.FAILED] + counts[RowState.INVALID] + counts[RowState.UNKNOWN]
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+async def _with_progress(job: BulkJob, interval: float) -> None:
+    if sys.stderr.isatty():
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+
+        columns = (
+            TextColumn("[bold]orders"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn(
+                "{task.completed}/{task.total}  failed {task.fields[failed]}  "
+                "{task.fields[rate]:.2f}/s  ETA {task.fields[eta]}"
+            ),
+        )
+        with Progress(*columns, transient=False) as bar:
+            p = job.progress()
+            task_id = bar.add_task(
+                "orders",
+                total=p.total,
+                completed=p.done + p.failed,
+                failed=p.failed,
+                rate=0.0,
+                eta="-",
+            )
+            async for _ in job:
+                p = job.progress()
+                bar.update(
+                    task_id,
+                    completed=p.done + p.failed,
+                    failed=p.failed,
+                    rate=p.rate,
+                    eta=_duration(p.eta),
+                )
+        return
+    last = time.monotonic()
+    async for _ in job:
+        if time.monotonic() - last >= interval:
+            last = time.monotonic()
+            echo_err(_progress_line(job))
+    echo_err(_progress_line(job))
+
+
+def _progress_line(job: BulkJob) -> str:
+    p = job.progress()
+    return (
+        f"progress: done {p.done}, failed {p.failed}, remaining {p.remaining} of {p.total}; "
+        f"{p.rate:.2f} orders/s; ETA {_duration(p.eta)}"
+    )
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds + 0.5)
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s" if m else f"{s}s"
