@@ -43,6 +43,7 @@ from tango_async._auth import Credential, HeaderValue
 from tango_async.testing import Sandbox
 
 from . import _hygiene
+from .conftest import order_request
 from .raw_server import RawServer
 
 NAME = "reach-platform"
@@ -183,13 +184,8 @@ def free_port() -> int:
 
 
 def order() -> ta.CreateOrderRequest:
-    return ta.CreateOrderRequest(
-        customer_identifier="cust-1",
-        account_identifier="acct-1",
-        utid="U561593",
-        amount=10,
-        recipient=ta.Recipient(email="ann@example.com", first_name="Ann", last_name="Lee"),
-        send_email=False,
+    return order_request(
+        customer_identifier="cust-1", account_identifier="acct-1", send_email=False
     )
 
 

@@ -40,7 +40,7 @@ from tango_async._constants import DEFAULT_MAX_RESPONSE_BYTES
 from tango_async._exceptions import MAX_ERROR_BODY
 from tango_async._transport import ACCEPT_ENCODING, _Inflater
 
-from .conftest import KEY, NAME
+from .conftest import KEY, NAME, order_request
 from .raw_server import RawServer, peak_of
 
 MiB = 1024 * 1024
@@ -247,21 +247,10 @@ async def test_a_create_refused_at_the_bound_counts_as_answered(server: RawServe
     retry = ta.RetryPolicy(max_retries=2, initial_delay=0.001, max_delay=0.002)
     async with client(server.base_url, order_rate=1000.0, retry=retry) as tango:
         with pytest.raises(ta.APIResponseValidationError) as e:
-            await tango.orders.create(_order_request())
+            await tango.orders.create(order_request(send_email=False))
     assert e.value.outcome_unknown and e.value.external_ref_id
     refs = [msgspec.json.decode(b)["externalRefID"] for b in server.bodies]
     assert len(refs) == 3 and set(refs) == {e.value.external_ref_id}
-
-
-def _order_request() -> ta.CreateOrderRequest:
-    return ta.CreateOrderRequest(
-        customer_identifier="cust-1",
-        account_identifier="acct-1",
-        utid="U561593",
-        amount=10,
-        recipient=ta.Recipient(email="ann@example.com", first_name="Ann", last_name="Lee"),
-        send_email=False,
-    )
 
 
 # --- bodies within the bound ----------------------------------------------------------------------

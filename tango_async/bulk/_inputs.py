@@ -529,19 +529,23 @@ def _request_of(model: type[msgspec.Struct], value: Any) -> Any:
 
 
 def _first_unknown(
-    struct: type[msgspec.Struct], node: dict[str, Any], prefix: str
+    struct: type[msgspec.Struct], node: dict[str, Any], prefix: str, *, strings: bool = False
 ) -> tuple[dict[str, Any], type[msgspec.Struct], str, str] | None:
     """The first unknown key in msgspec's order (depth first, in key order): the object
-    holding it, that object's model, its field prefix and the key."""
+    holding it, that object's model, its field prefix and the key. ``strings``: also stop
+    at a str value of a field of another type (true/false, an object), where msgspec stops
+    with a UnicodeEncodeError on a lone surrogate."""
     shape = _shape(struct)
     for key, value in node.items():
         f = shape.get(key)
         if f is None:
             return node, struct, prefix, key
         if f.kind == "struct" and isinstance(value, dict):
-            found = _first_unknown(f.type, value, f"{prefix}{f.name}.")
+            found = _first_unknown(f.type, value, f"{prefix}{f.name}.", strings=strings)
             if found is not None:
                 return found
+        elif strings and f.kind in _TYPE_RULES and f.kind != "str" and isinstance(value, str):
+            return node, struct, prefix, key
     return None
 
 
@@ -551,18 +555,7 @@ def _first_unencodable(
     """Where msgspec stopped with a UnicodeEncodeError (a lone surrogate), in its order: the
     first unknown key (the one it could not look up), or a str value it tried to read as
     another type (true/false, an object). The object, its model, its prefix and the key."""
-    shape = _shape(struct)
-    for key, value in node.items():
-        f = shape.get(key)
-        if f is None:
-            return node, struct, prefix, key
-        if f.kind == "struct" and isinstance(value, dict):
-            found = _first_unencodable(f.type, value, f"{prefix}{f.name}.")
-            if found is not None:
-                return found
-        elif f.kind in _TYPE_RULES and f.kind != "str" and isinstance(value, str):
-            return node, struct, prefix, key
-    return None
+    return _first_unknown(struct, node, prefix, strings=True)
 
 
 def _object_at(
