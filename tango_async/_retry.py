@@ -355,8 +355,7 @@ def server_cooldown_left(error: APIError, cooldown: float) -> float:
     (``timestamp + cooldown - now``, within [0, cooldown]; a timestamp of the refusal
     itself gives the whole cooldown), else the whole ``cooldown``.
     """
-    found = next((v for k, v in error.headers.items() if k.lower() == "retry-after"), None)
-    hinted = parse_retry_after(found)
+    hinted = parse_retry_after(header(error.headers, "Retry-After"))
     if hinted is not None:
         return hinted
     sent = _epoch_seconds(error.timestamp)

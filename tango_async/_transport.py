@@ -896,8 +896,7 @@ def build_api_error(resp: Response) -> APIError:
     else:
         texts = (f"{d.i18n_key + ' ' if d.i18n_key else ''}{d.message or ''}" for d in details)
         what = "; ".join(t.strip() for t in texts if t.strip()) or "no error details"
-        if len(what) > _MAX_DETAIL_TEXT:
-            what = what[:_MAX_DETAIL_TEXT] + "... (cut)"
+        what = _cut(what)
     what, phrase = escape(what), escape(phrase)  # server text: one line, control chars escaped
     message = f"{resp.method} {resp.path}: HTTP {status}{' ' + phrase if phrase else ''}: {what}"
     if request_id:
@@ -947,7 +946,11 @@ _RENDER.maxstring = _RENDER.maxother = _MAX_DETAIL_TEXT
 def _opt_str(v: Any) -> str | None:
     if v is None:
         return None
-    text = v if isinstance(v, str) else _text(v)
+    return _cut(v if isinstance(v, str) else _text(v))
+
+
+def _cut(text: str) -> str:
+    """``text``, cut at ``_MAX_DETAIL_TEXT`` characters (saying so) when longer."""
     return text if len(text) <= _MAX_DETAIL_TEXT else text[:_MAX_DETAIL_TEXT] + "... (cut)"
 
 

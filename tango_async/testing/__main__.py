@@ -23,13 +23,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import math
 import os
 import signal
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
 
+from .._validation import finite_number
 from ._faults import CHAOS_DEFAULT, FAULTS, parse_route
 from ._sandbox import Sandbox
 
@@ -46,7 +46,7 @@ def _number(lo: float, hi: float, rule: str, *, above: bool = False) -> Callable
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"must be {rule}, not {text!r}") from None
-        if not math.isfinite(value) or value > hi or (value <= lo if above else value < lo):
+        if not finite_number(value, lo=lo, hi=hi, above=above):
             raise argparse.ArgumentTypeError(f"must be {rule}, not {text!r}")
         return value
 
