@@ -35,6 +35,7 @@ from ._unresolved import LocalUnresolvedStore, UnresolvedStore
 from ._validation import check_max_amount, finite_number
 from .bulk._orders import BulkOrders
 from .resources.line_items import LineItems
+from .resources.webhooks import Webhooks
 
 __all__ = ["TangoClient"]
 
@@ -221,6 +222,7 @@ class TangoClient:
         self._resend_links = self._requestor.resend_links
         self.orders = BulkOrders(self._requestor, self.rate_limiter)
         self.line_items = LineItems(self._requestor)
+        self.webhooks = Webhooks(self._requestor)
 
     def __repr__(self) -> str:
         # Safe on a client whose __init__ raised: a traceback with captured locals shows it.

@@ -90,8 +90,10 @@ class ResendLinks:
 
     def learn(self, order: Order) -> None:
         """Remember ``order``'s (referenceOrderID, referenceLineItemID) pair, if it has both."""
-        oid = order.reference_order_id
-        line_item = order.reference_line_item_id
+        self.pair(order.reference_order_id, order.reference_line_item_id)
+
+    def pair(self, oid: str | None, line_item: str | None) -> None:
+        """Remember that line item ``line_item`` is order ``oid``'s (both needed)."""
         if not oid or not line_item:
             return
         pairs = self._line_item

@@ -26,6 +26,8 @@ __all__ = [
     "TangoError",
     "UnprocessableEntityError",
     "ValidationError",
+    "WaitTimeoutError",
+    "WebhookVerificationError",
 ]
 
 
@@ -98,6 +100,33 @@ class ResendCooldownError(TangoError):
         super().__init__(
             f"{key} was resent less than the cooldown ago; retry after {self.retry_after:.1f} s"
         )
+
+
+class WaitTimeoutError(TangoError):
+    """``orders.wait()`` / ``line_items.wait()`` ran out of time before a final status.
+
+    ``last`` is the last Order (or LineItem) seen, None if no answer came; ``status`` its
+    status; ``id`` what was waited for."""
+
+    def __init__(self, id: str, last: object, timeout: float) -> None:
+        self.id = id
+        self.last = last
+        self.status: str | None = getattr(last, "status", None)
+        self.timeout = timeout
+        super().__init__(
+            f"{id} was not final after {timeout:g} s (last status: {self.status or 'none seen'})"
+        )
+
+
+class WebhookVerificationError(TangoError):
+    """A webhook delivery failed verification: its signature header is missing, malformed
+    or wrong for the body and key, or (after a good signature) the body is not an event.
+
+    ``reason`` says which, without echoing the signature or the body."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"webhook not verified: {reason}")
 
 
 class APIConnectionError(TangoError):

@@ -55,7 +55,14 @@ from ._constants import MAX_ELEMENTS_PER_BLOCK
 from ._exceptions import ResultWindowError, ValidationError
 from ._validation import check_int, format_query_datetime, to_rfc3339
 
-__all__ = ["DEFAULT_CONCURRENCY", "EARLIEST", "MAX_CONCURRENCY", "AsyncPaginator", "Span"]
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "EARLIEST",
+    "MAX_CONCURRENCY",
+    "AsyncPaginator",
+    "CursorPaginator",
+    "Span",
+]
 
 log = logging.getLogger("tango_async")
 
@@ -414,3 +421,67 @@ def _split(window: Span, parts: int, result_window: int, noun: str) -> list[Span
 
 def _floor_ms(dt: datetime) -> datetime:
     return dt.replace(microsecond=dt.microsecond - dt.microsecond % 1000)
+
+
+CursorT = TypeVar("CursorT", bound=Hashable)
+MAX_CURSOR_PAGES = 1_000_000  # a walk that long is a server handing out cursors forever
+
+
+class CursorPaginator(ABC, Generic[ItemT, PageT, CursorT]):
+    """A lazy walk over a list the API pages by cursor or keyset (``GET /lineItems``'s
+    ``pageKeys``, the webhook lists' ``nextCursor``): iterate it for items, or
+    :meth:`pages` for pages.
+
+    A list subclasses it: :meth:`_fetch` gets the page at a cursor (None: the first),
+    :meth:`_items` reads its items and :meth:`_next` the cursor of the next page (None at
+    the end). Nothing is fetched before iteration, and each iteration starts afresh. A
+    cursor the walk has already followed (a server answering with a loop) ends the walk
+    with a warning instead of running forever, and so does an empty page that still
+    names a next one.
+    """
+
+    route: ClassVar[str]
+
+    @abstractmethod
+    async def _fetch(self, cursor: CursorT | None) -> PageT:
+        """The page at ``cursor`` (None: the first page)."""
+
+    @abstractmethod
+    def _items(self, page: PageT) -> Sequence[ItemT]:
+        """The items of ``page``."""
+
+    @abstractmethod
+    def _next(self, page: PageT) -> CursorT | None:
+        """The cursor of the page after ``page``, or None when it is the last."""
+
+    def __aiter__(self) -> AsyncIterator[ItemT]:
+        return self._all_items()
+
+    async def _all_items(self) -> AsyncGenerator[ItemT, None]:
+        async with contextlib.aclosing(self._pages()) as pages:
+            async for page in pages:
+                for item in self._items(page):
+                    yield item
+
+    def pages(self) -> AsyncIterator[PageT]:
+        """The pages, one request each, fetched as they are consumed."""
+        return self._pages()
+
+    async def _pages(self) -> AsyncGenerator[PageT, None]:
+        cursor: CursorT | None = None
+        followed: set[CursorT] = set()
+        for _ in range(MAX_CURSOR_PAGES):
+            page = await self._fetch(cursor)
+            yield page
+            cursor = self._next(page)
+            if cursor is None:
+                return
+            if cursor in followed or not self._items(page):
+                log.warning(
+                    "%s named a next page after an empty page, or a cursor it gave before; "
+                    "stopping",
+                    self.route,
+                )
+                return
+            followed.add(cursor)
+        log.warning("%s: stopped after %d pages", self.route, MAX_CURSOR_PAGES)

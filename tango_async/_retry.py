@@ -42,6 +42,8 @@ from ._exceptions import APIConnectionError, APIError, TangoError, ValidationErr
 from ._validation import finite_number
 
 __all__ = [
+    "ACTION",
+    "CHANGE",
     "COOLDOWN_KEY",
     "CREATE",
     "NO_RETRY",
@@ -313,7 +315,7 @@ class CooldownRefusal:
         return RetryOption(refusals < policy.max_retries, server_cooldown_left(failure, cooldown))
 
 
-OperationKind = Literal["read", "create", "resend"]
+OperationKind = Literal["read", "create", "resend", "change"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,6 +347,19 @@ RESEND = OperationRetry(
     "resend",
     RetryChainDecision(*_FIRST, RetryRateLimited(), RetryConnectionError(unsent_only=True)),
     cooldown=CooldownRefusal(),
+)
+# A state change that is the same however often it is applied (PATCH a line item or a
+# subscription, renew one): retried as a read is.
+CHANGE = OperationRetry(
+    "change",
+    RetryChainDecision(*_FIRST, RetryRateLimited(), RetryServerError(), RetryConnectionError()),
+)
+# An action that may spend money or do something twice (reissue, cancel, freeze, create
+# or delete a subscription, replay, test events): never retried once it may have reached
+# the server; a 429 (refused, not done) is retried.
+ACTION = OperationRetry(
+    "change",
+    RetryChainDecision(*_FIRST, RetryRateLimited(), RetryConnectionError(unsent_only=True)),
 )
 
 

@@ -203,13 +203,17 @@ class Response:
         try:
             return decode_body(self.body, type_)
         except (msgspec.DecodeError, msgspec.ValidationError) as e:
-            raise APIResponseValidationError(
-                f"{self.method} {self.path}: HTTP {self.status} body does not decode: {e}",
-                status_code=self.status,
-                path=self.path,
-                body=self.body,
-                headers=dict(self.headers),
-            ) from None
+            raise self.invalid(f"body does not decode: {e}") from None
+
+    def invalid(self, why: str) -> APIResponseValidationError:
+        """The error for an answer that is not what the call expects (``why``)."""
+        return APIResponseValidationError(
+            f"{self.method} {self.path}: HTTP {self.status} {why}",
+            status_code=self.status,
+            path=self.path,
+            body=self.body,
+            headers=dict(self.headers),
+        )
 
 
 @dataclass(slots=True)

@@ -7,6 +7,8 @@ the field (snake_case, dotted) and the rule.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import re
 import unicodedata
@@ -14,16 +16,31 @@ from collections.abc import Mapping
 from datetime import UTC as _UTC
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Context, Decimal
-from urllib.parse import quote, unquote
+from enum import StrEnum
+from urllib.parse import quote, unquote, urlsplit
 
 import msgspec
 
 from ._constants import DEFAULT_MAX_AMOUNT
 from ._exceptions import ValidationError
 from ._logs import escape
-from .types.enums import DeliveryMethod, ResendReasonCode
+from .types.enums import (
+    CancelReasonCode,
+    DeliveryMethod,
+    FreezeReasonCode,
+    ReissueReasonCode,
+    ResendReasonCode,
+    WebhookVerification,
+)
+from .types.line_items import (
+    LineItemActionRequest,
+    ReissueLineItemRequest,
+    ReissueRecipient,
+    UpdateLineItemRequest,
+)
 from .types.orders import Address, CreateOrderRequest, Recipient, Sender
 from .types.resends import LineItemResendRequest, OrderResendRequest
+from .types.webhooks import WebhookHeader, WebhookSubscriptionRequest
 
 # ASCII only: the OpenAPI patterns' \d is [0-9]; Python's \d also matches other scripts.
 IDENTIFIER = re.compile(r"[-a-zA-Z0-9]{5,100}")
@@ -828,3 +845,285 @@ def check_int(value: object, field: str, *, lo: int, hi: int | None = None) -> i
     if value < lo or (hi is not None and value > hi):
         raise _fail(field, f"must be {lo} to {hi}" if hi is not None else f"must be at least {lo}")
     return value
+
+
+# --- line items -------------------------------------------------------------------------
+
+LINE_ITEM_CAMPAIGN = re.compile(r"[a-zA-Z0-9 ]{0,100}")
+MAX_LINE_ITEM_NOTES = 150
+REISSUE_METHODS = frozenset(
+    {"NONE", "EMAIL", "PHONE", "EMBEDDED", "EMBEDDED_COMPONENT", "WHATSAPP", "BULKDIGITAL"}
+)
+
+
+def _reason(
+    reason_code: object, other_reason: object, codes: type[StrEnum]
+) -> tuple[str, str | None]:
+    if isinstance(reason_code, str) and reason_code in codes.__members__:
+        code = codes(reason_code)
+    else:
+        raise _fail("reason_code", f"must be one of {', '.join(codes.__members__)}")
+    other = check_str(other_reason, "other_reason")
+    if code == "OTHER" and not (other and other.strip()):
+        raise _fail("other_reason", "is required when reason_code is OTHER")
+    check_len(other, "other_reason", 1024)
+    return code, other
+
+
+def line_item_update_request(
+    *, purchase_order_number: object, campaign: object, order_notes: object
+) -> UpdateLineItemRequest:
+    """The checked body of ``PATCH /lineItems/{id}``: at least one field; ``campaign``
+    letters, digits and spaces up to 100; ``order_notes`` up to 150 characters."""
+    po = check_str(purchase_order_number, "purchase_order_number")
+    check_len(po, "purchase_order_number", MAX_PURCHASE_ORDER_NUMBER)
+    camp = check_str(campaign, "campaign")
+    check_pattern(
+        camp, "campaign", LINE_ITEM_CAMPAIGN, "must be up to 100 letters, digits and spaces"
+    )
+    notes = check_str(order_notes, "order_notes")
+    check_len(notes, "order_notes", MAX_LINE_ITEM_NOTES)
+    if po is None and camp is None and notes is None:
+        raise _fail("purchase_order_number", "give at least one field to update")
+    return UpdateLineItemRequest(purchase_order_number=po, campaign=camp, order_notes=notes)
+
+
+def line_item_action_request(
+    action: str, *, reason_code: object, other_reason: object
+) -> LineItemActionRequest:
+    """The checked body of a cancel (CancelReasonCode) or a freeze / unfreeze
+    (FreezeReasonCode); OTHER needs ``other_reason``."""
+    codes: type[StrEnum] = CancelReasonCode if action == "cancel" else FreezeReasonCode
+    code, other = _reason(reason_code, other_reason, codes)
+    return LineItemActionRequest(reason_code=code, other_reason=other)
+
+
+def reissue_request(
+    *,
+    reason_code: object,
+    other_reason: object,
+    amount: object,
+    delivery_method: object,
+    recipient: object,
+    notes: object,
+    max_amount: Decimal | int = DEFAULT_MAX_AMOUNT,
+) -> ReissueLineItemRequest:
+    """The checked body of a reissue: ReissueReasonCode (OTHER needs ``other_reason``), an
+    optional new amount (as for orders), delivery method (digital ones only), recipient
+    (names up to 100 characters without <, > or /; email; mobile in E.164) and notes (up
+    to 150 characters)."""
+    code, other = _reason(reason_code, other_reason, ReissueReasonCode)
+    wire_amount = check_amount(amount, max_amount=max_amount) if amount is not None else None
+    method = _method(delivery_method, "delivery_method", REISSUE_METHODS)
+    who: ReissueRecipient | None = None
+    if recipient is not None:
+        if isinstance(recipient, Mapping):
+            try:
+                recipient = ReissueRecipient(**recipient)
+            except TypeError as e:
+                raise _fail("recipient", f"has an unknown field ({e})") from None
+        if not isinstance(recipient, ReissueRecipient):
+            raise _fail("recipient", "must be a ReissueRecipient or a mapping of its fields")
+        _check_name(recipient.first_name, "recipient.first_name", physical=False, required=False)
+        _check_name(recipient.last_name, "recipient.last_name", physical=False, required=False)
+        check_email(recipient.email, "recipient.email")
+        check_mobile(recipient.mobile_number, "recipient.mobile_number", us_only=False)
+        who = recipient
+    if method in (DeliveryMethod.PHONE, DeliveryMethod.WHATSAPP) and (
+        who is None or who.mobile_number is None
+    ):
+        # The spec: "mobileNumber ... Required if delivery method is SMS."
+        raise _fail("recipient.mobile_number", f"is required for {method} delivery")
+    text = check_str(notes, "notes")
+    check_len(text, "notes", MAX_LINE_ITEM_NOTES)
+    return ReissueLineItemRequest(
+        reason_code=code,
+        other_reason=other,
+        amount=wire_amount,
+        delivery_method=method,
+        recipient=who,
+        notes=text,
+    )
+
+
+# --- webhooks ---------------------------------------------------------------------------
+
+MAX_URL = 2048
+MAX_WEBHOOK_LIST = 100
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_PEM_BODY = re.compile(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.S)
+_BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
+# Names Tango sets itself, or that would break the request to the listener.
+_RESERVED_HEADERS = frozenset(
+    {"content-length", "content-type", "host", "transfer-encoding", "x-signed-payload"}
+)
+
+
+def check_webhook_id(value: object, field: str = "webhook_id") -> str:
+    """A webhook ID: a UUID (the spec's format), as used in paths."""
+    s = check_str(value, field, required=True)
+    assert s is not None
+    if not _UUID.fullmatch(s):
+        raise _fail(field, "must be a UUID like 0f8fad5b-d9cb-469f-a165-70867728950e")
+    return s.lower()
+
+
+def check_url(value: object, field: str = "url") -> str:
+    """An absolute http(s) URL with a host, no spaces or control characters."""
+    s = check_str(value, field, required=True)
+    assert s is not None
+    check_len(s, field, MAX_URL, min_len=1)
+    try:
+        parts = urlsplit(s)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        raise _fail(field, "must be a valid URL") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or " " in s:
+        raise _fail(field, "must be an absolute http:// or https:// URL with a host")
+    return s
+
+
+def _names(value: object, field: str) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str) or not isinstance(value, list | tuple | set | frozenset):
+        raise _fail(field, "must be a list of names")
+    names: list[str] = []
+    for i, item in enumerate(value):
+        s = check_str(item, f"{field}[{i}]", required=True)
+        assert s is not None
+        if not s.strip():
+            raise _fail(f"{field}[{i}]", "must not be blank")
+        check_len(s, f"{field}[{i}]", 200)
+        if s not in names:
+            names.append(s)
+    if len(names) > MAX_WEBHOOK_LIST:
+        raise _fail(field, f"must hold at most {MAX_WEBHOOK_LIST} names")
+    return names
+
+
+def _headers(value: object) -> list[WebhookHeader] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise _fail("headers", "must be a mapping of header name to value")
+    out: list[WebhookHeader] = []
+    for name, val in value.items():
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+            raise _fail("headers", "a header name must be an HTTP token (letters, digits, -...)")
+        if name.lower() in _RESERVED_HEADERS:
+            raise _fail(f"headers.{name}", "is set by Tango itself")
+        s = check_str(val, f"headers.{name}", required=True)
+        assert s is not None
+        if not s:
+            raise _fail(f"headers.{name}", "must not be empty")
+        check_len(s, f"headers.{name}", 4096)
+        out.append(WebhookHeader(name=name, value=s))
+    return out
+
+
+def _hmac_text(key: object) -> str:
+    """The registered form of an HMAC key: base64 text."""
+    if isinstance(key, bytes | bytearray):
+        if len(key) < 16:
+            raise _fail("hmac_key", "must be at least 16 bytes (128 bits) of key")
+        return base64.b64encode(bytes(key)).decode("ascii")
+    s = check_str(key, "hmac_key", required=True)
+    assert s is not None
+    try:
+        raw = base64.b64decode(s.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise _fail(
+            "hmac_key", "a str key must be base64 text (or pass the raw key as bytes)"
+        ) from None
+    if len(raw) < 16:
+        raise _fail("hmac_key", "must be at least 16 bytes (128 bits) of key")
+    return s.strip()
+
+
+def _certificate_text(cert: object) -> str:
+    """The registered form of a certificate: base64 of its DER bytes."""
+    if isinstance(cert, bytes | bytearray):
+        data = bytes(cert)
+        if data.lstrip().startswith(b"-----BEGIN"):
+            cert = data.decode("ascii", "replace")
+        elif not data:
+            raise _fail("certificate", "must not be empty")
+        else:
+            return base64.b64encode(data).decode("ascii")
+    s = check_str(cert, "certificate", required=True, multiline=True)
+    assert s is not None
+    if "-----BEGIN" in s:
+        found = _PEM_BODY.search(s)
+        if found is None:
+            raise _fail("certificate", "must be a PEM CERTIFICATE block, DER bytes or base64")
+        s = found.group(1)
+    body = "".join(s.split())
+    if not body or not _BASE64.fullmatch(body) or len(body) % 4:
+        raise _fail("certificate", "must be a PEM CERTIFICATE block, DER bytes or base64")
+    return body
+
+
+def webhook_request(
+    *,
+    url: object,
+    event_types: object,
+    categories: object,
+    headers: object,
+    verification: object,
+    hmac_key: object,
+    certificate: object,
+    creating: bool,
+) -> WebhookSubscriptionRequest:
+    """The checked body of ``POST /webhooks`` (``creating``) or ``PATCH /webhooks/{id}``.
+
+    A new subscription needs a URL and at least one event type or category. The
+    verification method follows the key given (``hmac_key``: HMAC, ``certificate``:
+    X509); unsigned deliveries need ``verification="NONE"`` said explicitly. An HMAC key
+    (bytes, or its base64 text) is at least 16 bytes; a certificate is PEM, DER or base64
+    and is registered as base64 of its DER bytes."""
+    wire_url = check_url(url) if (creating or url is not None) else None
+    types = _names(event_types, "event_types")
+    cats = _names(categories, "categories")
+    if creating and not types and not cats:
+        raise _fail("event_types", "give at least one event type or category")
+    method: WebhookVerification | None = None
+    if verification is not None:
+        if not isinstance(verification, str) or verification not in WebhookVerification.__members__:
+            raise _fail("verification", "must be one of HMAC, X509, NONE")
+        method = WebhookVerification(verification)
+    if hmac_key is not None and certificate is not None:
+        raise _fail("hmac_key", "pass hmac_key or certificate, not both")
+    if method is None:
+        if hmac_key is not None:
+            method = WebhookVerification.HMAC
+        elif certificate is not None:
+            method = WebhookVerification.X509
+        elif creating:
+            raise _fail(
+                "verification",
+                "pass hmac_key or certificate, or verification='NONE' for unsigned deliveries",
+            )
+    if method is WebhookVerification.HMAC and hmac_key is None and creating:
+        raise _fail("hmac_key", "is required for HMAC verification")
+    if method is WebhookVerification.X509 and certificate is None and creating:
+        raise _fail("certificate", "is required for X509 verification")
+    if method is WebhookVerification.NONE and (hmac_key is not None or certificate is not None):
+        raise _fail("verification", "NONE takes no hmac_key or certificate")
+    if method is WebhookVerification.HMAC and certificate is not None:
+        raise _fail("certificate", "is for X509 verification, not HMAC")
+    if method is WebhookVerification.X509 and hmac_key is not None:
+        raise _fail("hmac_key", "is for HMAC verification, not X509")
+    req = WebhookSubscriptionRequest(
+        url=wire_url,
+        headers=_headers(headers),
+        categories=cats,
+        event_types=types,
+        signing_certificate=_certificate_text(certificate) if certificate is not None else None,
+        hmac_shared_secret_key=_hmac_text(hmac_key) if hmac_key is not None else None,
+        payload_verification_method=method,
+    )
+    if not creating and req == WebhookSubscriptionRequest():
+        raise _fail("url", "give at least one field to update")
+    return req

@@ -59,6 +59,7 @@ __all__ = [
     "RateLimiterConflictError",
     "RateLimiterUnavailableError",
     "RedisCooldownStore",
+    "RedisEventStore",
     "RedisRateLimiter",
     "RedisUnresolvedStore",
 ]
@@ -788,3 +789,51 @@ class RedisUnresolvedStore(_RedisBacked):
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+@tolerant_repr
+class RedisEventStore(_RedisBacked):
+    """Webhook event IDs already received, shared through Redis: many receivers behind a
+    load balancer hand each event to their callbacks once (``tango_async.webhooks``).
+
+    ``add`` is SET NX EX: atomic, so two receivers given the same delivery never both
+    take it. Keys are ``{namespace}:{platform or '-'}:webhook_event:{eventId}``. Redis
+    unreachable: retried for ``unavailable_timeout`` seconds, then
+    RateLimiterUnavailableError (the receiver answers 503 so Tango delivers again later).
+    """
+
+    _consequence = "not recorded; the delivery is refused so that it comes again"
+
+    def __init__(
+        self,
+        url_or_client: str | aioredis.Redis,
+        *,
+        namespace: str = "tango_async",
+        platform: str | None = None,
+        unavailable_timeout: float = 5.0,
+        socket_timeout: float = 2.0,
+    ) -> None:
+        super().__init__(
+            url_or_client,
+            namespace=namespace,
+            platform=platform,
+            unavailable_timeout=unavailable_timeout,
+            socket_timeout=socket_timeout,
+        )
+
+    def __repr__(self) -> str:
+        return f"RedisEventStore(prefix={self._key('')!r})"
+
+    async def add(self, event_id: str, ttl: float) -> bool:
+        """Record ``event_id`` for ``ttl`` seconds: True if it was new."""
+        full = self._key("webhook_event", event_id)
+        ms = max(1, int(ttl * 1000))
+        done: Any = await self._call(
+            "a webhook event", lambda: self.redis.set(full, b"1", px=ms, nx=True)
+        )
+        return bool(done)
+
+    async def forget(self, event_id: str) -> None:
+        """Drop ``event_id``: a later delivery of it is taken again."""
+        full = self._key("webhook_event", event_id)
+        await self._call("a webhook event", lambda: self.redis.delete(full), patient=False)

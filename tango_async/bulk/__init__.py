@@ -9,6 +9,8 @@
         ...
     # after a crash, the rest, with the same externalRefIDs:
     job = BulkJob.resume(tango, Journal.open("rewards.journal"))
+    # later: what became of every order (delivered, failed, pending, needs action)
+    report = await reconcile(tango, "rewards.journal", wait=True, timeout=3600)
 """
 
 from ._inputs import InputFileError, InputRow, RowError, detect_format, file_digest, read_orders
@@ -31,17 +33,30 @@ from ._journal import (
     JournalMismatchError,
     JournalRow,
     RowState,
+    StatusRecord,
 )
 from ._orders import BulkOrders
+from ._reconcile import (
+    RECONCILE_FIELDS,
+    EventResult,
+    ReconciledRow,
+    ReconcileProgress,
+    Reconciler,
+    ReconcileReport,
+    reconcile,
+    write_reconcile_report,
+)
 from ._report import FORMULA_TRIGGERS, REPORT_FIELDS, ReportError, csv_cell, summary, write_report
 
 __all__ = [
     "FORMULA_TRIGGERS",
+    "RECONCILE_FIELDS",
     "REPORT_FIELDS",
     "BulkClient",
     "BulkJob",
     "BulkOrders",
     "BulkValidationError",
+    "EventResult",
     "InputFileError",
     "InputRow",
     "Journal",
@@ -51,10 +66,15 @@ __all__ = [
     "JournalRow",
     "Plan",
     "Progress",
+    "ReconcileProgress",
+    "ReconcileReport",
+    "ReconciledRow",
+    "Reconciler",
     "ReportError",
     "RowError",
     "RowResult",
     "RowState",
+    "StatusRecord",
     "SystemicStop",
     "check_same_orders",
     "csv_cell",
@@ -63,6 +83,8 @@ __all__ = [
     "file_digest",
     "plan_rows",
     "read_orders",
+    "reconcile",
     "summary",
+    "write_reconcile_report",
     "write_report",
 ]

@@ -24,6 +24,19 @@ Schema 2 added UNKNOWN and the content-derived identity of the job's orders (met
 ``rows``, the row count, included). A schema-1 or -2 journal is upgraded in place when a
 job takes it (:meth:`Journal.lock`), its rows and externalRefIDs unchanged.
 
+**Reconciliation.** What the server says of each row's order after the job (its status,
+from a lookup or a webhook event, and when) is kept in a ``reconciled`` table, one record
+per row, each with its checksum (:meth:`Journal.record_status`, used by
+:mod:`tango_async.bulk._reconcile`). The table is added to a schema-3 journal by the first
+record, in the same transaction as the meta keys that declare it (``reconciled``, the
+record count; ``reconciled_at``, ``reconciled_by``), so a journal is never half
+reconciled, and removing the table, a record or a meta key is damage. It needs no new
+schema version: the rows table is unchanged, and a tango_async that does not know the
+table reads and resumes such a journal as before (it never looks at the table). Writing a
+record needs no job lock: it touches only that table and the meta, in one transaction, so
+records can be written (a webhook handler) while a job sends the rest of its rows. A
+schema-1 or -2 journal is upgraded to 3 (:meth:`Journal.lock`) before its first record.
+
 **Creation and the lock.** :meth:`Journal.create` takes the job lock (``flock`` on
 ``PATH.lock``) before it writes a byte, builds the journal in ``PATH.creating`` and links
 it into place only when it is complete, fsynced; the lock passes to the job. So there is
@@ -67,14 +80,17 @@ from .._exceptions import TangoError
 from .._logs import escape
 from .._repr import tolerant_repr
 from .._version import __version__
+from ..types.enums import FINAL_LINE_ITEM_STATUSES, FINAL_ORDER_STATUSES
 
 __all__ = [
+    "FINAL_STATUSES",
     "Journal",
     "JournalDamagedError",
     "JournalError",
     "JournalMismatchError",
     "JournalRow",
     "RowState",
+    "StatusRecord",
 ]
 
 SCHEMA_VERSION: Final = 3
@@ -205,6 +221,69 @@ class JournalRow:
     updated_at: datetime  # aware UTC, of the last change
 
 
+@dataclass(frozen=True, slots=True)
+class StatusRecord:
+    """What the server last said of one row's order, as committed (see
+    :meth:`Journal.record_status`).
+
+    ``source`` is ``"poll"`` (a lookup, ``orders.get``) or ``"webhook"`` (an event);
+    ``as_of`` when the status held (the lookup's answer, the event's occurrence), ``seen_at``
+    when it was recorded, both aware UTC. ``event_id``, ``revision`` and ``detail`` (the
+    event's action and reason) come with a webhook's record. ``reference_order_id`` is None
+    only for a webhook's record of a row the job had not recorded as ordered.
+    """
+
+    row: int
+    reference_order_id: str | None
+    reference_line_item_id: str | None
+    status: str
+    source: str
+    as_of: datetime
+    seen_at: datetime
+    event_id: str | None = None
+    revision: int | None = None
+    detail: str | None = None
+
+    @property
+    def final(self) -> bool:
+        """Whether :attr:`status` is one of :data:`FINAL_STATUSES`."""
+        return self.status in FINAL_STATUSES
+
+
+def _to_record(r: tuple[Any, ...]) -> StatusRecord:
+    return StatusRecord(
+        row=r[0],
+        reference_order_id=r[1],
+        reference_line_item_id=r[2],
+        status=r[3],
+        source=r[4],
+        as_of=_parse_ts(r[5]),
+        seen_at=_parse_ts(r[6]),
+        event_id=r[7],
+        revision=r[8],
+        detail=r[9],
+    )
+
+
+def _supersedes(old: StatusRecord, new: StatusRecord) -> bool:
+    """Whether ``new`` replaces the record ``old`` of the same row: the later news wins
+    (two events by their revision, else by ``as_of``), except that the same event twice
+    changes nothing and PENDING never follows a final status (an order does not go back
+    to PENDING: such an answer is a stale read)."""
+    if new.event_id is not None and new.event_id == old.event_id:
+        return False
+    if new.status == "PENDING" and old.final:
+        return False
+    if (
+        new.source == old.source == "webhook"
+        and new.revision is not None
+        and old.revision is not None
+        and new.revision != old.revision
+    ):
+        return new.revision > old.revision
+    return new.as_of >= old.as_of
+
+
 _SENT: Final = frozenset({RowState.SENDING, RowState.UNKNOWN, RowState.DONE, RowState.FAILED})
 _STATES: Final = ", ".join(f"'{s.value}'" for s in RowState)
 _META_TABLE: Final = """
@@ -237,6 +316,39 @@ CREATE TABLE rows (
 """
 _SCHEMA: Final = _META_TABLE + _ROWS_TABLE
 _INDEX: Final = "CREATE INDEX rows_state ON rows (state);"
+# What the server said of a row's order after the job: one record per row (see the module
+# docstring). ``reference_order_id`` may be unknown only for a webhook's record of a row the
+# job has not recorded as ordered yet (the event names the line item, not the order).
+_RECONCILED_TABLE: Final = """
+CREATE TABLE IF NOT EXISTS reconciled (
+    row                    INTEGER PRIMARY KEY,
+    reference_order_id     TEXT,
+    reference_line_item_id TEXT,
+    status                 TEXT NOT NULL,
+    source                 TEXT NOT NULL CHECK (source IN ('poll', 'webhook')),
+    as_of                  TEXT NOT NULL,
+    seen_at                TEXT NOT NULL,
+    event_id               TEXT,
+    revision               INTEGER,
+    detail                 TEXT,
+    digest                 BLOB,
+    CHECK (source = 'webhook' OR reference_order_id IS NOT NULL)
+)
+"""
+_RECONCILED_INDEX: Final = (
+    "CREATE INDEX IF NOT EXISTS reconciled_line_item ON reconciled (reference_line_item_id)"
+)
+_RECON_COLUMNS: Final = (
+    "row, reference_order_id, reference_line_item_id, status, source, as_of, seen_at, "
+    "event_id, revision, detail"
+)
+_RECON_DIGEST_SQL: Final = f"tango_recon_digest({_RECON_COLUMNS})"
+#: Statuses after which an order (or its line item) changes no more by itself: Tango's
+#: final order and line item statuses.
+FINAL_STATUSES: Final = FINAL_ORDER_STATUSES | FINAL_LINE_ITEM_STATUSES
+_MAX_STATUS: Final = 64  # characters of a status; longer ones are refused
+_MAX_ID: Final = 200  # of a reference ID or an event ID
+_MAX_DETAIL: Final = 1000  # of a record's detail
 
 _COLUMNS: Final = (
     "row, external_ref_id, state, attempt, sent_at, reference_order_id, created, order_status, "
@@ -287,6 +399,10 @@ def _digest(values: Iterable[Any], person: bytes = b"tango-row-v3") -> bytes:
 
 def _row_digest(*values: Any) -> bytes:
     return _digest(values)
+
+
+def _recon_digest(*values: Any) -> bytes:
+    return _digest(values, b"tango-recon-v1")
 
 
 def _meta_digest(meta: Mapping[str, str]) -> str:
@@ -542,6 +658,7 @@ def _connect(path: Path, *, create: bool, read_only: bool = False) -> sqlite3.Co
     )
     try:
         conn.create_function("tango_row_digest", 14, _row_digest, deterministic=True)
+        conn.create_function("tango_recon_digest", 10, _recon_digest, deterministic=True)
         if read_only:
             return conn
         conn.execute("PRAGMA synchronous=FULL")
@@ -1152,6 +1269,233 @@ class Journal:
             (http_status, i18n_key, message, _ts(_now())),
         )
 
+    # --- reconciliation -----------------------------------------------------------------------
+
+    @property
+    def schema(self) -> int:
+        """The journal's schema version as it is on disk now (1, 2 or 3)."""
+        with self._lock:
+            try:
+                return int(self._db().execute("PRAGMA user_version").fetchone()[0])
+            except sqlite3.Error as e:
+                raise JournalError(f"cannot read journal {self.path}: {e}") from e
+
+    def reconciliation(self) -> dict[int, StatusRecord]:
+        """Every row's reconciliation record (see :meth:`record_status`), by row number;
+        empty for a journal never reconciled."""
+        with self._lock:
+            try:
+                conn = self._db()
+                if not _has_table(conn, "reconciled"):
+                    return {}
+                cur = conn.execute(f"SELECT {_RECON_COLUMNS} FROM reconciled ORDER BY row")
+                return {r[0]: _to_record(r) for r in cur}
+            except sqlite3.Error as e:
+                raise JournalError(f"cannot read journal {self.path}: {e}") from e
+
+    def last_reconciled(self) -> tuple[datetime, str] | None:
+        """When a reconciliation record was last written, and by what (``"poll"`` or
+        ``"webhook"``); None for a journal never reconciled."""
+        with self._lock:
+            try:
+                meta = dict(
+                    self._db()
+                    .execute(
+                        "SELECT key, value FROM meta WHERE key IN ('reconciled_at', "
+                        "'reconciled_by')"
+                    )
+                    .fetchall()
+                )
+            except sqlite3.Error as e:
+                raise JournalError(f"cannot read journal {self.path}: {e}") from e
+        if "reconciled_at" not in meta:
+            return None
+        try:
+            return _parse_ts(meta["reconciled_at"]), meta.get("reconciled_by", "")
+        except ValueError as e:  # pragma: no cover - the meta's checksum was checked
+            raise JournalError(f"journal {self.path}: bad reconciled_at ({e})") from e
+
+    def find_row(
+        self, *, reference_line_item_id: str | None = None, external_ref_id: str | None = None
+    ) -> JournalRow | None:
+        """The row whose order has the line item ``reference_line_item_id`` (known once a
+        reconciliation record holds it), else the row of ``external_ref_id``; None if no
+        row of this journal has either."""
+        with self._lock:
+            try:
+                conn = self._db()
+                number: int | None = None
+                if isinstance(reference_line_item_id, str) and _has_table(conn, "reconciled"):
+                    found = conn.execute(
+                        "SELECT row FROM reconciled WHERE reference_line_item_id = ? "
+                        "ORDER BY row LIMIT 1",
+                        (reference_line_item_id,),
+                    ).fetchone()
+                    number = None if found is None else found[0]
+                if number is None and isinstance(external_ref_id, str) and external_ref_id:
+                    found = conn.execute(
+                        "SELECT row FROM rows WHERE external_ref_id = ?", (external_ref_id,)
+                    ).fetchone()
+                    number = None if found is None else found[0]
+                return None if number is None else self._get(conn, number)
+            except (sqlite3.Error, UnicodeEncodeError) as e:
+                raise JournalError(f"cannot read journal {self.path}: {escape(str(e))}") from e
+
+    def record_status(
+        self,
+        row: int,
+        *,
+        status: str,
+        source: str,
+        as_of: datetime,
+        reference_order_id: str | None = None,
+        reference_line_item_id: str | None = None,
+        event_id: str | None = None,
+        revision: int | None = None,
+        detail: str | None = None,
+    ) -> tuple[bool, StatusRecord]:
+        """Record what the server says of row ``row``'s order: its ``status`` as of
+        ``as_of`` (an aware datetime), from ``source`` ``"poll"`` (a lookup of a DONE row's
+        order) or ``"webhook"`` (an event, of any row that was sent). In one committed,
+        fsynced transaction with the meta that declares it; the first record adds the
+        ``reconciled`` table (see the module docstring). No job lock is needed.
+
+        Returns ``(applied, record)``: the record as it now stands, and whether this news
+        changed it. A record is replaced only by later news (:func:`_supersedes`: the same
+        event twice, an older event or PENDING after a final status change nothing); a
+        missing ``reference_order_id`` or ``reference_line_item_id`` keeps the one recorded.
+
+        JournalError, and nothing changed, for a row that does not exist or was INVALID, a
+        poll of a row that is not DONE, a ``reference_order_id`` that is not the DONE row's
+        order, values of the wrong type or too long, or a schema-1 or -2 journal (take it
+        with :meth:`lock` first, which upgrades it).
+        """
+        if isinstance(row, bool) or not isinstance(row, int) or not _is_row_number(row):
+            raise JournalError(f"journal {self.path} has no row {row!r}")
+        if not isinstance(status, str) or not 0 < len(status) <= _MAX_STATUS:
+            raise JournalError(f"row {row}: status must be a str of 1 to {_MAX_STATUS} characters")
+        if source not in ("poll", "webhook"):
+            raise JournalError(f"row {row}: source must be 'poll' or 'webhook', got {source!r}")
+        if not isinstance(as_of, datetime) or as_of.utcoffset() is None:
+            raise JournalError(f"row {row}: as_of must be an aware datetime")
+        for name, value, limit in (
+            ("reference_order_id", reference_order_id, _MAX_ID),
+            ("reference_line_item_id", reference_line_item_id, _MAX_ID),
+            ("event_id", event_id, _MAX_ID),
+            ("detail", detail, _MAX_DETAIL),
+        ):
+            if value is not None and (not isinstance(value, str) or not 0 < len(value) <= limit):
+                raise JournalError(
+                    f"row {row}: {name} must be None or a str of 1 to {limit} characters"
+                )
+        if revision is not None and (
+            isinstance(revision, bool) or not isinstance(revision, int) or abs(revision) > _MAX_ROW
+        ):
+            raise JournalError(f"row {row}: revision must be None or an int")
+        if not self._digests:
+            raise JournalError(
+                f"journal {self.path} is of schema {self.schema}: take it with lock() (which "
+                "upgrades it) before recording its reconciliation"
+            )
+        now = _now()
+        with self._lock:
+            conn = self._db()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as e:
+                raise JournalError(
+                    f"cannot record the status of row {row} in journal {self.path}: {e}"
+                ) from e
+            try:
+                current = self._get(conn, row)
+                if current is None:
+                    raise JournalError(f"journal {self.path} has no row {row}")
+                if current.state is RowState.INVALID:
+                    raise JournalError(
+                        f"row {row} was refused before sending ({current.message}): it has no "
+                        "order to reconcile"
+                    )
+                if current.state is RowState.DONE:
+                    if reference_order_id is None:
+                        reference_order_id = current.reference_order_id
+                    elif reference_order_id != current.reference_order_id:
+                        raise JournalError(
+                            f"row {row}'s order is {current.reference_order_id}, not "
+                            f"{reference_order_id}: not recorded"
+                        )
+                elif source == "poll":
+                    raise JournalError(
+                        f"row {row} is {current.state.value}: the job recorded no order of it "
+                        "to look up"
+                    )
+                conn.execute(_RECONCILED_TABLE)
+                conn.execute(_RECONCILED_INDEX)
+                found = conn.execute(
+                    f"SELECT {_RECON_COLUMNS} FROM reconciled WHERE row = ?", (row,)
+                ).fetchone()
+                old = None if found is None else _to_record(found)
+                new = StatusRecord(
+                    row=row,
+                    reference_order_id=reference_order_id
+                    or (old.reference_order_id if old else None),
+                    reference_line_item_id=reference_line_item_id
+                    or (old.reference_line_item_id if old else None),
+                    status=status,
+                    source=source,
+                    as_of=as_of.astimezone(UTC),
+                    seen_at=now,
+                    event_id=event_id,
+                    revision=revision,
+                    detail=detail,
+                )
+                if old is not None and not _supersedes(old, new):
+                    conn.execute("ROLLBACK")
+                    return False, old
+                values = (
+                    new.row,
+                    new.reference_order_id,
+                    new.reference_line_item_id,
+                    new.status,
+                    new.source,
+                    _ts(new.as_of),
+                    _ts(new.seen_at),
+                    new.event_id,
+                    new.revision,
+                    new.detail,
+                )
+                conn.execute(
+                    f"INSERT OR REPLACE INTO reconciled ({_RECON_COLUMNS}, digest) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (*values, _recon_digest(*values)),
+                )
+                count = conn.execute("SELECT count(*) FROM reconciled").fetchone()[0]
+                meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+                meta |= {
+                    "reconciled": str(count),
+                    "reconciled_at": _ts(now),
+                    "reconciled_by": source,
+                }
+                meta["digest"] = _meta_digest(meta)
+                conn.executemany(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                    [
+                        (k, meta[k])
+                        for k in ("reconciled", "reconciled_at", "reconciled_by", "digest")
+                    ],
+                )
+                conn.execute("COMMIT")
+            except BaseException as e:
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                if isinstance(e, sqlite3.Error | UnicodeEncodeError):  # (a lone surrogate)
+                    raise JournalError(
+                        f"cannot record the status of row {row} in journal {self.path}: "
+                        f"{escape(str(e))}"
+                    ) from e
+                raise
+        return True, new
+
     # --- closing ----------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -1178,6 +1522,13 @@ class Journal:
     def __repr__(self) -> str:
         state = "closed" if self._conn is None else "open"
         return f"<Journal {str(self.path)!r} job_id={self.job_id!r} {state}>"
+
+
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    found = conn.execute(
+        "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?", (name,)
+    ).fetchone()
+    return found is not None
 
 
 def _has_digest_column(conn: sqlite3.Connection) -> bool:
@@ -1284,7 +1635,11 @@ def _problem(conn: sqlite3.Connection, p: Path) -> str | None:
             f"version ({__version__}) reads schema {SCHEMA_VERSION}: upgrade tango_async"
         )
     digests = _has_digest_column(conn)
-    if version not in (1, 2, SCHEMA_VERSION) or digests != (version == SCHEMA_VERSION):
+    if (
+        version not in (1, 2, SCHEMA_VERSION)
+        or digests != (version == SCHEMA_VERSION)
+        or ("reconciled" in tables and not digests)
+    ):
         return f"its SQLite header is damaged (journal schema {version} does not fit its tables)"
     checks = [r[0] for r in conn.execute("PRAGMA integrity_check(10)")]
     if checks != ["ok"]:
@@ -1309,7 +1664,7 @@ def _problem(conn: sqlite3.Connection, p: Path) -> str | None:
         count = conn.execute("SELECT count(*) FROM rows NOT INDEXED").fetchone()[0]
         if str(count) != meta.get("rows"):
             return f"it holds {count} row(s), its meta says {meta.get('rows')}"
-        return None
+        return _reconciled_problem(conn, tables, meta)
     try:  # schema 1 or 2, no checksums: every value must at least read as a journal's
         json.loads(meta["settings"])
         _parse_ts(meta["created_at"])
@@ -1317,6 +1672,53 @@ def _problem(conn: sqlite3.Connection, p: Path) -> str | None:
             _to_row(r)
     except (ValueError, TypeError) as e:
         return f"a value in it is malformed ({e})"
+    return None
+
+
+def _reconciled_problem(
+    conn: sqlite3.Connection, tables: set[str], meta: Mapping[str, str]
+) -> str | None:
+    """What is wrong with the reconciliation records of a schema-3 journal, or None: the
+    table and its meta keys come together, every record matches its checksum, their number
+    the meta's, and each belongs to a row that was sent (and, once the row is DONE, to its
+    order)."""
+    if "reconciled" not in tables and "reconciled" not in meta:
+        return None
+    if "reconciled" not in tables:
+        return (
+            f"its reconciliation records are missing (its meta says {meta['reconciled']} "
+            "were written)"
+        )
+    if "reconciled" not in meta or "reconciled_at" not in meta:
+        return "it holds reconciliation records its meta does not declare"
+    bad = [
+        r
+        for (r,) in conn.execute(
+            f"SELECT row FROM reconciled NOT INDEXED WHERE digest IS NOT {_RECON_DIGEST_SQL} "
+            "ORDER BY row LIMIT 6"
+        )
+    ]
+    if bad:
+        shown = ", ".join(map(str, bad[:5])) + (" ..." if len(bad) > 5 else "")
+        return (
+            f"the reconciliation records of row(s) {shown} do not match their checksum "
+            "(changed since written)"
+        )
+    count = conn.execute("SELECT count(*) FROM reconciled NOT INDEXED").fetchone()[0]
+    if str(count) != meta["reconciled"]:
+        return f"it holds {count} reconciliation record(s), its meta says {meta['reconciled']}"
+    stray = [
+        r
+        for (r,) in conn.execute(
+            "SELECT c.row FROM reconciled c LEFT JOIN rows r ON r.row = c.row "
+            "WHERE r.row IS NULL OR r.state = 'INVALID' OR (r.state = 'DONE' AND "
+            "c.reference_order_id IS NOT NULL AND c.reference_order_id != r.reference_order_id) "
+            "ORDER BY c.row LIMIT 6"
+        )
+    ]
+    if stray:
+        shown = ", ".join(map(str, stray[:5])) + (" ..." if len(stray) > 5 else "")
+        return f"the reconciliation records of row(s) {shown} do not belong to the row's order"
     return None
 
 

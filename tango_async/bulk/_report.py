@@ -89,16 +89,21 @@ REPORT_FIELDS = (
 
 
 def report_rows(source: Journal | Iterable[RowResult]) -> Iterator[dict[str, Any]]:
-    """One dict per row (by row number for a journal), keyed by REPORT_FIELDS."""
+    """One dict per row (by row number for a journal), keyed by REPORT_FIELDS. A
+    journal's ``status`` of an ordered row is the order's status as last reconciled
+    (``tango-async reconcile``), else as the create call answered."""
     if isinstance(source, Journal):
+        reconciled = source.reconciliation()
         for r in source.rows():
             failed = r.state.value in ("FAILED", "INVALID")
+            record = reconciled.get(r.row) if r.state.value == "DONE" else None
+            status = r.order_status if record is None else record.status
             yield {
                 "row": r.row,
                 "externalRefID": r.external_ref_id or None,
                 "referenceOrderID": r.reference_order_id,
                 "outcome": journal_outcome(r),
-                "status": r.http_status if failed else r.order_status,
+                "status": r.http_status if failed else status,
                 "i18nKey": r.i18n_key,
                 "message": r.message,
             }

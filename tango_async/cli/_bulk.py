@@ -1,4 +1,5 @@
-"""The bulk commands: ``submit``, ``resume``, ``status``, and the job driver behind them."""
+"""The bulk commands: ``submit``, ``resume``, ``status``, ``reconcile``, and the job and
+reconciliation drivers behind them."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import shlex
 import signal
 import sys
 import time
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from .. import TangoError
 from .._logs import escape_lines
 from .._validation import (
     check_max_amount,
+    plain_decimal,
 )
 from ..bulk._inputs import file_digest, read_orders
 from ..bulk._job import BulkJob, Plan, check_run_label, check_same_orders, plan_rows
@@ -30,6 +33,14 @@ from ..bulk._journal import (
     _companions,
     _lock_path,
 )
+from ..bulk._reconcile import (
+    CATEGORIES,
+    ReconcileProgress,
+    Reconciler,
+    ReconcileReport,
+    build_report,
+    write_reconcile_report,
+)
 from ..bulk._report import ReportError, summary, write_report
 from ._common import (
     _CSV_RAW,
@@ -41,8 +52,10 @@ from ._common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
+    MAX_SECONDS,
     Settings,
     _DecimalType,
+    _FiniteFloat,
     _output_path,
     _resolved,
     _same_file,
@@ -427,9 +440,241 @@ def status(journal: Path) -> None:
                 )
             if _left_to_send(opened):
                 click.echo(f"not finished: {_resume_command(journal)}")
+            last = opened.last_reconciled()
+            if last is not None:
+                report = build_report(opened)
+                click.echo(
+                    escape_lines(
+                        f"reconciled {last[0]:%Y-%m-%d %H:%M:%S %Z} (last record by {last[1]})"
+                    )
+                )
+                results, amounts = report.counts, report.amounts
+                for category in CATEGORIES:
+                    click.echo(
+                        f"  {_LABELS[category]:<13} {results[category]:>6}  "
+                        f"amount {plain_decimal(amounts[category])}"
+                    )
+                if results["pending"]:
+                    again = _reconcile_command(journal)
+                    click.echo(
+                        escape_lines(f"{results['pending']} order(s) not final yet: {again}")
+                    )
+            elif counts[RowState.DONE]:
+                click.echo(escape_lines(f"not reconciled yet: {_reconcile_command(journal)}"))
             return EXIT_OK
 
     run(main())
+
+
+_LABELS = {
+    "delivered": "delivered",
+    "failed": "failed",
+    "pending": "pending",
+    "needs_action": "needs action",
+}
+
+
+def _reconcile_command(journal: Path) -> str:
+    return f"tango-async reconcile {shlex.quote(str(journal))}"
+
+
+def _default_reconcile_report(journal: Path) -> Path:
+    return journal.with_name(journal.stem + ".reconciled.csv")
+
+
+@cli.command("reconcile")
+@click.argument("journal", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Look the orders not final yet up again (pausing --poll-interval seconds, "
+    "doubling up to 60) until every one is final, or --timeout.",
+)
+@click.option(
+    "--timeout",
+    type=_SECONDS,
+    help="With --wait: stop waiting this many seconds after the start [default: no limit].",
+)
+@click.option(
+    "--poll-interval",
+    type=_FiniteFloat(0.001, MAX_SECONDS),
+    default=5.0,
+    show_default=True,
+    help="With --wait: the first pause between rounds of lookups, in seconds.",
+)
+@click.option(
+    "--concurrency",
+    type=_JOB_CONCURRENCY,
+    default=2,
+    show_default=True,
+    help="Lookups in flight at once.",
+)
+@click.option(
+    "--recheck",
+    is_flag=True,
+    help="Also look up orders already recorded as final (to see a later cancellation).",
+)
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Reconciliation results, .csv or .jsonl. Default: JOURNAL's stem + .reconciled.csv",
+)
+@click.option("--progress-interval", type=_SECONDS, default=10.0, show_default=True)
+@_CSV_RAW
+@click.pass_obj
+def reconcile_command(
+    settings: Settings,
+    journal: Path,
+    wait: bool,
+    timeout: float | None,
+    poll_interval: float,
+    concurrency: int,
+    recheck: bool,
+    report: Path | None,
+    progress_interval: float,
+    csv_raw: bool,
+) -> None:
+    """Bring every row of the job of JOURNAL to its final state: look up the status of
+    each order it placed, record it in the journal, and report what was delivered, what
+    failed (refunded), what is still pending and what needs action. Orders already
+    recorded as final are not looked up again. Nothing is ordered or sent.
+
+    Exit status: 0 every row delivered; 1 some failed, pending or needing action; 2 bad
+    usage, journal, report or credentials; 130 interrupted (every status recorded so far
+    is kept: run it again).
+    """
+    if timeout is not None and not wait:
+        raise click.BadParameter("applies only with --wait", param_hint="'--timeout'")
+    out = report or _default_reconcile_report(journal)
+    _output_path(out, "'--report'")
+
+    async def main() -> int:
+        opened = Journal.open(journal)
+        try:
+            remote = settings.sandbox is None and settings.base_url is None
+            saved_url = _saved_text(opened.settings, "base_url") if remote else None
+            inputs = {"job's input file": Path(opened.input_path)} if opened.input_path else {}
+            _check_files(inputs=inputs, journal=journal, report=out, journal_hint="'JOURNAL'")
+            if remote:
+                settings.base_url = saved_url
+            async with connect(settings) as client:
+                reconciler = Reconciler(
+                    opened,
+                    client,
+                    concurrency=concurrency,
+                    poll=poll_interval,
+                    max_poll=max(60.0, poll_interval),
+                )
+                return await drive_reconcile(
+                    reconciler,
+                    journal,
+                    out,
+                    progress_interval,
+                    wait=wait,
+                    timeout=timeout,
+                    recheck=recheck,
+                    csv_raw=csv_raw,
+                )
+        finally:
+            opened.close()
+
+    run(main())
+
+
+async def drive_reconcile(
+    reconciler: Reconciler,
+    journal: Path,
+    report: Path,
+    interval: float,
+    *,
+    wait: bool,
+    timeout: float | None,  # noqa: ASYNC109 - passed on to Reconciler.run
+    recheck: bool,
+    csv_raw: bool = False,
+) -> int:
+    """Run ``reconciler`` with progress, Ctrl-C handling (the first stops it after the
+    lookups in flight, the second at once), the results file and the summary; return the
+    exit code."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    interrupts = 0
+
+    def on_interrupt() -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts == 1:
+            reconciler.stop()
+            echo_err("\nstopping after the lookups in flight (Ctrl-C again to stop now)")
+        elif task is not None:
+            task.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, on_interrupt)
+    latest: list[ReconcileProgress] = []
+
+    def line() -> str:
+        if not latest:
+            return "progress: nothing to look up"
+        p = latest[-1]
+        return (
+            f"progress: round {p.round}, looked up {p.checked} of {p.total}, final "
+            f"{p.final}, failed lookups {p.errors}; {p.pending} order(s) not final; "
+            f"{p.rate:.2f} lookups/s"
+        )
+
+    fields = (
+        "{task.completed}/{task.total}  final {task.fields[final]}  "
+        "errors {task.fields[errors]}  round {task.fields[round]}  {task.fields[rate]:.2f}/s"
+    )
+    start = (0, 0, {"final": 0, "errors": 0, "round": 1, "rate": 0.0})
+    aborted = False
+    result: ReconcileReport | None = None
+    try:
+        with _progress_display("lookups", fields, interval, line, start) as show:
+
+            def progress(p: ReconcileProgress) -> None:
+                latest.append(p)
+                del latest[:-1]
+                show(p.total, p.checked, final=p.final, errors=p.errors, round=p.round, rate=p.rate)
+
+            result = await reconciler.run(
+                wait=wait, timeout=timeout, recheck=recheck, progress=progress
+            )
+    except asyncio.CancelledError:
+        aborted = True
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+        await reconciler.close()
+    if result is None:  # cancelled: what the journal holds now
+        result = build_report(reconciler.journal)
+    code = EXIT_OK if result.all_delivered else EXIT_FAILED
+    try:
+        written: Path | None = write_reconcile_report(result, report, csv_raw=csv_raw)
+    except ReportError as e:
+        written = None
+        echo_err(f"error: {e}; the journal {journal} keeps every status recorded")
+        code = EXIT_USAGE
+    click.echo(escape_lines(result.summary()))
+    if written is not None:
+        click.echo(escape_lines(f"report: {written}"))
+    unsettled = [r for r in result.needs_action if r.state not in (RowState.DONE, RowState.INVALID)]
+    if unsettled:
+        click.echo(
+            escape_lines(f"{len(unsettled)} row(s) have no order yet: {_resume_command(journal)}")
+        )
+    if result.pending and not (aborted or result.interrupted or result.stopped_by):
+        again = _reconcile_command(journal)
+        click.echo(escape_lines(f"not final yet: {again} again later (--wait to wait for them)"))
+    if aborted or result.interrupted:
+        click.echo(escape_lines(f"interrupted; continue with: {_reconcile_command(journal)}"))
+    if result.stopped_by is not None:
+        return EXIT_USAGE
+    if aborted or result.interrupted:
+        return EXIT_INTERRUPTED
+    return code
 
 
 async def drive(
@@ -509,45 +754,59 @@ async def drive(
     return EXIT_FAILED if failed else EXIT_OK
 
 
-async def _with_progress(job: BulkJob, interval: float) -> None:
+@contextlib.contextmanager
+def _progress_display(
+    label: str,
+    fields: str,
+    interval: float,
+    line: Callable[[], str],
+    start: tuple[int, int, dict[str, Any]],
+) -> Iterator[Callable[..., None]]:
+    """The progress of a job or of a reconciliation on stderr: a rich bar on a terminal
+    (``label``, the bar, the percentage and ``fields``, a rich format of ``task.*``; at
+    first ``start``: total, completed, fields), else ``line()`` every ``interval`` seconds
+    and once at the end. Yields ``update(total, completed, **fields)``."""
     if sys.stderr.isatty():
         from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
         columns = (
-            TextColumn("[bold]orders"),
+            TextColumn(f"[bold]{label}"),
             BarColumn(),
             TaskProgressColumn(),
-            TextColumn(
-                "{task.completed}/{task.total}  failed {task.fields[failed]}  "
-                "{task.fields[rate]:.2f}/s  ETA {task.fields[eta]}"
-            ),
+            TextColumn(fields),
         )
         with Progress(*columns, transient=False) as bar:
-            p = job.progress()
-            task_id = bar.add_task(
-                "orders",
-                total=p.total,
-                completed=p.done + p.failed,
-                failed=p.failed,
-                rate=0.0,
-                eta="-",
-            )
-            async for _ in job:
-                p = job.progress()
-                bar.update(
-                    task_id,
-                    completed=p.done + p.failed,
-                    failed=p.failed,
-                    rate=p.rate,
-                    eta=_duration(p.eta),
-                )
+            total, completed, values = start
+            task_id = bar.add_task(label, total=total, completed=completed, **values)
+
+            def show(total: int, completed: int, **values: Any) -> None:
+                bar.update(task_id, total=total, completed=completed, **values)
+
+            yield show
         return
     last = time.monotonic()
-    async for _ in job:
+
+    def write(total: int, completed: int, **values: Any) -> None:
+        nonlocal last
         if time.monotonic() - last >= interval:
             last = time.monotonic()
-            echo_err(_progress_line(job))
-    echo_err(_progress_line(job))
+            echo_err(line())
+
+    yield write
+    echo_err(line())
+
+
+async def _with_progress(job: BulkJob, interval: float) -> None:
+    fields = (
+        "{task.completed}/{task.total}  failed {task.fields[failed]}  "
+        "{task.fields[rate]:.2f}/s  ETA {task.fields[eta]}"
+    )
+    p = job.progress()
+    start = (p.total, p.done + p.failed, {"failed": p.failed, "rate": 0.0, "eta": "-"})
+    with _progress_display("orders", fields, interval, lambda: _progress_line(job), start) as show:
+        async for _ in job:
+            p = job.progress()
+            show(p.total, p.done + p.failed, failed=p.failed, rate=p.rate, eta=_duration(p.eta))
 
 
 def _progress_line(job: BulkJob) -> str:

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
+import math
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
-from .._exceptions import APIConnectionError, APIError, ResendCooldownError, TangoError
+from .._exceptions import (
+    APIConnectionError,
+    APIError,
+    ResendCooldownError,
+    TangoError,
+    ValidationError,
+    WaitTimeoutError,
+)
 from .._retry import OperationRetry
+from .._validation import finite_number
 
 if TYPE_CHECKING:
     from .._cooldown import CooldownStore
@@ -24,6 +33,50 @@ class Resource:
 
     def __init__(self, requestor: Requestor) -> None:
         self._requestor = requestor
+        self._unknown_statuses: set[str] = set()  # logged once each, per client
+
+    async def _wait_final(
+        self,
+        label: str,
+        fetch: Callable[[], Awaitable[T]],
+        is_final: Callable[[str | None], bool],
+        known: frozenset[str],
+        *,
+        timeout: float | None,  # noqa: ASYNC109 - on the client clock
+        poll: float,
+        max_poll: float,
+    ) -> T:
+        """Fetch until ``is_final(result.status)``, sleeping ``poll`` seconds first and
+        half as long again after each answer, up to ``max_poll``, on the client's clock
+        (each fetch goes through the read pacing and retries). WaitTimeoutError, with the
+        last result, once ``timeout`` seconds have passed without a final status; the
+        last sleep is cut to end at the deadline, where one more fetch is made."""
+        if timeout is not None and not finite_number(timeout, lo=0.0):
+            raise ValidationError("timeout", "must be a finite number of seconds >= 0, or None")
+        if not finite_number(poll, lo=0.0, above=True):
+            raise ValidationError("poll", "must be a finite number of seconds > 0")
+        if not finite_number(max_poll, lo=float(poll)):
+            raise ValidationError("max_poll", "must be a finite number of seconds >= poll")
+        clock = self._requestor.clock
+        transport = self._requestor.transport
+        deadline = math.inf if timeout is None else clock.monotonic() + float(timeout)
+        delay = float(poll)
+        last: T | None = None
+        while True:
+            last = await fetch()
+            status: str | None = getattr(last, "status", None)
+            if is_final(status):
+                return last
+            if status is not None and status not in known and status not in self._unknown_statuses:
+                self._unknown_statuses.add(status)
+                log.warning(
+                    "%s: status %r is not documented; waiting as if not final", label, status
+                )
+            left = deadline - clock.monotonic()
+            if left <= 0:
+                raise WaitTimeoutError(label, last, float(timeout or 0.0))
+            await transport.sleep(min(delay, left))
+            delay = min(delay * 1.5, float(max_poll))
 
     async def _resend(
         self,

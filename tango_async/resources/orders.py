@@ -28,7 +28,13 @@ from .._validation import (
     prepare_order,
 )
 from ..pagination import OrderHistory, OrderListQuery, list_query
-from ..types.enums import DeliveryMethod, LineItemStatus, OrderStatus
+from ..types.enums import (
+    KNOWN_ORDER_STATUSES,
+    DeliveryMethod,
+    LineItemStatus,
+    OrderStatus,
+    is_final_order_status,
+)
 from ..types.orders import CreatedOrder, CreateOrderRequest, Order
 from ..types.resends import Resend
 from ._base import Resource
@@ -333,6 +339,38 @@ class Orders(Resource):
         order = resp.parse(Order)
         self._requestor.resend_links.learn(order)
         return order
+
+    async def wait(
+        self,
+        reference_order_id: str,
+        /,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - on the client clock
+        poll: float = 2.0,
+        max_poll: float = 60.0,
+    ) -> Order:
+        """Wait until the order is final and return it, polling :meth:`get`.
+
+        Final: COMPLETE, FAILED (Tango refunded the account), CANCELLED, PARTIAL, DELETED
+        (``ta.FINAL_ORDER_STATUSES``). PENDING can last up to a business day; it and every
+        other status, including ones not documented (logged once per client), are not
+        final. Polls first after ``poll`` seconds, then half as long again each time, at
+        most ``max_poll`` apart, on the client's clock and through its read pacing (each
+        poll is a ``get``, retried as reads are). Raises WaitTimeoutError, whose ``.last``
+        is the last Order seen, after ``timeout`` seconds (None: no limit); NotFoundError
+        and the other errors of :meth:`get`. For many orders, prefer webhooks
+        (``tango.webhooks``) to polling each.
+        """
+        ref = check_path_id(reference_order_id, "reference_order_id")
+        return await self._wait_final(
+            f"order {ref}",
+            lambda: self.get(ref),
+            is_final_order_status,
+            KNOWN_ORDER_STATUSES,
+            timeout=timeout,
+            poll=poll,
+            max_poll=max_poll,
+        )
 
     def list(
         self,
