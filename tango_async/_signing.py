@@ -104,6 +104,10 @@ def _load_public_key(certificate: bytes | str) -> Any:
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
     """The one value of ``name`` (case-insensitive); a repeated header is refused."""
+    if not isinstance(headers, Mapping):
+        raise ValidationError(
+            "headers", f"must be a mapping of header name to value, not {type(headers).__name__}"
+        )
     getall = getattr(headers, "getall", None)
     if getall is not None:  # multidict (aiohttp's request.headers)
         values = list(getall(name, []))
@@ -172,7 +176,9 @@ class WebhookVerifier:
         """Check the signature of ``body`` (the raw bytes received) and nothing else;
         WebhookVerificationError if it is missing, malformed or wrong."""
         if not isinstance(body, bytes | bytearray | memoryview):
-            raise TypeError("body must be the raw bytes received, not parsed JSON")
+            raise ValidationError(
+                "body", "must be the raw bytes received (not text or parsed JSON)"
+            )
         body = bytes(body)
         value = _header(headers, self._header)
         if value is None:
@@ -249,12 +255,17 @@ def parse_webhook(body: bytes) -> WebhookEvent:
     """Parse a delivery body into a :class:`WebhookEvent` *without* verifying it: for
     subscriptions with verification NONE, or a body already verified.
     WebhookVerificationError if it is not an event (bad JSON, no ``eventId``)."""
+    if not isinstance(body, bytes | bytearray | memoryview):
+        raise ValidationError("body", "must be the raw bytes received (not text or parsed JSON)")
     try:
         wire = decode_body(bytes(body), EventEnvelopeWire)
     except (msgspec.DecodeError, msgspec.ValidationError) as e:
         raise WebhookVerificationError(f"the body is not a webhook event ({e})") from None
     if not wire.event_id:
         raise WebhookVerificationError("the body is not a webhook event (no eventId)")
+    revision = wire.revision
+    if revision is not None and not 0 <= revision < 2**63:
+        revision = None  # (not a revision anything can store or compare)
     if len(wire.event_id) > MAX_EVENT_ID or _CONTROL.search(wire.event_id):
         # (it names the event in stores, keys and logs)
         raise WebhookVerificationError("the eventId is not an ID (too long, or control chars)")
@@ -266,7 +277,7 @@ def parse_webhook(body: bytes) -> WebhookEvent:
         categories = [wire.category] if isinstance(wire.category, str) else list(wire.category)
     return WebhookEvent(
         event_id=wire.event_id,
-        revision=wire.revision,
+        revision=revision,
         event_type=event_type,
         categories=categories,
         event_occurred_at=wire.event_occurred_at,

@@ -828,10 +828,16 @@ class RedisEventStore(_RedisBacked):
         """Record ``event_id`` for ``ttl`` seconds: True if it was new."""
         full = self._key("webhook_event", event_id)
         ms = max(1, int(ttl * 1000))
-        done: Any = await self._call(
-            "a webhook event", lambda: self.redis.set(full, b"1", px=ms, nx=True)
-        )
-        return bool(done)
+        # A unique token, so that a retry after a lost reply (the SET applied, its answer
+        # gone) recognises its own write instead of calling the event a duplicate.
+        token = secrets.token_hex(16).encode()
+
+        async def claim() -> bool:
+            if await self.redis.set(full, token, px=ms, nx=True):
+                return True
+            return bool(await self.redis.get(full) == token)
+
+        return await self._call("a webhook event", claim)
 
     async def forget(self, event_id: str) -> None:
         """Drop ``event_id``: a later delivery of it is taken again."""

@@ -123,10 +123,12 @@ class ReceiverStats:
 
 
 class _Subject:
-    __slots__ = ("heap", "task")
+    __slots__ = ("heap", "running", "task")
 
     def __init__(self) -> None:
-        self.heap: list[tuple[int, int, WebhookEvent]] = []
+        # (revision, arrival order, arrival time, event): the lowest revision first
+        self.heap: list[tuple[int, int, float, WebhookEvent]] = []
+        self.running: WebhookEvent | None = None  # the event whose callback runs
         self.task: asyncio.Task[None] | None = None
 
 
@@ -190,6 +192,7 @@ class WebhookReceiver:
         self._max_body = check_int(max_body, "max_body", lo=1)
         self._subjects: dict[str, _Subject] = {}
         self._last: OrderedDict[str, int] = OrderedDict()  # subject -> last revision handed
+        self._failed: OrderedDict[str, None] = OrderedDict()  # IDs whose callback failed
         self._pending = 0
         self._order = itertools.count()
         self._closed = False
@@ -285,7 +288,7 @@ class WebhookReceiver:
         if entry is None:
             entry = self._subjects[subject] = _Subject()
         revision = event.revision if event.revision is not None else -1
-        heapq.heappush(entry.heap, (revision, next(self._order), event))
+        heapq.heappush(entry.heap, (revision, next(self._order), self._clock.monotonic(), event))
         self._pending += 1
         self._idle.clear()
         if entry.task is None:
@@ -294,17 +297,23 @@ class WebhookReceiver:
     async def _drain(self, subject: str, entry: _Subject) -> None:
         try:
             while entry.heap:
-                if self._delay:
-                    await self._clock.sleep(self._delay)
-                while entry.heap:
-                    revision, _, event = heapq.heappop(entry.heap)
-                    try:
-                        await self._hand_over(subject, revision, event)
-                    finally:
-                        self._pending -= 1  # (counted until its callback has returned)
+                # Each event is held reorder_delay from its own arrival: an earlier
+                # revision that comes meanwhile goes first.
+                revision, _, arrived, event = entry.heap[0]
+                wait = arrived + self._delay - self._clock.monotonic()
+                if wait > 0:
+                    await self._clock.sleep(wait)
+                    continue
+                heapq.heappop(entry.heap)
+                entry.running = event
+                try:
+                    await self._hand_over(subject, revision, event)
+                finally:
+                    entry.running = None
+                    self._pending -= 1  # (counted until its callback has returned)
         finally:
             entry.task = None
-            if entry.heap:  # (cancelled: the rest is dropped with the receiver)
+            if entry.heap:  # (cancelled by close(), which forgets their IDs)
                 self._pending -= len(entry.heap)
                 entry.heap.clear()
             self._subjects.pop(subject, None)
@@ -313,7 +322,14 @@ class WebhookReceiver:
 
     async def _hand_over(self, subject: str, revision: int, event: WebhookEvent) -> None:
         last = self._last.get(subject)
-        if last is not None and revision >= 0 and revision < last and not self._deliver_stale:
+        retried = event.event_id in self._failed
+        self._failed.pop(event.event_id, None)
+        if (
+            last is not None
+            and 0 <= revision < last
+            and not self._deliver_stale
+            and not retried  # a replay of an event whose callback failed: handed over
+        ):
             self.stats.stale += 1
             log.warning(
                 "webhook event %s (revision %d) came after revision %d of %s; dropped",
@@ -333,13 +349,20 @@ class WebhookReceiver:
                 await self._callback(event)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as e:
                 self.stats.failed += 1
-                log.exception(
-                    "webhook callback failed for event %s (%s); it can be replayed",
+                # One line, no traceback (records render on one line; the event's data is
+                # never logged): catch in the callback for more.
+                log.error(
+                    "webhook callback failed for event %s (%s): %s: %s; it can be replayed",
                     event.event_id,
                     event.event_type,
+                    type(e).__name__,
+                    e,
                 )
+                self._failed[event.event_id] = None
+                while len(self._failed) > _MAX_SUBJECTS:
+                    self._failed.popitem(last=False)
                 with contextlib.suppress(TangoError):
                     await self._store.forget(event.event_id)
             else:
@@ -352,13 +375,30 @@ class WebhookReceiver:
 
     async def close(self, *, grace: float = 10.0) -> None:
         """Stop taking deliveries (503 from now on) and wait up to ``grace`` seconds for
-        the pending callbacks; what is still pending then is cancelled (and logged)."""
+        the pending callbacks. What is still pending then is cancelled, its event IDs
+        forgotten by the store (a replay or Tango's next attempt delivers them again) and
+        logged."""
         self._closed = True
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), grace)
-        tasks = [s.task for s in self._subjects.values() if s.task is not None]
-        if tasks:
-            log.warning("webhook receiver closed with %d events pending", self._pending)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        left: list[str] = []
+        tasks: list[asyncio.Task[None]] = []
+        for entry in self._subjects.values():
+            if entry.running is not None:
+                left.append(entry.running.event_id)
+            left.extend(item[3].event_id for item in entry.heap)
+            if entry.task is not None:
+                tasks.append(entry.task)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for event_id in left:
+            with contextlib.suppress(TangoError):
+                await self._store.forget(event_id)
+        if left:
+            log.warning(
+                "webhook receiver closed with %d events not handed over (forgotten, so "
+                "they can be delivered again): %s",
+                len(left),
+                ", ".join(left[:50]),
+            )

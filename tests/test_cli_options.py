@@ -119,6 +119,7 @@ def _decimal(lo: str, hi: str, *, lo_open: bool, places: int | None) -> Callable
 
 # (the command before the option, the option, the rule a value must pass, the command after)
 SUBMIT = ("submit", "{csv}", "--dry-run")
+WID = "0f8fad5b-d9cb-469f-a165-70867728950e"
 NUMERIC: list[tuple[tuple[str, ...], str, Callable[[str], bool], tuple[str, ...]]] = [
     ((), "--timeout", _float(0.001, 86_400), SUBMIT),
     ((), "--max-retries", _int(0, 100), SUBMIT),
@@ -137,6 +138,43 @@ NUMERIC: list[tuple[tuple[str, ...], str, Callable[[str], bool], tuple[str, ...]
     (("orders", "list"), "--concurrency", _int(1, 16), ()),
     (("orders", "list"), "--min-amount", _decimal("0", "1e15", lo_open=False, places=2), ()),
     (("orders", "list"), "--max-amount", _decimal("0", "1e15", lo_open=False, places=2), ()),
+    *(
+        (cmd, option, rule, ())
+        for cmd in (("orders", "wait", "RA1"), ("line-items", "wait", "LI1"))
+        for option, rule in (
+            ("--timeout", _float(0, 366 * 86_400)),
+            ("--poll", _float(0, 86_400, lo_open=True)),
+            ("--max-poll", _float(0, 86_400, lo_open=True)),
+        )
+    ),
+    (("line-items", "list"), "--limit", _int(1, 10**9), ()),
+    (
+        ("line-items", "list"),
+        "--min-remaining-balance",
+        _decimal("0", "1e15", lo_open=False, places=2),
+        (),
+    ),
+    (
+        ("line-items", "list"),
+        "--max-remaining-balance",
+        _decimal("0", "1e15", lo_open=False, places=2),
+        (),
+    ),
+    (
+        ("line-items", "reissue", "LI1", "--reason", "RECIPIENT"),
+        "--amount",
+        _decimal("0", "1e6", lo_open=True, places=2),
+        (),
+    ),
+    (("webhooks", "list"), "--limit", _int(1, 10**9), ()),
+    (("webhooks", "events", WID), "--limit", _int(1, 10**9), ()),
+    (("webhooks", "events", WID), "--from-revision", _int(0, 2**63 - 1), ()),
+    (("webhooks", "events", WID), "--to-revision", _int(0, 2**63 - 1), ()),
+    (("webhooks", "replay", WID), "--from-revision", _int(0, 2**63 - 1), ()),
+    (("webhooks", "replay", WID, "--from-revision", "0"), "--to-revision", _int(0, 2**63 - 1), ()),
+    (("webhooks", "listen", "--unsigned"), "--port", _int(0, 65535), ()),
+    (("webhooks", "listen", "--unsigned", "--port", "0"), "--reorder-delay", _float(0, 3600), ()),
+    (("webhooks", "listen", "--unsigned", "--port", "0"), "--count", _int(1, 10**9), ()),
 ]
 
 

@@ -44,6 +44,7 @@ import json
 import logging
 import math
 import os
+import re
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -86,6 +87,9 @@ Category = Literal["delivered", "failed", "pending", "needs_action"]
 CATEGORIES: Final[tuple[Category, ...]] = ("delivered", "failed", "pending", "needs_action")
 _DELIVERED: Final = frozenset({"COMPLETE"})
 _NOT_DELIVERED: Final = frozenset({"FAILED", "CANCELLED", "DELETED", "RETURNED"})
+# A record's detail that says its line item was reissued (an event's action REISSUE or
+# newReferenceLineItemId, or a lookup that found reissuedToReferenceLineItemId).
+_REISSUED: Final = re.compile(r"action REISSUE(?:.*?new line item (\S+))?|new line item (\S+)")
 _KNOWN: Final = KNOWN_ORDER_STATUSES | KNOWN_LINE_ITEM_STATUSES
 _MAX_STATUS: Final = 64
 _MAX_ID: Final = 200
@@ -343,6 +347,15 @@ def _classify(r: JournalRow, rec: StatusRecord | None, error: str | None) -> tup
     status = rec.status
     if status in _DELIVERED:
         return "delivered", ""
+    if status in _NOT_DELIVERED and rec.detail and _REISSUED.search(rec.detail):
+        found = _REISSUED.search(rec.detail)
+        new = (found.group(1) or found.group(2)) if found else None
+        new = new or "?"
+        return "needs_action", (
+            f"the order ended {_short(status)} because its line item was reissued as "
+            f"{_short(new)}: a new reward was sent and charged in its place; do not send this "
+            "row again (tango-async line-items get shows the new one)"
+        )
     if status in _NOT_DELIVERED:
         return "failed", f"the order ended {_short(status)}: not delivered, the account refunded"
     if status in FINAL_STATUSES:  # PARTIAL: some of its line items ended otherwise
@@ -596,8 +609,12 @@ class Reconciler:
         raw_id = _get(event, "event_id", "eventId")
         event_id = _text(str(raw_id), _MAX_ID) if raw_id is not None else None
         revision = _get(event, "revision", "revision")
-        if isinstance(revision, bool) or not isinstance(revision, int):
-            revision = None
+        if (
+            isinstance(revision, bool)
+            or not isinstance(revision, int)
+            or not (0 <= revision < 2**63)
+        ):
+            revision = None  # (SQLite keeps 64-bit integers)
         parts = [
             f"{name} {value}"
             for name, attr, wire in (
@@ -609,7 +626,10 @@ class Reconciler:
             if isinstance(value := _get(data, attr, wire), str) and value
         ]
         detail = "; ".join(parts)[:_MAX_DETAIL] or None
-        as_of = _occurred(_get(event, "event_occurred_at", "eventOccurredAt")) or datetime.now(UTC)
+        now = datetime.now(UTC)
+        # An event dated after it was received (a skewed clock, a bad stamp) counts as of
+        # now: a later lookup must still be able to supersede it.
+        as_of = min(_occurred(_get(event, "event_occurred_at", "eventOccurredAt")) or now, now)
         await self._writable()
         applied, record = await self._io(
             self._journal.record_status,
@@ -801,6 +821,22 @@ class Reconciler:
         run.skipped = len(queue) if self._stopping else 0
         return sorted([*still, *queue], key=lambda r: r.row)
 
+    async def _reissue_detail(self, client: ReconcileClient, line_item_id: str) -> str | None:
+        """For a CANCELLED order: "new line item X" when its line item was reissued (a new
+        reward was sent and charged in its place), from ``line_items.get`` where the
+        client has it; None otherwise or when the lookup fails (logged)."""
+        line_items = getattr(client, "line_items", None)
+        get = getattr(line_items, "get", None)
+        if get is None:
+            return None
+        try:
+            item = await get(line_item_id)
+        except TangoError as e:
+            log.warning("reconcile: could not look line item %s up: %s", line_item_id, _short(e))
+            return None
+        new = _text(getattr(item, "reissued_to_reference_line_item_id", None), _MAX_ID)
+        return f"action REISSUE; new line item {new}" if new else None
+
     async def _check(self, client: ReconcileClient, run: _Run, r: JournalRow) -> bool:
         """Look one DONE row's order up and record its status; whether it is final."""
         order_id = r.reference_order_id
@@ -831,13 +867,18 @@ class Reconciler:
             )
             return False
         self._note_status(status)
+        detail = None
+        line_item_id = _text(order.reference_line_item_id, _MAX_ID)
+        if status == "CANCELLED" and line_item_id is not None:
+            detail = await self._reissue_detail(client, line_item_id)
         applied, record = await self._io(
             self._journal.record_status,
             r.row,
             status=status,
             source="poll",
             as_of=datetime.now(UTC),
-            reference_line_item_id=_text(order.reference_line_item_id, _MAX_ID),
+            reference_line_item_id=line_item_id,
+            detail=detail,
         )
         run.errors.pop(r.row, None)
         run.looked_up += 1

@@ -175,7 +175,8 @@ def cli(
     max_retries: int,
     verbose: int,
 ) -> None:
-    """Send Tango rewards in bulk, and look up, list and resend orders."""
+    """Send Tango rewards in bulk; look up, list, resend and follow orders and line items;
+    manage and receive webhooks."""
     if verbose:
         logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s")
         logging.getLogger("tango_async").setLevel(logging.DEBUG if verbose > 1 else logging.INFO)

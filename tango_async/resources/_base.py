@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 log = logging.getLogger("tango_async")
+_MAX_UNKNOWN = 100  # undocumented statuses remembered (logged once each) per client
 
 
 class Resource:
@@ -67,7 +68,12 @@ class Resource:
             status: str | None = getattr(last, "status", None)
             if is_final(status):
                 return last
-            if status is not None and status not in known and status not in self._unknown_statuses:
+            if (
+                status is not None
+                and status not in known
+                and status not in self._unknown_statuses
+                and len(self._unknown_statuses) < _MAX_UNKNOWN
+            ):
                 self._unknown_statuses.add(status)
                 log.warning(
                     "%s: status %r is not documented; waiting as if not final", label, status

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from .._codec import ENCODER, encode_request
 from .._constants import MAX_ELEMENTS_PER_BLOCK
 from .._exceptions import ValidationError
+from .._logs import escape
 from .._pagination import CursorPaginator
 from .._repr import tolerant_repr
 from .._retry import ACTION, CHANGE, READ, RESEND
@@ -260,9 +261,13 @@ class LineItems(Resource):
         Retried on 429, 5xx, timeouts and connection errors. Raises NotFoundError for an
         unknown ID, ValidationError for an empty or malformed one.
         """
-        _, path = self._path(reference_line_item_id)
+        ref, path = self._path(reference_line_item_id)
         resp = await self._requestor.transport.request("GET", path, operation=READ)
         item = resp.parse(LineItem)
+        if item.reference_line_item_id.casefold() != ref.casefold():
+            raise resp.invalid(
+                f"is about another line item ({escape(item.reference_line_item_id)})"
+            )
         if item.reference_order_id:
             self._requestor.resend_links.pair(item.reference_order_id, item.reference_line_item_id)
         return item

@@ -17,6 +17,7 @@ import msgspec
 from .._codec import CANONICAL_ENCODER, ENCODER, encode_request
 from .._constants import DEFAULT_MAX_AMOUNT
 from .._exceptions import APIResponseValidationError, SendSkipped, TangoError, ValidationError
+from .._logs import escape
 from .._retry import CREATE, READ, RESEND
 from .._transport import Exchange
 from .._unresolved import State, UnresolvedOrder, content_key, now_utc
@@ -337,6 +338,9 @@ class Orders(Resource):
             "GET", f"/orders/{path_segment(ref)}", operation=READ
         )
         order = resp.parse(Order)
+        if order.reference_order_id.casefold() != ref.casefold():
+            # (a proxy's cache, a server bug: never report another order as this one)
+            raise resp.invalid(f"is about another order ({escape(order.reference_order_id)})")
         self._requestor.resend_links.learn(order)
         return order
 

@@ -472,10 +472,22 @@ class WebhookRenewer:
                 await requestor.transport.sleep(self._retry)
                 continue
             self.renewals += 1
-            if renewed.expires_at is None or (
-                self.expires_at is not None and renewed.expires_at <= self.expires_at
-            ):
-                # An answer that does not move the expiry: do not renew in a tight loop.
-                log.warning("renewing webhook %s did not extend it", self.webhook_id)
-                await requestor.transport.sleep(self._retry)
+            moved = renewed.expires_at is not None and (
+                self.expires_at is None or renewed.expires_at > self.expires_at
+            )
             self.expires_at = renewed.expires_at or self.expires_at
+            left = (
+                (self.expires_at - _wall_now(requestor.clock)).total_seconds()
+                if self.expires_at is not None
+                else 0.0
+            )
+            if not moved or left <= self._margin:
+                # An answer that does not move the expiry past the margin (short renewals,
+                # a skewed clock): renew again only after retry_every, never in a loop.
+                log.warning(
+                    "renewing webhook %s left %.0f s (margin %g s)",
+                    self.webhook_id,
+                    left,
+                    self._margin,
+                )
+                await requestor.transport.sleep(self._retry)

@@ -1,4 +1,5 @@
-"""A local emulator of Tango's RaaS v2 orders API, for your tests and ours.
+"""A local emulator of Tango's RaaS v2 API (orders, line items, webhooks), for your tests
+and ours.
 
 ::
 
@@ -13,7 +14,18 @@ Also a process (``python -m tango_async.testing --port 8080``) and a pytest plug
 """
 
 from ._clock import SandboxClock
+from ._delivery import WEBHOOK_FAULTS, WebhookDelivery
 from ._faults import FAULTS
 from ._sandbox import CatalogItem, Recorded, Sandbox
+from ._webhooks import EVENT_CATEGORIES
 
-__all__ = ["FAULTS", "CatalogItem", "Recorded", "Sandbox", "SandboxClock"]
+__all__ = [
+    "EVENT_CATEGORIES",
+    "FAULTS",
+    "WEBHOOK_FAULTS",
+    "CatalogItem",
+    "Recorded",
+    "Sandbox",
+    "SandboxClock",
+    "WebhookDelivery",
+]

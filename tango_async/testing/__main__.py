@@ -11,7 +11,9 @@ until interrupted (Ctrl-C or SIGTERM)::
 
 The last line only with ``--tls``: the CA certificate a client in another process trusts
 with ``ssl.create_default_context(cafile=...)`` (``--ca-file``, else a temporary file
-removed on exit).
+removed on exit). With ``--webhook-certificate-file PATH`` the PEM certificate that
+verifies X509-signed webhook deliveries is written there and a last line
+``TANGO_WEBHOOK_CERT_FILE=PATH`` printed.
 
 A flag out of range (``inf``, ``nan``, a negative delay, a port past 65535, an unknown
 fault...) is a usage error: a message and exit status 2, no traceback, nothing served. An
@@ -64,6 +66,16 @@ def _rate(text: str) -> float:
     if 0 < value < 1 / _DAY:
         raise argparse.ArgumentTypeError(f"must be {rule}, not {text!r}")
     return value
+
+
+def _delays(text: str) -> tuple[float, ...]:
+    """An argparse ``type``: comma-separated seconds (each 0 to 3600, at most 20), or
+    empty (no retries)."""
+    rule = "comma-separated seconds, each from 0 to 3600, at most 20 of them"
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if len(parts) > 20:
+        raise argparse.ArgumentTypeError(f"must be {rule}, not {text!r}")
+    return tuple(_number(0.0, 3600.0, rule)(p) for p in parts)
 
 
 def _port(text: str) -> int:
@@ -166,6 +178,43 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="seconds every response is held before it is sent (default 0)",
     )
+    hooks = p.add_argument_group("line items and webhooks")
+    hooks.add_argument(
+        "--delivery-for",
+        type=_number(0.0, 366 * _DAY, "a finite number of seconds from 0 to 366 days"),
+        default=None,
+        metavar="SECONDS",
+        help="seconds a line item's delivery takes after its outcome (default: --pending-for)",
+    )
+    hooks.add_argument(
+        "--webhook-ttl",
+        type=_number(
+            0.0, 3660 * _DAY, "a finite number of seconds above 0 to ten years", above=True
+        ),
+        default=30 * _DAY,
+        metavar="SECONDS",
+        help="seconds a webhook subscription lives after creation or renewal (default 30 days)",
+    )
+    hooks.add_argument(
+        "--webhook-retry-delays",
+        type=_delays,
+        default=(1.0, 2.0, 4.0),
+        metavar="S,S,...",
+        help="seconds waited before each retry of a failed webhook delivery (default 1,2,4)",
+    )
+    hooks.add_argument(
+        "--webhook-timeout",
+        type=_number(0.0, 3600.0, "a finite number of seconds above 0 to 3600", above=True),
+        default=10.0,
+        metavar="SECONDS",
+        help="seconds a webhook delivery attempt may take (default 10)",
+    )
+    hooks.add_argument(
+        "--webhook-certificate-file",
+        metavar="PATH",
+        default=None,
+        help="write the PEM certificate verifying X509-signed deliveries there",
+    )
     p.add_argument("--platform-name", default="sandbox-platform")
     p.add_argument("--platform-key", default=None, help="default: a random key, printed")
     return p
@@ -188,6 +237,10 @@ def sandbox_from_args(args: argparse.Namespace) -> Sandbox:
         keepalive_timeout=getattr(args, "keepalive_timeout", None),
         read_rate=getattr(args, "read_rate", 0.0) or None,
         latency=getattr(args, "latency", 0.0),
+        delivery_for=getattr(args, "delivery_for", None),
+        webhook_ttl=getattr(args, "webhook_ttl", 30 * _DAY),
+        webhook_retry_delays=getattr(args, "webhook_retry_delays", (1.0, 2.0, 4.0)),
+        webhook_timeout=getattr(args, "webhook_timeout", 10.0),
     )
     if getattr(args, "chaos", 0.0):
         sandbox.chaos(
@@ -217,6 +270,9 @@ async def serve(
             loop.add_signal_handler(sig, stop.set)
     ca_file, temporary = _write_ca(sandbox, getattr(args, "ca_file", None))
     try:
+        cert_file = _write_webhook_certificate(
+            sandbox, getattr(args, "webhook_certificate_file", None)
+        )
         async with sandbox:
             sys.stdout.write(
                 f"Tango sandbox serving at {sandbox.base_url}\n"
@@ -224,6 +280,7 @@ async def serve(
                 f"TANGO_PLATFORM_NAME={sandbox.platform_name}\n"
                 f"TANGO_PLATFORM_KEY={sandbox.platform_key}\n"
                 + (f"TANGO_CA_FILE={ca_file}\n" if ca_file is not None else "")
+                + (f"TANGO_WEBHOOK_CERT_FILE={cert_file}\n" if cert_file is not None else "")
             )
             sys.stdout.flush()
             if ready is not None:
@@ -233,6 +290,16 @@ async def serve(
         if temporary and ca_file is not None:
             with contextlib.suppress(OSError):
                 os.unlink(ca_file)
+
+
+def _write_webhook_certificate(sandbox: Sandbox, path: str | None) -> str | None:
+    """Write the PEM certificate of the sandbox's X509 webhook signatures to ``path``
+    (None: nowhere); return its absolute path."""
+    if path is None:
+        return None
+    with open(path, "w", encoding="ascii") as f:
+        f.write(sandbox.webhook_certificate)
+    return os.path.abspath(path)
 
 
 def _write_ca(sandbox: Sandbox, path: str | None) -> tuple[str | None, bool]:

@@ -1,9 +1,11 @@
 """The sandbox's routes: the aiohttp handlers of the orders API under /raas/v2 (create,
-get, list, the order and line-item resends, a line item) and the 404 for anything else."""
+get, list, the order and line-item resends) and the 404 for anything else. The other
+line-item routes are in ``_line_items``, the webhook routes in ``_webhooks``."""
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
@@ -17,7 +19,14 @@ from ._rules import check_order, check_resend
 from ._store import Accounts, OrderStore, Stored, dig
 from ._wire import MALFORMED, iso, respond
 
-__all__ = ["NOT_DELIVERED_BY_TANGO", "PREFIX", "RouteHost", "Routes", "parse_time"]
+__all__ = [
+    "NOT_DELIVERED_BY_TANGO",
+    "PREFIX",
+    "RouteHost",
+    "Routes",
+    "frozen_account",
+    "parse_time",
+]
 
 PREFIX = "/raas/v2"
 NOT_DELIVERED_BY_TANGO = ("NONE", "EMBEDDED", "EMBEDDED_COMPONENT", "ADDRESS")
@@ -33,6 +42,16 @@ class RouteHost(Protocol):
     max_range_days: float | None
     in_process: set[str]  # externalRefIDs whose order is still in process (409.002)
     resends: list[dict[str, Any]]  # every resend answered, with its request
+
+
+def frozen_account(errors: ErrorWriter, path: str) -> web.Response:
+    """The 422 answer to an order (or a reissue) charged to a frozen account."""
+    return errors.response(
+        path,
+        "404.142",
+        status=422,
+        errors=[{"code": 422001, "i18nKey": "404.142", "message": MESSAGES["404.142"]}],
+    )
 
 
 def parse_time(value: str) -> datetime:
@@ -53,23 +72,30 @@ class Routes:
     on the sandbox clock's monotonic time."""
 
     def __init__(
-        self, host: RouteHost, store: OrderStore, accounts: Accounts, errors: ErrorWriter
+        self,
+        host: RouteHost,
+        store: OrderStore,
+        accounts: Accounts,
+        errors: ErrorWriter,
+        *,
+        on_created: Callable[[Stored], None] | None = None,
     ) -> None:
         self._host = host
         self._store = store
         self._accounts = accounts
         self._errors = errors
+        self._on_created = on_created  # told of every order POST /orders makes
         self._last_resend: dict[str, float] = {}
         self._resend_ids = itertools.count(1001)
 
     def add_to(self, app: web.Application) -> None:
-        """Register every route on ``app``, the catch-all 404 last."""
+        """Register every route on ``app``, the catch-all 404 last (register the other
+        modules' routes before)."""
         add = app.router.add_route
         add("GET", PREFIX + "/orders", self.list_orders)
         add("POST", PREFIX + "/orders", self.create_order)
         add("GET", PREFIX + "/orders/{id}", self.get_order)
         add("POST", PREFIX + "/orders/{id}/resends", self.resend_order)
-        add("GET", PREFIX + "/lineItems/{id}", self.get_line_item)
         add("POST", PREFIX + "/lineItems/{id}/resends", self.resend_line_item)
         add("*", "/{tail:.*}", self.not_found)
 
@@ -96,12 +122,7 @@ class Routes:
         account = body["accountIdentifier"]
         accounts = self._accounts
         if account in accounts.frozen:
-            return self._error(
-                request,
-                "404.142",
-                status=422,
-                errors=[{"code": 422001, "i18nKey": "404.142", "message": MESSAGES["404.142"]}],
-            )
+            return frozen_account(self._errors, request.path)
         amount = Decimal(body["amount"])
         balance = accounts.balances.get(account)
         if balance is not None and balance < amount:
@@ -110,9 +131,14 @@ class Routes:
         if accounts.fail_next:
             accounts.fail_next -= 1
             stored.outcome = "FAILED"
-        elif balance is not None:
-            accounts.balances[account] = balance - amount
+        else:
+            accounts.charge(stored, amount)
+        if accounts.bounce_next and stored.wire["deliveryMethod"] == "EMAIL":
+            accounts.bounce_next -= 1
+            stored.bounce = True
         self._store.add(stored)
+        if self._on_created is not None:
+            self._on_created(stored)
         return respond(self._store.view(stored, stored.ts), 201)
 
     async def get_order(self, request: web.Request) -> web.Response:
@@ -120,32 +146,6 @@ class Routes:
         if stored is None:
             return self._error(request, "404.002")
         return respond(self._store.view(stored, self._now()))
-
-    async def get_line_item(self, request: web.Request) -> web.Response:
-        stored = self._store.by_line_item(request.match_info["id"])
-        if stored is None:
-            return self._error(request, "404.003")
-        view = self._store.view(stored, self._now())
-        expiration = next(
-            (
-                c["value"]
-                for c in view["reward"]["credentialList"]
-                if c["credentialType"] == "expirationDate"
-            ),
-            None,
-        )
-        return respond(
-            view
-            | {
-                "lineNumber": 1,
-                "orderSource": "RA",
-                "emailStatus": "DELIVERED" if view["deliveryMethod"] == "EMAIL" else None,
-                "amountIssued": view["denomination"],
-                "dateIssued": view["createdAt"],
-                "expirationDate": expiration,
-                "etid": view.get("etid"),
-            }
-        )
 
     async def list_orders(self, request: web.Request) -> web.Response:
         q = request.query

@@ -2,17 +2,20 @@
 
 :class:`Sandbox` holds its arguments, its lifecycle, the recording of every request and
 the request path (auth, the rate rules, faults); the rest is in its private modules:
-``_store`` (the orders), ``_routes`` (the handlers), ``_errors`` (the error vocabulary) and
-``_faults`` (what each fault does).
+``_store`` (the orders), ``_routes`` (the order handlers), ``_line_items`` (line items:
+their life on the clock and their routes), ``_webhooks`` (subscriptions and their
+routes), ``_delivery`` (signing and delivering webhook events), ``_errors`` (the error
+vocabulary) and ``_faults`` (what each fault does).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import secrets
 import ssl
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -24,12 +27,15 @@ from .._exceptions import ValidationError
 from .._repr import tolerant_repr
 from .._validation import check_str, finite_number
 from ._clock import SandboxClock
+from ._delivery import Deliverer, Signer, WebhookDelivery, WebhookFaultPlan
 from ._errors import ErrorWriter
 from ._faults import CHAOS_DEFAULT, Drop, Exchange, FaultPlan, apply
+from ._line_items import LineItems
 from ._network import DelayingProxy
 from ._recorded import Recorded, set_current
 from ._routes import PREFIX, Routes
 from ._store import DEFAULT_CATALOG, Accounts, CatalogItem, OrderStore
+from ._webhooks import EVENT_TYPES, Webhooks
 from ._wire import MALFORMED, body_bytes, loads, respond
 
 if TYPE_CHECKING:
@@ -38,6 +44,8 @@ if TYPE_CHECKING:
 __all__ = ["CatalogItem", "Recorded", "Sandbox"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+logger = logging.getLogger("tango_async")
 
 
 class _Stamping(asyncio.Protocol):
@@ -80,6 +88,9 @@ _MAX_DELAY = 3_600.0  # connect_delay, latency: an hour is far past any client t
 _MAX_PENDING = 366 * _DAY
 _MAX_WINDOW = 10**9
 _MAX_RANGE_DAYS = 36_525.0  # a century: timedelta(days=...) ends near 2.7 million years
+_MAX_TTL = 3_660 * _DAY  # webhook_ttl: ten years
+_MAX_RETRIES = 20  # webhook_retry_delays: at most this many retries
+_TICK = 0.05  # real seconds between two looks for line-item changes come due
 
 
 def _check_arguments(
@@ -101,6 +112,10 @@ def _check_arguments(
     keepalive_timeout: object,
     read_rate: object,
     latency: object,
+    delivery_for: object = None,
+    webhook_ttl: object = 30 * _DAY,
+    webhook_retry_delays: object = (1.0, 2.0, 4.0),
+    webhook_timeout: object = 10.0,
 ) -> None:
     """ValidationError naming the first of Sandbox's arguments out of range (see
     :class:`Sandbox`): before anything is made, so a bad one never hangs, divides by zero
@@ -148,6 +163,39 @@ def _check_arguments(
         number(
             value, field, "must be a finite number of seconds from 0 to 3600", lo=0.0, hi=_MAX_DELAY
         )
+    number(
+        delivery_for,
+        "delivery_for",
+        "must be None (pending_for) or a finite number of seconds from 0 to 31622400",
+        lo=0.0,
+        hi=_MAX_PENDING,
+        optional=True,
+    )
+    number(
+        webhook_ttl,
+        "webhook_ttl",
+        "must be a finite number of seconds above 0 to 316224000 (ten years)",
+        lo=0.0,
+        hi=_MAX_TTL,
+        above=True,
+    )
+    number(
+        webhook_timeout,
+        "webhook_timeout",
+        "must be a finite number of seconds above 0 to 3600",
+        lo=0.0,
+        hi=_MAX_DELAY,
+        above=True,
+    )
+    delays_rule = f"must be a sequence of at most {_MAX_RETRIES} seconds, each from 0 to 3600"
+    if isinstance(webhook_retry_delays, (str, bytes)) or not isinstance(
+        webhook_retry_delays, Sequence
+    ):
+        raise ValidationError("webhook_retry_delays", delays_rule)
+    if len(webhook_retry_delays) > _MAX_RETRIES:
+        raise ValidationError("webhook_retry_delays", delays_rule)
+    for delay in webhook_retry_delays:
+        number(delay, "webhook_retry_delays", delays_rule, lo=0.0, hi=_MAX_DELAY)
     number(
         keepalive_timeout,
         "keepalive_timeout",
@@ -218,6 +266,19 @@ class Sandbox:
     every request and response is checked against Tango's OpenAPI description and the
     violations collected in :attr:`contract_violations`.
 
+    Line items (``/lineItems``: list, get, update, cancel, freeze, unfreeze, reissue,
+    reason codes, embedded URL) live on the sandbox clock: PENDING for ``pending_for``,
+    then COMPLETE or FAILED, their delivery taking ``delivery_for`` more (None: as long
+    again; :meth:`bounce_next` makes an email bounce). Webhook subscriptions
+    (``/webhooks``) live ``webhook_ttl`` seconds after their creation or renewal and get
+    every line-item change as a signed event POSTed to their URL (HMAC with their key,
+    X509 with :attr:`webhook_certificate`), retried after each of
+    ``webhook_retry_delays`` real seconds on a non-2xx answer or none within
+    ``webhook_timeout``; :attr:`webhook_deliveries` records every attempt,
+    :meth:`inject_webhook` scripts delivery faults, and ``await`` :meth:`deliver_due`
+    after ``clock.advance()`` delivers what came due (see ``_line_items`` and
+    ``_webhooks`` for the details).
+
     Network conditions, all off by default, reproduce a distant production server for
     pacing tests and benchmarks:
 
@@ -247,7 +308,10 @@ class Sandbox:
     ``max_window`` an int from 1 to 10**9; ``max_range_days`` None or above 0 to 36525;
     ``port`` an int from 0 to 65535; ``host`` a string; ``platform_name`` a non-empty
     string without ':'; ``platform_key`` None or a string; ``clock`` None or a
-    SandboxClock; ``record`` and ``tls`` bools; ``contract`` a bool or a ContractChecker.
+    SandboxClock; ``record`` and ``tls`` bools; ``contract`` a bool or a ContractChecker;
+    ``delivery_for`` None or 0 to 366 days in seconds; ``webhook_ttl`` above 0 to ten
+    years in seconds; ``webhook_retry_delays`` a sequence of at most 20 numbers of seconds
+    from 0 to 3600; ``webhook_timeout`` above 0 to 3600 seconds.
     :meth:`client` adds the client's own rules: its ``order_rate`` must leave at most a
     day between orders with its 5% margin (at least 1.05/86400 per second).
     """
@@ -272,6 +336,10 @@ class Sandbox:
         keepalive_timeout: float | None = None,
         read_rate: float | None = None,
         latency: float = 0.0,
+        delivery_for: float | None = None,
+        webhook_ttl: float = 30 * _DAY,
+        webhook_retry_delays: Sequence[float] = (1.0, 2.0, 4.0),
+        webhook_timeout: float = 10.0,
     ) -> None:
         _check_arguments(
             order_rate=order_rate,
@@ -291,6 +359,10 @@ class Sandbox:
             keepalive_timeout=keepalive_timeout,
             read_rate=read_rate,
             latency=latency,
+            delivery_for=delivery_for,
+            webhook_ttl=webhook_ttl,
+            webhook_retry_delays=webhook_retry_delays,
+            webhook_timeout=webhook_timeout,
         )
         self.order_rate = order_rate
         self.resend_cooldown = resend_cooldown
@@ -331,11 +403,36 @@ class Sandbox:
             self._contract = (
                 contract if isinstance(contract, ContractChecker) else (ContractChecker())
             )
+        #: seconds a webhook subscription lives after its creation or last renewal
+        self.webhook_ttl = float(webhook_ttl)
+        #: every attempt to deliver a webhook event, in the order they were made
+        self.webhook_deliveries: list[WebhookDelivery] = []
         self._faults = FaultPlan()
         self._store = OrderStore(pending_for=pending_for, catalog=dict(DEFAULT_CATALOG))
         self._accounts = Accounts()
         self._errors = ErrorWriter(self._now)
-        self._routes = Routes(self, self._store, self._accounts, self._errors)
+        self._signer = Signer()
+        self._webhook_faults = WebhookFaultPlan()
+        self._deliverer = Deliverer(
+            lookup=lambda webhook_id: self._webhooks.get(webhook_id),
+            signer=self._signer,
+            records=self.webhook_deliveries,
+            retry_delays=[float(d) for d in webhook_retry_delays],
+            timeout=float(webhook_timeout),
+        )
+        self._webhooks = Webhooks(self, self._errors, self._deliverer, self._webhook_faults)
+        self._line_items = LineItems(
+            self,
+            self._store,
+            self._accounts,
+            self._errors,
+            publish=self._webhooks.publish,
+            delivery_for=delivery_for,
+        )
+        self._routes = Routes(
+            self, self._store, self._accounts, self._errors, on_created=self._line_items.track
+        )
+        self._ticker: asyncio.TimerHandle | None = None
         self._last_arrival: dict[str, float] = {}  # "order" / "read": the last one accepted
         self._runner: web.AppRunner | None = None
         self._listener: asyncio.Server | None = None
@@ -359,6 +456,34 @@ class Sandbox:
         self._store.pending_for = value
 
     @property
+    def delivery_for(self) -> float | None:
+        """Seconds of the sandbox clock a line item's delivery takes after its outcome
+        (None: :attr:`pending_for`); see :mod:`._line_items` for the whole life."""
+        return self._line_items.delivery_for
+
+    @delivery_for.setter
+    def delivery_for(self, value: float | None) -> None:
+        self._line_items.delivery_for = value
+
+    @property
+    def webhook_retry_delays(self) -> tuple[float, ...]:
+        """Real seconds waited before each retry of a webhook delivery (as many retries)."""
+        return self._deliverer.retry_delays
+
+    @webhook_retry_delays.setter
+    def webhook_retry_delays(self, value: Sequence[float]) -> None:
+        self._deliverer.retry_delays = tuple(float(v) for v in value)
+
+    @property
+    def webhook_timeout(self) -> float:
+        """Real seconds one webhook delivery attempt may take before it counts as failed."""
+        return self._deliverer.timeout
+
+    @webhook_timeout.setter
+    def webhook_timeout(self, value: float) -> None:
+        self._deliverer.timeout = float(value)
+
+    @property
     def catalog(self) -> dict[str, CatalogItem]:
         """The rewards orders are made of, by utid (others get a generic reward name)."""
         return self._store.catalog
@@ -375,7 +500,9 @@ class Sandbox:
     async def start(self) -> Sandbox:
         """Start serving; :attr:`base_url` is set once this returns."""
         app = web.Application(middlewares=[self._middleware], client_max_size=4 * 1024**2)
-        self._routes.add_to(app)
+        self._line_items.add_to(app)
+        self._webhooks.add_to(app)
+        self._routes.add_to(app)  # the catch-all 404 last
         options: dict[str, Any] = {}
         if self.keepalive_timeout is not None:
             options["keepalive_timeout"] = self.keepalive_timeout
@@ -417,12 +544,18 @@ class Sandbox:
             raise
         self._runner = runner
         self.port = port
+        self._ticker = loop.call_later(_TICK, self._tick)
         scheme = "https" if self._server_ssl is not None else "http"
         self.base_url = f"{scheme}://{host}:{port}{PREFIX}"
         return self
 
     async def stop(self) -> None:
-        """Stop serving (requests in flight are cut off after a short grace period)."""
+        """Stop serving (requests in flight are cut off after a short grace period) and
+        delivering webhooks (deliveries in flight are cut off)."""
+        ticker, self._ticker = self._ticker, None
+        if ticker is not None:
+            ticker.cancel()
+        await self._deliverer.close()
         proxy, self._proxy = self._proxy, None
         listener, self._listener = self._listener, None
         if proxy is not None:
@@ -434,6 +567,21 @@ class Sandbox:
             await runner.cleanup()
         if proxy is not None:
             await proxy.stop()
+
+    def _tick(self) -> None:
+        """Publish line-item changes as they come due on a running clock (a frozen one
+        moves only by advance(), after which :meth:`deliver_due` publishes at once); a
+        timer, not a task, re-armed every ``_TICK`` real seconds while serving."""
+        if self._ticker is None:
+            return
+        try:
+            self._catch_up()
+        except Exception:  # a bug must not stop the ticks
+            logger.exception("sandbox: publishing line-item changes failed")
+        self._ticker = asyncio.get_running_loop().call_later(_TICK, self._tick)
+
+    def _catch_up(self) -> int:
+        return self._line_items.catch_up(self.clock.now().timestamp())
 
     def _too_soon(self, rate: float, kind: str, arrived: float) -> bool:
         """The rate rule of ``order_rate`` and ``read_rate``: True (a 429) for an arrival
@@ -514,8 +662,58 @@ class Sandbox:
         self._faults.chaos(rate, seed, faults, routes, opts)
 
     def clear_faults(self) -> None:
-        """Forget every scripted fault and stop the chaos."""
+        """Forget every scripted fault (webhook faults too) and stop the chaos."""
         self._faults.clear()
+        self._webhook_faults.clear()
+
+    def inject_webhook(
+        self,
+        fault: str,
+        *,
+        times: int = 1,
+        event_type: str | None = None,
+        webhook_id: str | None = None,
+    ) -> None:
+        """Shape the delivery of the next ``times`` events published to a subscription
+        (limited to ``event_type`` and to ``webhook_id`` when given) with ``fault``, one of
+        ``tango_async.testing.WEBHOOK_FAULTS``: "duplicate", "out-of-order",
+        "bad-signature", "tampered-body", "lost". Replays are never faulted.
+        ValueError for an unknown fault or event type, or ``times`` below 1."""
+        if event_type is not None and event_type not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {event_type!r}; one of: {', '.join(EVENT_TYPES)}")
+        self._webhook_faults.add(fault, times, event_type, webhook_id)
+
+    async def deliver_due(
+        self,
+        *,
+        timeout: float = 10.0,  # noqa: ASYNC109 - a guard against a listener that hangs
+    ) -> None:
+        """Publish every line-item change that came due on the sandbox clock (call it after
+        ``clock.advance()``), release the events an "out-of-order" fault holds back, and
+        return once every webhook delivery queued, retries included, has ended (answered
+        2xx or given up). TimeoutError after ``timeout`` real seconds."""
+        self._catch_up()
+        self._deliverer.release_held()
+        async with asyncio.timeout(timeout):
+            await self._deliverer.idle()
+
+    @property
+    def webhook_certificate(self) -> str:
+        """The PEM text of the self-signed certificate whose RSA key signs X509 webhook
+        deliveries: register it (or base64 of its DER) as ``signingCertificate`` and verify
+        ``X-Signed-Payload`` with it. Made on first use; needs ``cryptography``
+        (RuntimeError without it)."""
+        return self._signer.certificate_pem
+
+    @property
+    def webhook_subscriptions(self) -> dict[str, dict[str, Any]]:
+        """Every webhook subscription as GET /webhooks/{webhookId} shows it, by webhookId."""
+        return {wid: sub.view() for wid, sub in self._webhooks.subscriptions.items()}
+
+    def webhook_events(self, webhook_id: str) -> list[dict[str, Any]]:
+        """The events published to a subscription (their envelopes, by revision); KeyError
+        for an unknown one."""
+        return [dict(e) for e in self._webhooks.subscriptions[webhook_id].events]
 
     def set_balance(self, account_identifier: str, amount: Decimal | int | str) -> None:
         """Fund ``account_identifier`` with exactly ``amount``; orders beyond it get 402."""
@@ -535,6 +733,20 @@ class Sandbox:
     def fail_next(self, count: int = 1) -> None:
         """The next ``count`` orders end FAILED (after ``pending_for``) and are refunded."""
         self._accounts.fail_next += count
+
+    def bounce_next(self, count: int = 1) -> None:
+        """The email of the next ``count`` EMAIL orders bounces: their line item's
+        emailStatus goes SENT then BOUNCE, its deliveryStatus PROCESSING then FAILED
+        (``delivery_for`` after the outcome); the order itself still completes."""
+        self._accounts.bounce_next += count
+
+    @property
+    def line_items(self) -> dict[str, dict[str, Any]]:
+        """Every stored line item as GET /lineItems/{id} would show it now, by
+        referenceLineItemID."""
+        now = self.clock.now().timestamp()
+        stored = self._store.created_between(None, None)[::-1]  # oldest first
+        return {s.wire["referenceLineItemID"]: self._line_items.view(s, now) for s in stored}
 
     @property
     def orders(self) -> dict[str, dict[str, Any]]:
@@ -609,6 +821,7 @@ class Sandbox:
                 request, "401.001", headers={"WWW-Authenticate": 'Basic realm="RaaS"'}
             )
         rel = path[len(PREFIX) :] or "/"
+        self._catch_up()  # changes that came due happened before this request
         creates = request.method == "POST" and rel == "/orders"
         rate = self.order_rate if creates else self.read_rate if request.method == "GET" else None
         if rate and self._too_soon(rate, "order" if creates else "read", rec.arrived):

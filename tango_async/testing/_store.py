@@ -89,12 +89,21 @@ DEFAULT_CATALOG = {
 
 @dataclass(slots=True)
 class Stored:
-    """One stored order: its wire fields but the status, made at ``ts``."""
+    """One stored order: its wire fields but the status, made at ``ts``, and the state of
+    its line item that requests change (see :mod:`._line_items`)."""
 
     wire: dict[str, Any]
     ts: float  # createdAt, epoch seconds
     account: str
     outcome: str = "COMPLETE"  # what PENDING turns into
+    charged: Decimal | None = None  # what its account was charged (None: nothing)
+    bounce: bool = False  # its email bounces (EMAIL delivery)
+    frozen: bool = False  # its reward is frozen
+    cancelled_at: float | None = None  # when it was cancelled (or reissued)
+    # line-item fields that are not the order's: orderNotes, lineItemActionReason,
+    # reissuedFromReferenceLineItemId, reissuedToReferenceLineItemId
+    line: dict[str, Any] = field(default_factory=dict)
+    actions: list[dict[str, Any]] = field(default_factory=list)  # lineItemActionHistory
 
 
 @dataclass
@@ -105,6 +114,22 @@ class Accounts:
     balances: dict[str, Decimal] = field(default_factory=dict)
     frozen: set[str] = field(default_factory=set)
     fail_next: int = 0
+    bounce_next: int = 0  # the next EMAIL orders whose email bounces
+
+    def charge(self, stored: Stored, amount: Decimal) -> None:
+        """Charge ``stored``'s account ``amount`` (nothing while it is funded without limit)."""
+        balance = self.balances.get(stored.account)
+        if balance is not None:
+            self.balances[stored.account] = balance - amount
+            stored.charged = amount
+
+    def refund(self, stored: Stored) -> None:
+        """Give ``stored``'s account back what it was charged for it, once."""
+        if stored.charged is not None:
+            balance = self.balances.get(stored.account)
+            if balance is not None:
+                self.balances[stored.account] = balance + stored.charged
+            stored.charged = None
 
 
 def dig(obj: Any, path: tuple[str, ...]) -> Any:
@@ -158,9 +183,27 @@ class OrderStore:
         return {oid: self.view(s, now) for oid, s in self._orders.items()}
 
     def status(self, stored: Stored, now: float) -> str:
+        if stored.cancelled_at is not None:
+            return "CANCELLED"
         if now < stored.ts + self.pending_for:
             return "PENDING"
         return stored.outcome
+
+    def touch(self) -> None:
+        """Note that a stored order changed (a cancel, an update): cached lists go stale."""
+        self._version += 1
+
+    def created_between(self, start: datetime | None, end: datetime | None) -> list[Stored]:
+        """The orders created from ``start`` to ``end`` (inclusive, None: unbounded),
+        newest first."""
+        lo = 0 if end is None else bisect.bisect_left(self._index, (-end.timestamp(), ""))
+        hi = (
+            len(self._index)
+            if start is None
+            else bisect.bisect_right(self._index, (-start.timestamp(), "\uffff"))
+        )
+        orders = self._orders
+        return [orders[oid] for _, oid in self._index[lo:hi]]
 
     def view(self, stored: Stored, now: float, *, listing: bool = False) -> dict[str, Any]:
         """The order as the API shows it at ``now`` (``listing``: as GET /orders, without
@@ -201,6 +244,7 @@ class OrderStore:
             "referenceLineItemID": f"U{seq:09d}",
             **{k: body[k] for k in ECHOED if body.get(k) is not None},
             # Tango writes these even when empty (the docs show "address": null)
+            "externalRefID": body.get("externalRefID"),
             "sender": body.get("sender"),
             "recipient": body.get("recipient"),
             "accountNumber": f"A{zlib.crc32(account.encode()) % 10**8:08d}",

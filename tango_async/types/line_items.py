@@ -164,6 +164,15 @@ class ReissuedLineItem(Order, kw_only=True, gc=False):
 
     redemption_instructions: str | None = None
 
+    def __repr__(self) -> str:
+        # The instructions may hold the redemption link or code: masked, as Reward does.
+        shown = (
+            (name, "***" if name == "redemption_instructions" and value is not None else value)
+            for name in self.__struct_fields__
+            for value in (getattr(self, name),)
+        )
+        return "ReissuedLineItem(" + ", ".join(f"{n}={v!r}" for n, v in shown) + ")"
+
 
 class EmbeddedUrlWire(_Wire, kw_only=True, gc=False):
     url: str | None = None
