@@ -14,7 +14,6 @@ The commands call asyncio.run(), so these tests are plain (sync) functions.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import csv
@@ -42,9 +41,9 @@ from click.testing import CliRunner, Result
 import tango_async as ta
 from tango_async.cli._app import cli
 from tango_async.cli._orders import terminal_cell
-from tango_async.testing import Sandbox, SandboxClock
 
 from .conftest import BASE, FAST_RETRY, order_request
+from .reconcile_support import ThreadedSandbox as _ThreadedBase
 from .test_cli_options import HOSTILE as HOSTILE_NUMBERS
 from .test_cli_options import _decimal, _float, _int, refused
 
@@ -82,23 +81,15 @@ def json_lines(text: str) -> list[Any]:
 # --- a sandbox that outlives one command --------------------------------------------------------
 
 
-class ThreadedSandbox:
+class ThreadedSandbox(_ThreadedBase):
     """A Sandbox on a frozen clock, on an event loop of its own thread, so that commands
     (each with its own asyncio.run) share its orders and subscriptions. :meth:`call` runs
     a coroutine there, :meth:`advance` moves its clock, :attr:`args` reach it."""
 
     def __init__(self, **options: Any) -> None:
-        self.clock = SandboxClock(frozen=True)
         options.setdefault("pending_for", PENDING_FOR)
-        options.setdefault("order_rate", None)
         options.setdefault("webhook_retry_delays", ())  # real seconds: no retries here
-        self._options = options
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self.sandbox: Sandbox
-
-    def call(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=60)
+        super().__init__(**options)
 
     def with_client(self, use: Callable[[ta.TangoClient], Coroutine[Any, Any, T]]) -> T:
         async def go() -> T:
@@ -125,35 +116,6 @@ class ThreadedSandbox:
 
     def invoke(self, *args: str | Path, **kw: Any) -> Result:
         return invoke(*self.args, "--max-retries", "0", *args, **kw)
-
-    @property
-    def args(self) -> list[str]:
-        sb = self.sandbox
-        return [
-            "--base-url",
-            sb.base_url,
-            "--platform-name",
-            sb.platform_name,
-            "--platform-key",
-            str(sb.platform_key),
-        ]
-
-    def __enter__(self) -> ThreadedSandbox:
-        self._thread.start()
-
-        async def start() -> Sandbox:
-            return await Sandbox(clock=self.clock, **self._options).start()
-
-        self.sandbox = self.call(start())
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            self.call(self.sandbox.stop())
-        finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=10)
-            self._loop.close()
 
 
 @pytest.fixture

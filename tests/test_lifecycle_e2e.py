@@ -101,6 +101,29 @@ async def test_sandbox_deliveries_are_verified_and_handed_over(
     finally:
         await server.close()
     assert receiver.stats.rejected == 0
+    # every delivery the sandbox made verifies with ta.verify_webhook on its raw bytes...
+    assert sb.webhook_deliveries
+    for d in sb.webhook_deliveries:
+        event = ta.verify_webhook(d.body, d.headers, **creds)
+        assert event.event_id == d.event_id
+        # ...and a byte changed, or another key, does not
+        with pytest.raises(ta.WebhookVerificationError):
+            ta.verify_webhook(d.body.replace(b"}", b" }", 1), d.headers, **creds)
+    other: dict[str, Any] = (
+        {"hmac_key": secrets.token_bytes(32)}
+        if method == "HMAC"
+        else {"certificate": _other_certificate()}
+    )
+    with pytest.raises(ta.WebhookVerificationError):
+        ta.verify_webhook(sb.webhook_deliveries[0].body, sb.webhook_deliveries[0].headers, **other)
+
+
+def _other_certificate() -> bytes:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from .test_verify_webhook import make_cert
+
+    return make_cert(rsa.generate_private_key(public_exponent=65537, key_size=2048))
 
 
 async def test_faults_duplicates_out_of_order_and_bad_signatures(

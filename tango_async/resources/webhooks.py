@@ -19,7 +19,7 @@ import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._codec import encode_request
 from .._exceptions import (
@@ -87,8 +87,20 @@ class _CursorList(CursorPaginator[Any, CursorPage[Any], str]):
         resp = await self._transport.request("GET", self._path, operation=READ, params=params)
         return self._page(resp)
 
+    wire: ClassVar[type[Any]]  # the page's wire model: items and the cursor fields
+
     def _page(self, resp: Response) -> CursorPage[Any]:
-        raise NotImplementedError
+        wire = resp.parse(self.wire)
+        return CursorPage(
+            items=self._parsed(resp, wire.items or []),
+            next_cursor=wire.next_cursor,
+            prev_cursor=wire.prev_cursor,
+            has_next=bool(wire.next_page_available),
+        )
+
+    def _parsed(self, resp: Response, items: list[Any]) -> list[Any]:
+        """The page's items as yielded (as decoded, unless a list says otherwise)."""
+        return items
 
     def _items(self, page: CursorPage[Any]) -> Sequence[Any]:
         return page.items
@@ -103,15 +115,7 @@ class WebhookList(_CursorList):
     :meth:`pages` for pages. Lazy; each iteration starts afresh."""
 
     route = "GET /webhooks"
-
-    def _page(self, resp: Response) -> CursorPage[Any]:
-        wire = resp.parse(WebhookListWire)
-        return CursorPage(
-            items=wire.items or [],
-            next_cursor=wire.next_cursor,
-            prev_cursor=wire.prev_cursor,
-            has_next=bool(wire.next_page_available),
-        )
+    wire = WebhookListWire
 
 
 @tolerant_repr
@@ -120,21 +124,16 @@ class WebhookEventList(_CursorList):
     (oldest revision first, as Tango answers), or :meth:`pages`. Lazy."""
 
     route = "GET /webhooks/{id}/events"
+    wire = EventListWire
 
-    def _page(self, resp: Response) -> CursorPage[Any]:
-        wire = resp.parse(EventListWire)
+    def _parsed(self, resp: Response, items: list[Any]) -> list[Any]:
         events: list[WebhookEvent] = []
-        for raw in wire.items or ():
+        for raw in items:
             try:
                 events.append(parse_webhook(bytes(raw)))
             except WebhookVerificationError as e:
                 raise resp.invalid(f"holds an event that does not parse: {e.reason}") from None
-        return CursorPage(
-            items=events,
-            next_cursor=wire.next_cursor,
-            prev_cursor=wire.prev_cursor,
-            has_next=bool(wire.next_page_available),
-        )
+        return events
 
 
 def _per_page(max_results: object) -> int:
@@ -400,15 +399,7 @@ class Webhooks(Resource):
 @tolerant_repr
 class _EventTypeList(_CursorList):
     route = "GET /webhooks/eventtypes"
-
-    def _page(self, resp: Response) -> CursorPage[Any]:
-        wire = resp.parse(EventTypeListWire)
-        return CursorPage(
-            items=wire.items or [],
-            next_cursor=wire.next_cursor,
-            prev_cursor=wire.prev_cursor,
-            has_next=bool(wire.next_page_available),
-        )
+    wire = EventTypeListWire
 
 
 class WebhookRenewer:

@@ -599,20 +599,36 @@ class LineItems:
         stored.line["lineItemActionReason"] = reason
         self._store.touch()
 
-    async def cancel(self, request: web.Request) -> web.Response:
+    def _opened(
+        self, request: web.Request, kind: str, refusals: tuple[str, str, str, str] | None
+    ) -> tuple[Stored, str, str, float] | web.Response:
+        """The common start of a cancel, freeze or unfreeze: the line item, the reason
+        code and text of the body (``kind``'s codes), and now; or the refusal to answer
+        (unknown line item, bad reason, or the ``refusals`` key its state calls for;
+        None: an unfreeze, refused 422.121 unless the reward is FROZEN)."""
         stored = self._store.by_line_item(request.match_info["id"])
         if stored is None:
             return self._error(request, "404.003")
-        reason = self._reason(request, current().json, "CANCEL")
+        reason = self._reason(request, current().json, kind)
         if isinstance(reason, web.Response):
             return reason
         code, text, _ = reason
         now = self._now()
-        refused = self._refusal(
-            self._state(stored, now), ("422.101", "422.102", "422.103", "422.104")
+        state = self._state(stored, now)
+        refused = (
+            self._refusal(state, refusals)
+            if refusals is not None
+            else (None if state.reward_status == "FROZEN" else "422.121")
         )
         if refused is not None:
             return self._error(request, refused)
+        return stored, code, text, now
+
+    async def cancel(self, request: web.Request) -> web.Response:
+        opened = self._opened(request, "CANCEL", ("422.101", "422.102", "422.103", "422.104"))
+        if isinstance(opened, web.Response):
+            return opened
+        stored, code, text, now = opened
         stored.cancelled_at = now
         self._accounts.refund(stored)
         self._record(stored, "CANCEL", text, now)
@@ -620,35 +636,20 @@ class LineItems:
         return respond("Accepted", 202)
 
     async def freeze(self, request: web.Request) -> web.Response:
-        stored = self._store.by_line_item(request.match_info["id"])
-        if stored is None:
-            return self._error(request, "404.003")
-        reason = self._reason(request, current().json, "FREEZE")
-        if isinstance(reason, web.Response):
-            return reason
-        code, text, _ = reason
-        now = self._now()
-        refused = self._refusal(
-            self._state(stored, now), ("422.111", "422.112", "422.113", "422.114")
-        )
-        if refused is not None:
-            return self._error(request, refused)
+        opened = self._opened(request, "FREEZE", ("422.111", "422.112", "422.113", "422.114"))
+        if isinstance(opened, web.Response):
+            return opened
+        stored, code, text, now = opened
         stored.frozen = True
         self._record(stored, "FREEZE", text, now)
         self._reward_event(stored, "FREEZE", "FROZEN", now, code=code, reason=text)
         return respond("Accepted", 202)
 
     async def unfreeze(self, request: web.Request) -> web.Response:
-        stored = self._store.by_line_item(request.match_info["id"])
-        if stored is None:
-            return self._error(request, "404.003")
-        reason = self._reason(request, current().json, "UNFREEZE")
-        if isinstance(reason, web.Response):
-            return reason
-        code, text, _ = reason
-        now = self._now()
-        if self._state(stored, now).reward_status != "FROZEN":
-            return self._error(request, "422.121")
+        opened = self._opened(request, "UNFREEZE", None)
+        if isinstance(opened, web.Response):
+            return opened
+        stored, code, text, now = opened
         stored.frozen = False
         self._record(stored, "UNFREEZE", text, now)
         self._reward_event(stored, "UNFREEZE", "UNFROZEN", now, code=code, reason=text)

@@ -14,6 +14,7 @@ from decimal import Decimal
 import msgspec
 
 from .orders import AwareDatetime, Money, Order, RecipientView, Reward, Sender, _Wire
+from .webhooks import masked_repr
 
 __all__ = [
     "LineItem",
@@ -166,12 +167,7 @@ class ReissuedLineItem(Order, kw_only=True, gc=False):
 
     def __repr__(self) -> str:
         # The instructions may hold the redemption link or code: masked, as Reward does.
-        shown = (
-            (name, "***" if name == "redemption_instructions" and value is not None else value)
-            for name in self.__struct_fields__
-            for value in (getattr(self, name),)
-        )
-        return "ReissuedLineItem(" + ", ".join(f"{n}={v!r}" for n, v in shown) + ")"
+        return masked_repr(self, "redemption_instructions")
 
 
 class EmbeddedUrlWire(_Wire, kw_only=True, gc=False):

@@ -39,6 +39,17 @@ __all__ = [
 _MASK = "'***'"
 
 
+def masked_repr(obj: msgspec.Struct, *secret: str) -> str:
+    """``Name(field=value, ...)`` over every field, those named in ``secret`` shown as
+    ``'***'`` when set."""
+    parts = (
+        f"{name}={_MASK if name in secret and value is not None else repr(value)}"
+        for name in obj.__struct_fields__
+        for value in (getattr(obj, name),)
+    )
+    return f"{type(obj).__name__}({', '.join(parts)})"
+
+
 class WebhookHeader(_Wire, kw_only=True):
     """A header Tango sends with every delivery (for the listener's own authentication):
     its value is shown masked."""
@@ -62,13 +73,7 @@ class WebhookSubscriptionRequest(_Wire, kw_only=True):
     payload_verification_method: str | None = None
 
     def __repr__(self) -> str:
-        key = None if self.hmac_shared_secret_key is None else "***"
-        return (
-            f"WebhookSubscriptionRequest(url={self.url!r}, headers={self.headers!r}, "
-            f"categories={self.categories!r}, event_types={self.event_types!r}, "
-            f"payload_verification_method={self.payload_verification_method!r}, "
-            f"hmac_shared_secret_key={key!r})"
-        )
+        return masked_repr(self, "hmac_shared_secret_key")
 
 
 class WebhookExpiry(_Wire, kw_only=True, gc=False):
@@ -94,14 +99,7 @@ class Webhook(_Wire, kw_only=True, gc=False):
     payload_verification_method: str | None = None
 
     def __repr__(self) -> str:
-        key = None if self.hmac_shared_secret_key is None else "***"
-        return (
-            f"Webhook(webhook_id={self.webhook_id!r}, url={self.url!r}, "
-            f"categories={self.categories!r}, event_types={self.event_types!r}, "
-            f"payload_verification_method={self.payload_verification_method!r}, "
-            f"expires_at={self.expires_at!r}, headers={self.headers!r}, "
-            f"hmac_shared_secret_key={key!r})"
-        )
+        return masked_repr(self, "hmac_shared_secret_key")
 
 
 class CursorPageWire(_Wire, kw_only=True, gc=False):
