@@ -62,7 +62,7 @@ from .._validation import plain_decimal
 from ..types.enums import KNOWN_LINE_ITEM_STATUSES, KNOWN_ORDER_STATUSES
 from ..types.orders import Order
 from ._journal import FINAL_STATUSES, Journal, JournalRow, RowState, StatusRecord
-from ._report import ReportError, csv_cell
+from ._report import ReportError, csv_cell, report_format
 
 __all__ = [
     "CATEGORIES",
@@ -984,12 +984,8 @@ def write_reconcile_report(
     :func:`~tango_async.bulk.write_report`). The CSV is spreadsheet-safe unless
     ``csv_raw``. ValidationError for a bad ``format``; ReportError when it cannot be
     written (the journal keeps every record)."""
-    if format is not None and format not in ("csv", "jsonl"):
-        raise ValidationError("format", "must be 'csv' or 'jsonl'")
-    if not isinstance(csv_raw, bool):
-        raise ValidationError("csv_raw", "must be a bool")
+    fmt = report_format(path, format, csv_raw)
     out = Path(path)
-    fmt = format or ("jsonl" if out.suffix.lower() in (".jsonl", ".ndjson", ".json") else "csv")
     try:
         with out.open("w", encoding="utf-8", newline="") as f:
             if fmt == "jsonl":

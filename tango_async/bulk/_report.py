@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -120,6 +121,18 @@ def report_rows(source: Journal | Iterable[RowResult]) -> Iterator[dict[str, Any
         }
 
 
+def report_format(path: str | os.PathLike[str], format: str | None, csv_raw: object) -> str:
+    """The format a results file is written in: ``format`` ("csv" or "jsonl"), else
+    "jsonl" for a .jsonl / .ndjson / .json ``path`` and "csv" otherwise. ValidationError
+    for another ``format`` or a non-bool ``csv_raw`` (before anything is written)."""
+    if format is not None and format not in ("csv", "jsonl"):
+        raise ValidationError("format", "must be 'csv' or 'jsonl'")
+    if not isinstance(csv_raw, bool):
+        raise ValidationError("csv_raw", "must be a bool")
+    suffix = Path(path).suffix.lower()
+    return format or ("jsonl" if suffix in (".jsonl", ".ndjson", ".json") else "csv")
+
+
 def write_report(
     source: Journal | Iterable[RowResult],
     path: str | Path,
@@ -137,12 +150,8 @@ def write_report(
     ValidationError for a ``format`` other than ``csv``/``jsonl`` or a non-bool
     ``csv_raw`` (nothing written); ReportError (naming the file and the cause) when the
     file cannot be written."""
-    if format is not None and format not in ("csv", "jsonl"):
-        raise ValidationError("format", "must be 'csv' or 'jsonl'")
-    if not isinstance(csv_raw, bool):
-        raise ValidationError("csv_raw", "must be a bool")
+    fmt = report_format(path, format, csv_raw)
     path = Path(path)
-    fmt = format or ("jsonl" if path.suffix.lower() in (".jsonl", ".ndjson", ".json") else "csv")
     try:
         with path.open("w", encoding="utf-8", newline="") as f:
             if fmt == "jsonl":

@@ -595,22 +595,9 @@ async def drive_reconcile(
     """Run ``reconciler`` with progress, Ctrl-C handling (the first stops it after the
     lookups in flight, the second at once), the results file and the summary; return the
     exit code."""
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    interrupts = 0
-
-    def on_interrupt() -> None:
-        nonlocal interrupts
-        interrupts += 1
-        if interrupts == 1:
-            reconciler.stop()
-            echo_err("\nstopping after the lookups in flight (Ctrl-C again to stop now)")
-        elif task is not None:
-            task.cancel()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, on_interrupt)
+    _catch_interrupts(
+        reconciler.stop, "\nstopping after the lookups in flight (Ctrl-C again to stop now)"
+    )
     latest: list[ReconcileProgress] = []
 
     def line() -> str:
@@ -644,9 +631,7 @@ async def drive_reconcile(
     except asyncio.CancelledError:
         aborted = True
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
+        _release_interrupts()
         await reconciler.close()
     if result is None:  # cancelled: what the journal holds now
         result = build_report(reconciler.journal)
@@ -683,22 +668,9 @@ async def drive(
     """Run ``job`` with progress on the terminal (or log lines), Ctrl-C handling, the
     report (spreadsheet-safe CSV unless ``csv_raw``) and the summary; return the exit
     code."""
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    interrupts = 0
-
-    def on_interrupt() -> None:
-        nonlocal interrupts
-        interrupts += 1
-        if interrupts == 1:
-            job.stop()
-            echo_err("\nstopping after the requests in flight (Ctrl-C again to abort now)")
-        elif task is not None:
-            task.cancel()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, on_interrupt)
+    _catch_interrupts(
+        job.stop, "\nstopping after the requests in flight (Ctrl-C again to abort now)"
+    )
     aborted = False
     fatal: TangoError | None = None
     try:
@@ -708,9 +680,7 @@ async def drive(
     except JournalError as e:  # the journal could not be written: the job stopped
         fatal = e
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
+        _release_interrupts()
     opened = job.journal
     assert opened is not None
     try:
@@ -822,3 +792,31 @@ def _duration(seconds: float) -> str:
     h, rest = divmod(seconds, 3600)
     m, s = divmod(rest, 60)
     return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+def _catch_interrupts(stop: Callable[[], object], message: str) -> None:
+    """Ctrl-C (or SIGTERM) once: ``stop()`` (finish what is in flight) and say
+    ``message``; twice: cancel the running task. Undone by :func:`_release_interrupts`."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    interrupts = 0
+
+    def on_interrupt() -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts == 1:
+            stop()
+            echo_err(message)
+        elif task is not None:
+            task.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, on_interrupt)
+
+
+def _release_interrupts() -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(sig)
