@@ -11,11 +11,13 @@ from ._exceptions import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    CatalogUnavailableError,
     ClientClosedError,
     ConflictError,
     ErrorDetail,
     InsufficientFundsError,
     NotFoundError,
+    OAuthError,
     PermissionDeniedError,
     RateLimiterConflictError,
     RateLimitError,
@@ -23,11 +25,13 @@ from ._exceptions import (
     ResultWindowError,
     ServerError,
     TangoError,
+    TokenRateLimitError,
     UnprocessableEntityError,
     ValidationError,
     WaitTimeoutError,
     WebhookVerificationError,
 )
+from ._oauth import AccessToken, MemoryTokenCache, OAuth, TokenCache
 from ._pacing import PacingPolicy
 from ._ratelimit import LocalRateLimiter, RateLimiter, WriteGate
 from ._retry import RetryPolicy
@@ -99,8 +103,64 @@ from .types import (
     is_final_line_item_status,
     is_final_order_status,
 )
+from .types.accounts import (
+    Account,
+    BalanceAlertContact,
+    CollectionPage,
+    DeletedBalanceAlert,
+    FundingNotification,
+    LowBalanceAlert,
+    LowBalanceAlertList,
+)
+from .types.catalog import (
+    Brand,
+    BrandCategory,
+    BrandRequirements,
+    Catalog,
+    CatalogItem,
+    ChoiceProduct,
+    CostAdjustment,
+    Country,
+    CredentialType,
+    MobileCountry,
+    QuantityConstraints,
+)
+from .types.customers import Customer
+from .types.exchange_rates import ExchangeRate, ExchangeRates
 
 __all__ = [
+    # Catalog and exchange rates (issue 15)
+    "Brand",
+    "BrandCategory",
+    "BrandRequirements",
+    "Catalog",
+    "CatalogItem",
+    "CatalogUnavailableError",
+    "ChoiceProduct",
+    "CostAdjustment",
+    "Country",
+    "CredentialType",
+    "ExchangeRate",
+    "ExchangeRates",
+    "MobileCountry",
+    "QuantityConstraints",
+    # Accounts and customers (issue 15)
+    "Account",
+    "BalanceAlertContact",
+    "CollectionPage",
+    "Customer",
+    "DeletedBalanceAlert",
+    "FundingNotification",
+    "LowBalanceAlert",
+    "LowBalanceAlertList",
+    # OAuth (issue 15)
+    "AccessToken",
+    "MemoryTokenCache",
+    "OAuth",
+    "OAuthError",
+    "TokenCache",
+    "TokenRateLimitError",
+    # the rest
     "APIConnectionError",
     "APIError",
     "APIResponseValidationError",

@@ -8,12 +8,13 @@ so the constructor that received the key can drop it before raising.
 The transport turns it into a header value only inside the expression that hands the
 headers to aiohttp (:meth:`Credential.headers`), so no frame of ours holds it in a local.
 
-That value is a :class:`HeaderValue`: a ``str`` (aiohttp writes it as it is) whose repr
-is redacted. aiohttp keeps it in its request headers, the ``headers`` of its
-``request_info``, its tracing parameters and the locals of its own frames; every one of
-them renders it by repr (a traceback with captured locals, rich, loguru's ``diagnose``,
-``print(request_info)``), and so shows ``<redacted>``. Only an explicit ``str(value)``
-or concatenation gives the text back, which is what writing the header needs.
+That value is a :class:`HeaderValue` (defined in ``_repr``, shared with ``_oauth``): a
+``str`` (aiohttp writes it as it is) whose repr is redacted. aiohttp keeps it in its
+request headers, the ``headers`` of its ``request_info``, its tracing parameters and the
+locals of its own frames; every one of them renders it by repr (a traceback with
+captured locals, rich, loguru's ``diagnose``, ``print(request_info)``), and so shows
+``<redacted>``. Only an explicit ``str(value)`` or concatenation gives the text back,
+which is what writing the header needs.
 """
 
 from __future__ import annotations
@@ -24,31 +25,9 @@ from collections.abc import Mapping
 from typing import Any, NoReturn
 
 from ._exceptions import ValidationError
+from ._repr import REDACTED, HeaderValue
 
 __all__ = ["REDACTED", "Credential", "HeaderValue"]
-
-REDACTED = "<redacted>"
-
-
-class HeaderValue(str):
-    """A header value whose repr is redacted; its text (``str()``) is the real value.
-
-    Not picklable; a copy (``copy.copy``/``deepcopy``, as aioresponses makes of a
-    request's arguments) is the value itself."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return REDACTED
-
-    def __reduce_ex__(self, protocol: Any) -> NoReturn:
-        raise TypeError("a secret header value cannot be pickled")
-
-    def __copy__(self) -> HeaderValue:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> HeaderValue:
-        return self
 
 
 class Credential:

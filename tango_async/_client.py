@@ -10,6 +10,7 @@ from types import TracebackType
 import aiohttp
 
 from ._auth import Credential
+from ._cache import ReferenceCache
 from ._clock import Clock, SystemClock
 from ._constants import (
     DEFAULT_CONNECTOR_LIMIT,
@@ -26,6 +27,7 @@ from ._constants import (
 from ._cooldown import CooldownStore, LocalCooldownStore, ResendLinks
 from ._exceptions import ValidationError
 from ._logs import setup_logging
+from ._oauth import OAuth
 from ._pacing import PacingPolicy, RoutePacing
 from ._ratelimit import LocalRateLimiter, RateLimiter
 from ._requestor import Requestor
@@ -34,10 +36,18 @@ from ._transport import Transport, check_base_url
 from ._unresolved import LocalUnresolvedStore, UnresolvedStore
 from ._validation import check_max_amount, finite_number
 from .bulk._orders import BulkOrders
+from .resources.accounts import Accounts
+from .resources.catalog import Catalogs
+from .resources.choice_products import ChoiceProducts
+from .resources.customers import Customers
+from .resources.exchange_rates import ExchangeRates
 from .resources.line_items import LineItems
 from .resources.webhooks import Webhooks
 
 __all__ = ["TangoClient"]
+
+DEFAULT_CATALOG_TTL = 12 * 3600.0  # Tango: refresh the catalog at most semi-daily
+MAX_CATALOG_TTL = 7 * 86_400.0
 
 
 class TangoClient:
@@ -82,6 +92,25 @@ class TangoClient:
     is kept masked in a Credential (repr and str redacted) and becomes the Authorization
     header only inside the call that hands it to aiohttp.
 
+    ``auth`` (an :class:`~tango_async.OAuth`) calls the API with OAuth 2.0 bearer tokens
+    instead of HTTP Basic: no platform key is needed then (TANGO_PLATFORM_KEY is
+    ignored; passing ``platform_key`` too is a ValidationError), and ``platform_name``
+    (default: TANGO_PLATFORM_NAME, else the OAuth client ID) only names the platform for
+    the shared stores. Tokens are cached, renewed ahead of their expiry by a single
+    request, and renewed once after a 401 (see ``tango_async._oauth``). Its token URL
+    follows the base URL (ValidationError for a base URL that is neither SANDBOX_URL nor
+    PRODUCTION_URL and an OAuth without ``token_url``).
+
+    Reference data (issue 15): the catalog, its reference lists and the exchange rates are
+    kept in one cache per client, shared by its resources: the catalog for ``catalog_ttl``
+    seconds (default 12 hours; Tango asks platforms to refresh the catalog at most twice
+    a day and never per order; a finite number above 0, at most 7 days), the exchange
+    rates until their next daily change. ``check_catalog=True`` makes ``orders.create``
+    (bulk jobs too) check each order against the cached catalog before sending it
+    (ValidationError for an unknown or inactive utid or an amount outside the item's
+    rule, CatalogUnavailableError when the catalog cannot be fetched; nothing sent
+    either way, no rate slot spent).
+
     Raises ValidationError for a missing credential or a bad argument. A client is bound
     to the event loop it is first used in; using it after :meth:`close` or from another
     loop raises ClientClosedError.
@@ -110,19 +139,27 @@ class TangoClient:
         clock: Clock | None = None,
         ssl_context: ssl.SSLContext | None = None,
         pacing: PacingPolicy | None = None,
+        auth: OAuth | None = None,
+        check_catalog: bool = False,
+        catalog_ttl: float = DEFAULT_CATALOG_TTL,
     ) -> None:
         setup_logging()
         name = platform_name if platform_name is not None else os.environ.get("TANGO_PLATFORM_NAME")
         # The key goes straight into its masked Credential, and this frame drops it before
         # anything can raise: no traceback of a constructor error shows it in the locals.
-        credential = Credential.build(
-            name,
-            platform_key if platform_key is not None else os.environ.get("TANGO_PLATFORM_KEY"),
-        )
+        if auth is None:
+            credential: Credential | ValidationError | None = Credential.build(
+                name,
+                platform_key if platform_key is not None else os.environ.get("TANGO_PLATFORM_KEY"),
+            )
+        else:  # OAuth: bearer tokens instead of the platform key
+            credential = _oauth_problem(auth, has_key=platform_key is not None)
+            name = name or getattr(auth, "client_id", None)
         del platform_key
         if isinstance(credential, ValidationError):
             raise credential
-        assert name is not None  # build() checked it
+        if not isinstance(name, str) or not name:
+            raise ValidationError("platform_name", "must be a non-empty string")
         url = base_url if base_url is not None else os.environ.get("TANGO_BASE_URL") or SANDBOX_URL
         if not _positive(timeout):
             raise ValidationError("timeout", "must be a finite number of seconds, 0 to 86400")
@@ -170,6 +207,14 @@ class TangoClient:
             raise ValidationError("clock", "must have monotonic() and async sleep(seconds)")
         if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
             raise ValidationError("ssl_context", "must be an ssl.SSLContext")
+        if not isinstance(check_catalog, bool):
+            raise ValidationError("check_catalog", "must be True or False")
+        if not finite_number(catalog_ttl, lo=0.0, hi=MAX_CATALOG_TTL, above=True):
+            raise ValidationError(
+                "catalog_ttl",
+                "must be a finite number of seconds above 0, at most 604800 (7 days); "
+                "Tango advises refreshing the catalog at most twice a day (43200)",
+            )
         if pacing is not None and not isinstance(pacing, PacingPolicy):
             raise ValidationError("pacing", "must be a PacingPolicy")
         self.clock: Clock = clock if clock is not None else SystemClock()
@@ -195,9 +240,16 @@ class TangoClient:
             bind = getattr(shared, "bind", None)  # shared stores key by platform
             if callable(bind):
                 bind(name)
+        # OAuth: this client's use of it (ValidationError when no token URL fits base_url)
+        bearer = (
+            auth.bind(self.base_url, clock=self.clock, retry=policy, timeout=float(timeout))
+            if auth is not None
+            else None
+        )
         self._transport = Transport(
             base_url=self.base_url,
             credential=credential,
+            oauth=bearer,
             timeout=float(timeout),
             retry=policy,
             session=session,
@@ -218,11 +270,19 @@ class TangoClient:
             cooldown_store=self.cooldown_store,
             unresolved_store=self.unresolved_store,
             resend_links=ResendLinks(),  # order <-> line item pairs: one resend cooldown
+            cache=ReferenceCache(self.clock),  # catalog, exchange rates: one per client
+            catalog_ttl=float(catalog_ttl),
+            check_catalog=check_catalog,
         )
         self._resend_links = self._requestor.resend_links
         self.orders = BulkOrders(self._requestor, self.rate_limiter)
         self.line_items = LineItems(self._requestor)
         self.webhooks = Webhooks(self._requestor)
+        self.accounts = Accounts(self._requestor)
+        self.customers = Customers(self._requestor)
+        self.catalog = Catalogs(self._requestor)
+        self.choice_products = ChoiceProducts(self._requestor)
+        self.exchange_rates = ExchangeRates(self._requestor)
 
     def __repr__(self) -> str:
         # Safe on a client whose __init__ raised: a traceback with captured locals shows it.
@@ -259,6 +319,22 @@ class TangoClient:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+def _oauth_problem(auth: object, *, has_key: bool) -> ValidationError | None:
+    """Why ``auth=`` cannot be used (returned, not raised: see Credential.build), or None."""
+    if not isinstance(auth, OAuth):
+        return ValidationError(
+            "auth",
+            "must be a tango_async.OAuth (for HTTP Basic pass platform_name and platform_key)",
+        )
+    if has_key:
+        return ValidationError(
+            "auth",
+            "is ambiguous with a platform_key: pass auth= (OAuth) or platform_key (HTTP "
+            "Basic), not both",
+        )
+    return None
 
 
 def _count(value: object) -> bool:

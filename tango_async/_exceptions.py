@@ -12,11 +12,13 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "CatalogUnavailableError",
     "ClientClosedError",
     "ConflictError",
     "ErrorDetail",
     "InsufficientFundsError",
     "NotFoundError",
+    "OAuthError",
     "PermissionDeniedError",
     "RateLimitError",
     "RateLimiterConflictError",
@@ -24,6 +26,7 @@ __all__ = [
     "ResultWindowError",
     "ServerError",
     "TangoError",
+    "TokenRateLimitError",
     "UnprocessableEntityError",
     "ValidationError",
     "WaitTimeoutError",
@@ -252,6 +255,55 @@ class RateLimitError(APIError):
 
 class ServerError(APIError):
     """5xx: the server failed. An order creation may still have been processed."""
+
+
+# --- OAuth (issue 15): errors of the token endpoint -----------------------------------------
+
+
+class OAuthError(AuthenticationError):
+    """The OAuth token endpoint refused or failed to give a token; nothing was sent to
+    the API.
+
+    ``status_code`` is the token endpoint's status (0 when no answer came: it could not
+    be reached, timed out, or answered something that is not a token), ``path`` its URL's
+    path, ``error`` and ``error_description`` the RFC 6749 error fields of its answer when
+    it gave them. The message and ``body`` never hold the client secret, the password or
+    a token. An AuthenticationError, so a bulk job stops on it as on a 401."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        error: str | None = None,
+        error_description: str | None = None,
+        **kw: Any,
+    ) -> None:
+        self.error = error
+        self.error_description = error_description
+        super().__init__(message, status_code=status_code, **kw)
+
+
+class TokenRateLimitError(OAuthError):
+    """The token endpoint refused a new token: this client asked for too many today
+    (HTTP 400, "exceeded the daily rate limit"). Tango allows few new tokens per client
+    per day: share one token through a token cache (``tango_async.redis.RedisTokenCache``
+    for several processes) and renew it only near its expiry."""
+
+
+# --- catalog (issue 15): the catalog check of orders.create ----------------------------------
+
+
+class CatalogUnavailableError(TangoError):
+    """``TangoClient(check_catalog=True)`` could not get the catalog to check an order
+    against (``GET /catalogs`` failed: the cause, an APIError or APIConnectionError, is
+    ``.cause`` and ``__cause__``), so the order was not sent: no request, no rate slot. A
+    failure is remembered for a short while, so a run of orders fails fast rather than
+    fetching the catalog once per order."""
+
+    def __init__(self, message: str, *, cause: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.cause = cause
 
 
 _BY_STATUS: dict[int, type[APIError]] = {

@@ -4,9 +4,10 @@ requestor-fed services), so a resource module imports nothing above this layer."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
+from ._cache import ReferenceCache
 from ._clock import Clock
 from ._cooldown import CooldownStore, ResendLinks
 from ._retry import RetryPolicy
@@ -33,6 +34,12 @@ class Requestor:
     cooldown_store: CooldownStore
     unresolved_store: UnresolvedStore
     resend_links: ResendLinks
+    # issue 15 (catalog): the client's reference-data cache (catalog, exchange rates,
+    # reference lists), how long the catalog is kept, and whether orders.create checks
+    # each order against the cached catalog before sending
+    cache: ReferenceCache = field(default_factory=ReferenceCache)
+    catalog_ttl: float = 12 * 3600.0
+    check_catalog: bool = False
 
     @property
     def retry(self) -> RetryPolicy:

@@ -21,6 +21,14 @@ just before the headers are written. The gate runs from aiohttp's tracing signal
 (``on_request_headers_sent`` is awaited before the headers are serialised;
 ``on_request_chunk_sent`` fires, synchronously, right before the body goes out with
 them), which also tell for certain whether an attempt that failed had written anything.
+
+Auth: each attempt carries the client's HTTP Basic :class:`~tango_async._auth.Credential`,
+or, with OAuth, the bearer token its :class:`~tango_async._oauth.BearerAuth` gives for that
+attempt (cached, renewed by one request however many attempts wait). A 401 answered to
+a bearer token drops that token (unless another replaced it meanwhile) and sends the call
+once more with a new one, outside the retry budget: a 401 means the request was not
+processed, so this is safe for an order creation too (it takes a rate slot, as every
+attempt does). A second 401 is the AuthenticationError.
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ import ssl
 import time
 import zlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import aiohttp
@@ -57,6 +65,7 @@ from ._exceptions import (
     error_class_for,
 )
 from ._logs import escape
+from ._oauth import AccessToken, BearerAuth
 from ._pacing import Pace, RoutePacing
 from ._ratelimit import WriteGate
 from ._retry import OperationRetry, RetryPolicy, parse_retry_after
@@ -196,6 +205,8 @@ class Response:
     method: str
     path: str
     truncated: bool = False  # an error status's body that did not decode to its end
+    # OAuth: the (masked) token the attempt was sent with, so a 401 drops exactly that one
+    bearer: AccessToken | None = field(default=None, repr=False, compare=False)
 
     def parse(self, type_: type[T]) -> T:
         """The body decoded into ``type_``; APIResponseValidationError (with this call's
@@ -330,8 +341,18 @@ def _describe(e: BaseException) -> str:
     return name
 
 
+_URL_NOISE = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
+
+
 def check_base_url(base_url: str) -> str:
-    """The base URL without a trailing slash; plain http only for loopback hosts."""
+    """The base URL without a trailing slash; plain http only for loopback hosts; no
+    whitespace or control characters inside it (around it: dropped)."""
+    if isinstance(base_url, str):
+        base_url = base_url.strip()  # a line end read from a file is no part of it
+        if _URL_NOISE.search(base_url) is not None:
+            # yarl drops tabs, CR and LF: "https://api.tangocard.com\n.evil.com/raas/v2"
+            # would be evil.com's host, the credentials sent there
+            raise ValidationError("base_url", "must not contain whitespace or control characters")
     try:
         url = URL(base_url)
     except (TypeError, ValueError):
@@ -363,7 +384,7 @@ class Transport:
         self,
         *,
         base_url: str,
-        credential: Credential,
+        credential: Credential | None,
         timeout: float,
         retry: RetryPolicy,
         session: aiohttp.ClientSession | None,
@@ -372,7 +393,10 @@ class Transport:
         clock: Clock | None = None,
         ssl_context: ssl.SSLContext | None = None,
         pacing: RoutePacing | None = None,
+        oauth: BearerAuth | None = None,
     ) -> None:
+        if (credential is None) == (oauth is None):
+            raise ValidationError("auth", "exactly one of a credential and OAuth is needed")
         self.base_url = base_url
         self.clock: Clock = clock if clock is not None else SystemClock()
         self._ssl_context = ssl_context
@@ -382,6 +406,7 @@ class Transport:
         # The Authorization header is added by the credential inside the call that hands the
         # headers to aiohttp (see _auth): these dicts, and the locals of send(), never hold it.
         self._credential = credential
+        self._oauth = oauth  # OAuth: the bearer token of each attempt (see the module docstring)
         self._headers = {
             "Accept": "application/json",
             # Only what _Inflater decodes; each request is sent with auto_decompress=False.
@@ -508,7 +533,10 @@ class Transport:
             await self.wait(pace.slot())
         if before_send is not None:
             await self.wait(before_send())
-        if pace is not None or before_send is not None:
+        # OAuth: this attempt's token (masked), fetched or renewed when needed; an OAuthError
+        # from the token endpoint ends the call here, nothing sent to the API.
+        bearer = await self.wait(self._oauth.token(session)) if self._oauth is not None else None
+        if pace is not None or before_send is not None or bearer is not None:
             session = self.session()  # closed meanwhile: ClientClosedError, nothing sent
         tracked = _Attempt(
             pace.gate if pace is not None else None, body is not None, self._owner, self.wait
@@ -526,8 +554,8 @@ class Transport:
                 data=body,
                 params=params,
                 # the credential's header, made here: no local of this frame holds it
-                headers=self._credential.headers(
-                    self._post_headers if body is not None else self._headers
+                headers=self._authorized(
+                    bearer, self._post_headers if body is not None else self._headers
                 ),
                 timeout=self._client_timeout,
                 allow_redirects=False,  # never carry the Authorization header elsewhere
@@ -537,7 +565,9 @@ class Transport:
             ) as resp:
                 tracked.finish()
                 data, truncated = await self._read(resp, method, path, deadline)
-                result = Response(resp.status, resp.headers, data, method, path, truncated)
+                result = Response(
+                    resp.status, resp.headers, data, method, path, truncated, bearer=bearer
+                )
         except (TimeoutError, aiohttp.ClientError, OSError) as e:
             tracked.finish()
             self._log_attempt(method, path, None, attempt, start, None, type(e).__name__)
@@ -605,6 +635,14 @@ class Transport:
                 method, path, result.status, attempt, start, _request_id(result), None
             )
         return result
+
+    def _authorized(self, bearer: AccessToken | None, base: Mapping[str, str]) -> dict[str, str]:
+        """``base`` with this attempt's Authorization header (a HeaderValue): the bearer
+        token's, else the Basic credential's."""
+        if bearer is not None:
+            return bearer.headers(base)
+        assert self._credential is not None  # one of the two, checked by __init__
+        return self._credential.headers(base)
 
     def _connection_error(
         self, e: BaseException, method: str, path: str, *, written: bool = True
@@ -773,6 +811,7 @@ class Transport:
         )
         # A call that asks again (create after an unreadable 2xx) shares one retry budget.
         attempt = exchange.attempts if exchange is not None else 0
+        reauthorized = False  # OAuth: the one new token (and new attempt) after a 401
         while True:
             started = self.clock.monotonic()
             try:
@@ -804,6 +843,15 @@ class Transport:
                     pace.succeeded()
                 if 200 <= resp.status < 300:
                     return resp
+                if resp.status == 401 and resp.bearer is not None and not reauthorized:
+                    # The token was refused (revoked, expired early): drop it unless another
+                    # call already replaced it, and send once more with a new one. A 401
+                    # was not processed: safe even for an order creation.
+                    reauthorized = True
+                    assert self._oauth is not None
+                    await self.wait(self._oauth.invalidate(resp.bearer))
+                    log.info("%s %s: HTTP 401 with an OAuth token; renewing it, once", method, path)
+                    continue
                 error = build_api_error(resp)
                 if exchange is not None and (error.status_code >= 500 or error.status_code == 409):
                     exchange.maybe_delivered = True  # processed, or in process

@@ -24,6 +24,15 @@ import msgspec
 from ._constants import DEFAULT_MAX_AMOUNT
 from ._exceptions import ValidationError
 from ._logs import escape
+from .types.accounts import (
+    BalanceAlertContact,
+    CreateAccountRequest,
+    FundingNotification,
+    LowBalanceAlertRequest,
+    UpdateAccountRequest,
+    UpdateLowBalanceAlertRequest,
+)
+from .types.customers import CreateCustomerRequest
 from .types.enums import (
     CancelReasonCode,
     DeliveryMethod,
@@ -1127,3 +1136,490 @@ def webhook_request(
     if not creating and req == WebhookSubscriptionRequest():
         raise _fail("url", "give at least one field to update")
     return req
+
+
+# --- accounts, customers, low-balance alerts (issue 15) ----------------------------------
+# The rules of the OpenAPI description: customerIdentifier and accountIdentifier 5-100 of
+# -0-9a-zA-Z; a customer's displayName 5-100 letters, numbers, punctuation and whitespace
+# separators (Unicode categories L, N, P, Z); contactEmail an email of at most 255
+# characters (the maxLength of the contactEmail filter); currency codes three upper-case
+# letters (ISO 4217: Tango documents AUD, CAD, EUR, GBP, USD, MXN, SGD, PLN and adds
+# more, so the form is checked, not that list); account status filters one of the
+# documented statuses; maxResults 1 to 200.
+
+ACCOUNT_STATUSES = ("ACTIVE", "INACTIVE", "DISABLED", "FROZEN", "DELETED")
+CURRENCY_CODE = re.compile(r"[A-Z]{3}")
+MAX_CONTACT_EMAIL = 255
+MAX_NOTIFICATION_EMAILS = 100  # addresses of one alert or funding notification list
+MAX_ACCOUNT_RESULTS = 200
+MAX_THRESHOLD = MAX_FILTER_AMOUNT
+_CUSTOMER_NAME_CATEGORIES = frozenset("LNPZ")
+
+
+def check_customer_identifier(value: object, field: str = "customer_identifier") -> str:
+    """A customerIdentifier: 5-100 letters, digits or hyphens (ASCII)."""
+    return check_identifier(value, field)
+
+
+def check_account_identifier(value: object, field: str = "account_identifier") -> str:
+    """An accountIdentifier: 5-100 letters, digits or hyphens (ASCII)."""
+    return check_identifier(value, field)
+
+
+def check_customer_display_name(value: object, field: str = "display_name") -> str:
+    """A customer's displayName: 5-100 characters, each a letter, number, punctuation mark
+    or whitespace separator (Unicode categories L, N, P and Z)."""
+    s = check_str(value, field, required=True)
+    assert s is not None
+    check_len(s, field, 100, min_len=5)
+    for i, ch in enumerate(s):
+        if unicodedata.category(ch)[0] not in _CUSTOMER_NAME_CATEGORIES:
+            raise _fail(
+                field,
+                "must hold only letters, numbers, punctuation and spaces "
+                f"(found {ch!r} at position {i})",
+            )
+    if not s.strip():
+        raise _fail(field, "must not be blank")
+    return s
+
+
+def check_display_name(value: object, field: str, *, required: bool) -> str | None:
+    """An account's or a low-balance alert's displayName: text without control
+    characters, not blank (Tango documents no other rule for them)."""
+    s = check_str(value, field, required=required)
+    if s is not None and not s.strip():
+        raise _fail(field, "must not be empty or blank")
+    return s
+
+
+def check_contact_email(value: object, field: str, *, required: bool = False) -> str | None:
+    """An email address of at most 255 characters (the rule of :func:`check_email`'s
+    pattern)."""
+    s = check_str(value, field, required=required)
+    check_len(s, field, MAX_CONTACT_EMAIL)
+    check_pattern(s, field, EMAIL, "must be an email address like name@example.com")
+    return s
+
+
+def check_currency_code(value: object, field: str = "currency_code") -> str:
+    """A currency code: three upper-case letters (ISO 4217), e.g. USD."""
+    s = check_str(value, field, required=True)
+    assert s is not None
+    check_pattern(s, field, CURRENCY_CODE, "must be a currency code of 3 upper-case letters")
+    return s
+
+
+def check_threshold(value: object, field: str = "threshold") -> Decimal:
+    """A low-balance threshold: a finite number greater than 0, at most 10**15, with at
+    most 2 decimal places; returned in canonical wire form."""
+    d = _to_decimal(value, field)
+    if not d > 0:
+        raise _fail(field, "must be greater than 0")
+    if d > MAX_THRESHOLD:
+        raise _fail(field, f"must be at most {plain_decimal(MAX_THRESHOLD)}")
+    if -_significant(d)[1] > MAX_AMOUNT_PLACES:
+        raise _fail(
+            field, f"must have at most {MAX_AMOUNT_PLACES} decimal places (got {_shown(d)})"
+        )
+    return canonical_amount(d)
+
+
+def check_balance_filter(value: object, field: str) -> str:
+    """A balance filter (``min_balance``, ``max_balance``) as a plain query value: a finite
+    number (a balance may be below 0) of at most 10**15 in magnitude, at most 2 decimal
+    places."""
+    d = _to_decimal(value, field)
+    if abs(d) > MAX_FILTER_AMOUNT:
+        bound = plain_decimal(MAX_FILTER_AMOUNT)
+        raise _fail(field, f"must be from -{bound} to {bound}")
+    if d and -_significant(d)[1] > MAX_AMOUNT_PLACES:
+        raise _fail(
+            field, f"must have at most {MAX_AMOUNT_PLACES} decimal places (got {_shown(d)})"
+        )
+    return plain_decimal(canonical_amount(d)) if d else "0"
+
+
+def check_email_list(
+    value: object, field: str, *, allow_empty: bool, max_count: int = MAX_NOTIFICATION_EMAILS
+) -> list[str]:
+    """A list (or tuple) of distinct email addresses (compared without case), at most
+    ``max_count``; empty only with ``allow_empty``. A lone string is refused (it would
+    be read as a list of characters)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise _fail(field, f"must be a list of email addresses, not {type(value).__name__}")
+    if not value and not allow_empty:
+        raise _fail(field, "must hold at least one email address")
+    if len(value) > max_count:
+        raise _fail(field, f"must hold at most {max_count} email addresses (got {len(value)})")
+    seen: set[str] = set()
+    out: list[str] = []
+    for i, item in enumerate(value):
+        s = check_contact_email(item, f"{field}[{i}]", required=True)
+        assert s is not None
+        if s.lower() in seen:
+            raise _fail(f"{field}[{i}]", "is listed twice")
+        seen.add(s.lower())
+        out.append(s)
+    return out
+
+
+def check_balance_alert_id(value: object, field: str = "alert_id") -> str:
+    """A low-balance alert's balanceAlertID: a UUID."""
+    s = check_str(value, field, required=True)
+    assert s is not None
+    if not _UUID.fullmatch(s):
+        raise _fail(field, "must be a UUID (the balanceAlertID Tango gave the alert)")
+    return s
+
+
+def check_max_results(value: object, field: str = "max_results") -> int:
+    """``maxResults`` of an account or customer list: None (200) or 1 to 200."""
+    if value is None:
+        return MAX_ACCOUNT_RESULTS
+    return check_int(value, field, lo=1, hi=MAX_ACCOUNT_RESULTS)
+
+
+def _funding_notification(
+    value: object, contact_email: str | None, field: str = "funding_notification"
+) -> list[FundingNotification] | None:
+    """``funding_notification`` as the wire's list of addresses: None (not sent), True
+    (the contact email, as Tango's older boolean meant), False (none: an empty list), or
+    a list of email addresses."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        if not value:
+            return []
+        if contact_email is None:
+            raise _fail(
+                field,
+                "True sends funding notifications to contact_email: give contact_email too, "
+                "or a list of addresses",
+            )
+        return [FundingNotification(email_address=contact_email)]
+    emails = check_email_list(value, field, allow_empty=True)
+    return [FundingNotification(email_address=e) for e in emails]
+
+
+def customer_request(*, customer_identifier: object, display_name: object) -> CreateCustomerRequest:
+    """The checked body of ``POST /customers``."""
+    return CreateCustomerRequest(
+        customer_identifier=check_customer_identifier(customer_identifier),
+        display_name=check_customer_display_name(display_name),
+    )
+
+
+def account_request(
+    *,
+    account_identifier: object,
+    display_name: object,
+    contact_email: object,
+    currency_code: object,
+    funding_notification: object,
+) -> CreateAccountRequest:
+    """The checked body of ``POST /customers/{customerIdentifier}/accounts``."""
+    email = check_contact_email(contact_email, "contact_email", required=True)
+    name = check_display_name(display_name, "display_name", required=True)
+    assert name is not None and email is not None
+    return CreateAccountRequest(
+        account_identifier=check_account_identifier(account_identifier),
+        display_name=name,
+        contact_email=email,
+        currency_code=check_currency_code(currency_code),
+        funding_notification=_funding_notification(funding_notification, email),
+    )
+
+
+def account_update_request(
+    *, display_name: object, contact_email: object, funding_notification: object
+) -> UpdateAccountRequest:
+    """The checked body of ``PATCH /customers/{cid}/accounts/{aid}``: at least one field."""
+    email = check_contact_email(contact_email, "contact_email")
+    req = UpdateAccountRequest(
+        display_name=check_display_name(display_name, "display_name", required=False),
+        contact_email=email,
+        funding_notification=_funding_notification(funding_notification, email),
+    )
+    if req == UpdateAccountRequest():
+        raise _fail(
+            "display_name",
+            "give at least one field to update (display_name, contact_email, funding_notification)",
+        )
+    return req
+
+
+def alert_request(
+    *, display_name: object, threshold: object, emails: object
+) -> LowBalanceAlertRequest:
+    """The checked body of ``POST .../lowbalance``: a display name, a threshold above 0
+    and at least one address."""
+    name = check_display_name(display_name, "display_name", required=True)
+    assert name is not None
+    return LowBalanceAlertRequest(
+        balance_alert_display_name=name,
+        balance_alert_threshold=check_threshold(threshold),
+        balance_alert_notification=[
+            BalanceAlertContact(email_address=e)
+            for e in check_email_list(emails, "emails", allow_empty=False)
+        ],
+    )
+
+
+def alert_update_request(
+    *, display_name: object, threshold: object, emails: object
+) -> UpdateLowBalanceAlertRequest:
+    """The checked body of ``PATCH .../lowbalance/{balanceAlertID}``: at least one field;
+    ``emails`` replaces the list (an empty list clears it)."""
+    req = UpdateLowBalanceAlertRequest(
+        balance_alert_display_name=check_display_name(display_name, "display_name", required=False),
+        balance_alert_threshold=check_threshold(threshold) if threshold is not None else None,
+        balance_alert_notification=(
+            [
+                BalanceAlertContact(email_address=e)
+                for e in check_email_list(emails, "emails", allow_empty=True)
+            ]
+            if emails is not None
+            else None
+        ),
+    )
+    if req == UpdateLowBalanceAlertRequest():
+        raise _fail(
+            "display_name", "give at least one field to update (display_name, threshold, emails)"
+        )
+    return req
+
+
+def account_filters(
+    *,
+    account_number: object = None,
+    display_name: object = None,
+    status: object = None,
+    contact_email: object = None,
+    currency_code: object = None,
+    min_balance: object = None,
+    max_balance: object = None,
+    min_date_created_at: object = None,
+    max_date_created_at: object = None,
+    funding_notification_email: object = None,
+) -> list[tuple[str, str]]:
+    """The query of ``GET /accounts`` and ``GET /customers/{id}/accounts`` from their
+    filters (each None: not filtered); ``currency_code`` and ``funding_notification_email``
+    take one value or a list."""
+    query: list[tuple[str, str]] = []
+    for name, wire, value in (
+        ("account_number", "accountNumber", account_number),
+        ("display_name", "displayName", display_name),
+    ):
+        text = check_str(value, name)
+        if text is not None:
+            query.append((wire, text))
+    if status is not None:
+        if not isinstance(status, str) or status not in ACCOUNT_STATUSES:
+            raise _fail("status", f"must be one of {', '.join(ACCOUNT_STATUSES)}")
+        query.append(("status", str(status)))
+    email = check_contact_email(contact_email, "contact_email")
+    if email is not None:
+        query.append(("contactEmail", email))
+    if currency_code is not None:
+        codes = [currency_code] if isinstance(currency_code, str) else currency_code
+        if not isinstance(codes, (list, tuple)) or not codes:
+            raise _fail("currency_code", "must be a currency code or a non-empty list of them")
+        for i, code in enumerate(codes):
+            query.append(("currencyCode", check_currency_code(code, f"currency_code[{i}]")))
+    low = check_balance_filter(min_balance, "min_balance") if min_balance is not None else None
+    high = check_balance_filter(max_balance, "max_balance") if max_balance is not None else None
+    if low is not None and high is not None and Decimal(low) > Decimal(high):
+        raise _fail("min_balance", "must not be above max_balance")
+    query += [(w, v) for w, v in (("minBalance", low), ("maxBalance", high)) if v is not None]
+    query += created_range(
+        ("min_date_created_at", "minDateCreatedAt", min_date_created_at),
+        ("max_date_created_at", "maxDateCreatedAt", max_date_created_at),
+    )
+    if funding_notification_email is not None:
+        one = isinstance(funding_notification_email, str)
+        emails = check_email_list(
+            [funding_notification_email] if one else funding_notification_email,
+            "funding_notification_email",
+            allow_empty=False,
+        )
+        query += [("fundingNotificationEmail", e) for e in emails]
+    return query
+
+
+def created_range(
+    low: tuple[str, str, object], high: tuple[str, str, object]
+) -> list[tuple[str, str]]:
+    """The RFC 3339 query values of a creation-time range, each of ``low`` and ``high`` a
+    (field, wire name, value) with value None for no bound: ValidationError for a bad
+    value or a ``low`` after ``high``. A ``date`` as ``high`` includes that whole day."""
+    out: list[tuple[str, str]] = []
+    start: datetime | None = None
+    for (name, wire, value), upper in ((low, False), (high, True)):
+        if value is None:
+            continue
+        text, when = format_query_datetime(value, name, end=upper)
+        if upper and start is not None and start > when:
+            raise _fail(low[0], f"must not be after {name}")
+        start = when if not upper else start
+        out.append((wire, text))
+    return out
+
+
+# --- catalog and reference data (issue 15, catalog) ---------------------------------------
+# The query parameters of GET /catalogs (and /choiceProducts/{utid}/catalog),
+# /choiceProducts, /exchangerates and /rewardCountries, as the OpenAPI description lists
+# them; enumerated values are checked against its enums (compared case-insensitively and
+# sent as the spec spells them), text against control characters and a length.
+
+CATALOG_STATUSES = ("test", "active", "inactive", "deleted")
+REWARD_TYPES = (
+    "all", "gift card", "promo", "donation", "reward link", "payment ach", "payment card",
+    "reporting", "payment-paypal", "tango open loop", "cash equivalent", "physical gift card",
+)  # fmt: skip
+ITEM_ATTRIBUTES = ("EMAIL", "PHONE", "ADDRESS", "EMBEDDED")
+FULFILLMENT_TYPES = ("DIGITAL", "PHYSICAL")
+MAX_FILTER_TEXT = 255
+MAX_FILTER_VALUES = 100
+_COUNTRY = re.compile(r"[A-Za-z]{2,3}")
+
+
+def check_filter_text(value: object, field: str) -> str | None:
+    """A text filter: None, or a non-blank string without control characters of at most
+    255 characters."""
+    s = check_str(value, field)
+    if s is not None:
+        if not s.strip():
+            raise _fail(field, "must not be empty or blank")
+        check_len(s, field, MAX_FILTER_TEXT)
+    return s
+
+
+def _values(value: object, field: str) -> list[object]:
+    """One value or a non-empty list (or tuple) of at most 100 of them."""
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, (list, tuple)) or not values:
+        raise _fail(field, "must be a value or a non-empty list of them")
+    if len(values) > MAX_FILTER_VALUES:
+        raise _fail(field, f"must hold at most {MAX_FILTER_VALUES} values")
+    return list(values)
+
+
+def _one_of(value: object, field: str, allowed: tuple[str, ...]) -> str:
+    if isinstance(value, str):
+        for choice in allowed:
+            if value.strip().lower() == choice.lower():
+                return choice
+    raise _fail(field, f"must be one of {', '.join(repr(a) for a in allowed)}")
+
+
+def check_country(value: object, field: str = "country") -> str:
+    """A country code: 2 or 3 letters (``US``, ``USA``)."""
+    s = check_str(value, field, required=True)
+    assert s is not None
+    check_pattern(s, field, _COUNTRY, "must be a country code of 2 or 3 letters, e.g. US")
+    return s
+
+
+def catalog_query(
+    *,
+    verbose: object = None,
+    brand_key: object = None,
+    brand_name: object = None,
+    utid: object = None,
+    reward_name: object = None,
+    status: object = None,
+    reward_type: object = None,
+    currency_code: object = None,
+    country: object = None,
+    fulfillment_type: object = None,
+    item_attribute: object = None,
+    category_ids: object = None,
+) -> list[tuple[str, str]]:
+    """The query of ``GET /catalogs`` from its filters (each None: not filtered);
+    ``reward_type``, ``fulfillment_type``, ``item_attribute`` and ``category_ids`` take
+    one value or a list."""
+    query: list[tuple[str, str]] = []
+    if verbose is not None:
+        if not isinstance(verbose, bool):
+            raise _fail("verbose", "must be True or False")
+        query.append(("verbose", "true" if verbose else "false"))
+    for name, wire, value in (
+        ("brand_key", "brandKey", brand_key),
+        ("brand_name", "brandName", brand_name),
+        ("utid", "utid", utid),
+        ("reward_name", "rewardName", reward_name),
+    ):
+        text = check_filter_text(value, name)
+        if text is not None:
+            query.append((wire, text))
+    if status is not None:
+        query.append(("status", _one_of(status, "status", CATALOG_STATUSES)))
+    for name, wire, value, allowed in (
+        ("reward_type", "rewardType", reward_type, REWARD_TYPES),
+        ("fulfillment_type", "fulfillmentType", fulfillment_type, FULFILLMENT_TYPES),
+        ("item_attribute", "itemAttribute", item_attribute, ITEM_ATTRIBUTES),
+    ):
+        if value is not None:
+            for i, one in enumerate(_values(value, name)):
+                query.append((wire, _one_of(one, f"{name}[{i}]", allowed)))
+    if currency_code is not None:
+        query.append(("currencyCode", check_currency_code(currency_code)))
+    if country is not None:
+        query.append(("country", check_country(country)))
+    if category_ids is not None:
+        for i, one in enumerate(_values(category_ids, "category_ids")):
+            if not isinstance(one, str) or not _UUID.fullmatch(one):
+                raise _fail(f"category_ids[{i}]", "must be a brand category UUID")
+            query.append(("categoryIds", one))
+    return query
+
+
+def choice_product_query(
+    *, reward_name: object = None, currency_code: object = None, countries: object = None
+) -> list[tuple[str, str]]:
+    """The query of ``GET /choiceProducts`` (``countries``: one code or a list)."""
+    query: list[tuple[str, str]] = []
+    text = check_filter_text(reward_name, "reward_name")
+    if text is not None:
+        query.append(("rewardName", text))
+    if currency_code is not None:
+        query.append(("currencyCode", check_currency_code(currency_code)))
+    if countries is not None:
+        for i, one in enumerate(_values(countries, "countries")):
+            query.append(("countries", check_country(one, f"countries[{i}]")))
+    return query
+
+
+def exchange_rate_query(
+    *, base_currency: object = None, reward_currency: object = None
+) -> list[tuple[str, str]]:
+    """The query of ``GET /exchangerates`` (each: one currency code or a list)."""
+    query: list[tuple[str, str]] = []
+    for name, wire, value in (
+        ("base_currency", "baseCurrency", base_currency),
+        ("reward_currency", "rewardCurrency", reward_currency),
+    ):
+        if value is not None:
+            for i, one in enumerate(_values(value, name)):
+                query.append((wire, check_currency_code(one, f"{name}[{i}]")))
+    return query
+
+
+def reward_country_query(
+    *, countries: object = None, preferred_currencies: object = None
+) -> list[tuple[str, str]]:
+    """The query of ``GET /rewardCountries``: each filter one value or a list, sent
+    comma-separated as the spec says."""
+    query: list[tuple[str, str]] = []
+    if countries is not None:
+        codes = [
+            check_country(c, f"countries[{i}]")
+            for i, c in enumerate(_values(countries, "countries"))
+        ]
+        query.append(("countries", ",".join(codes)))
+    if preferred_currencies is not None:
+        values = _values(preferred_currencies, "preferred_currencies")
+        codes = [check_currency_code(c, f"preferred_currencies[{i}]") for i, c in enumerate(values)]
+        query.append(("preferredCurrencies", ",".join(codes)))
+    return query

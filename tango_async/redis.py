@@ -49,6 +49,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ._exceptions import RateLimiterConflictError, TangoError, ValidationError
+from ._oauth import AccessToken
 from ._ratelimit import _LEAD, Widening, checked_spacing
 from ._repr import tolerant_repr
 from ._retry import store_retry
@@ -61,7 +62,9 @@ __all__ = [
     "RedisCooldownStore",
     "RedisEventStore",
     "RedisRateLimiter",
+    "RedisTokenCache",
     "RedisUnresolvedStore",
+    "TokenCacheUnavailableError",
 ]
 
 log = logging.getLogger("tango_async")
@@ -843,3 +846,149 @@ class RedisEventStore(_RedisBacked):
         """Drop ``event_id``: a later delivery of it is taken again."""
         full = self._key("webhook_event", event_id)
         await self._call("a webhook event", lambda: self.redis.delete(full), patient=False)
+
+
+# --- OAuth tokens (issue 15) ------------------------------------------------------------------
+
+# KEYS[1]: the token entry. ARGV[1]: the fingerprint of the token to drop. Deletes the entry
+# only while it is still that token ("<fingerprint> <expires_at> <lifetime> <token>").
+_DROP_TOKEN = """
+local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. ' ' then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+class TokenCacheUnavailableError(TangoError):
+    """The shared token cache (Redis) did not answer in time; nothing was sent."""
+
+
+@tolerant_repr
+class RedisTokenCache(_RedisBacked):
+    """OAuth tokens shared through Redis by every process and host that uses one OAuth
+    identity: ``OAuth(..., token_cache=RedisTokenCache("redis://cache:6379/0"))``.
+
+    One entry per identity (``{namespace}:oauth:token:{key}``, the key a hash of token
+    URL, client ID, username and audience; never a secret), expiring with its token. The
+    token is stored as text: it is a secret, so protect the Redis (network access,
+    AUTH/ACLs, TLS) as you would the client secret.
+
+    Renewal is single flight across processes: the renewer takes a lock (``SET NX PX``
+    with a random value, ``lock_ttl`` seconds at most, released by compare-and-delete);
+    the others poll the entry every ``poll_interval`` seconds until the new token appears
+    or the lock expires (a renewer that died), and then one of them takes over. So many
+    workers starting at once make one token request, and Tango's daily token limit is
+    spent once per token lifetime, not once per process.
+
+    Redis unreachable: calls are retried for ``unavailable_timeout`` seconds, then raise
+    TokenCacheUnavailableError (nothing sent; it never falls back to asking for tokens
+    without the lock). ValidationError, before any connection is made, for
+    ``lock_ttl`` not 0.01 to 3600 seconds, ``poll_interval`` not above 0 to 60 seconds,
+    and as for every Redis store (``url_or_client``, ``namespace``,
+    ``unavailable_timeout``, ``socket_timeout``).
+    """
+
+    _unavailable = TokenCacheUnavailableError
+
+    def __init__(
+        self,
+        url_or_client: str | aioredis.Redis,
+        *,
+        namespace: str = "tango_async",
+        lock_ttl: float = 60.0,
+        poll_interval: float = 0.05,
+        unavailable_timeout: float = 10.0,
+        socket_timeout: float = 2.0,
+    ) -> None:
+        lock = _seconds(lock_ttl, "lock_ttl", lo=0.01, hi=3600.0)
+        poll = _seconds(poll_interval, "poll_interval", lo=0.0, hi=60.0, above=True)
+        super().__init__(
+            url_or_client,
+            namespace=namespace,
+            platform=None,
+            unavailable_timeout=unavailable_timeout,
+            socket_timeout=socket_timeout,
+        )
+        self.lock_ttl = lock
+        self.poll_interval = poll
+        self._drop = self.redis.register_script(_DROP_TOKEN)
+        self._unlock = self.redis.register_script(_RELEASE)
+
+    def __repr__(self) -> str:
+        return f"RedisTokenCache(prefix={self._token_key('')!r})"
+
+    def bind(self, platform_name: str) -> None:
+        """Tokens are keyed by their identity, not by platform: nothing to bind."""
+
+    def _token_key(self, key: str) -> str:
+        return f"{self.namespace}:oauth:token:{key}"
+
+    def _lock_key(self, key: str) -> str:
+        return f"{self.namespace}:oauth:lock:{key}"
+
+    async def get(self, key: str) -> AccessToken | None:
+        """The stored token, or None (none, expired, or an entry that does not read)."""
+        full = self._token_key(key)
+        raw: Any = await self._call("reading an OAuth token", lambda: self.redis.get(full))
+        if raw is None:
+            return None
+        parts = _text(raw).split(" ", 3)
+        if len(parts) != 4:
+            return None
+        try:
+            expires_at, lifetime = float(parts[1]), float(parts[2])
+        except ValueError:
+            return None
+        token = AccessToken.build(parts[3], expires_at=expires_at, lifetime=lifetime)
+        if token is None or token.fingerprint != parts[0]:
+            return None
+        return token
+
+    async def set(self, key: str, token: AccessToken) -> None:
+        """Store ``token`` for its lifetime (Redis's TTL; whether it is still fresh is
+        read from its ``expires_at`` by each client's own clock)."""
+        ms = max(1, int(token.lifetime * 1000))
+        full = self._token_key(key)
+        await self._call(
+            "storing an OAuth token",
+            lambda: self.redis.set(
+                full,
+                f"{token.fingerprint} {token.expires_at!r} {token.lifetime!r} {token.reveal()}",
+                px=ms,
+            ),
+        )
+
+    async def invalidate(self, key: str, token: AccessToken) -> None:
+        full = self._token_key(key)
+        await self._call(
+            "dropping an OAuth token",
+            lambda: self._drop(keys=[full], args=[token.fingerprint]),
+            patient=False,
+        )
+
+    async def lock(self, key: str, ttl: float) -> object | None:
+        """Take the renewal lock for ``min(ttl, lock_ttl)`` seconds: its random value, or
+        None while another holder has it."""
+        handle = secrets.token_hex(16)
+        full = self._lock_key(key)
+        ms = max(10, int(min(ttl, self.lock_ttl) * 1000))
+        got: Any = await self._call(
+            "the OAuth renewal lock", lambda: self.redis.set(full, handle, nx=True, px=ms)
+        )
+        return handle if got else None
+
+    async def unlock(self, key: str, handle: object) -> None:
+        if not isinstance(handle, str):
+            return
+        full = self._lock_key(key)
+        await self._call(
+            "the OAuth renewal lock",
+            lambda: self._unlock(keys=[full], args=[handle]),
+            patient=False,
+        )
+
+    async def wait(self, key: str, at_most: float) -> None:
+        """Sleep one poll interval (real time: other processes fill the entry)."""
+        await asyncio.sleep(min(self.poll_interval, at_most))

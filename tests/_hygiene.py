@@ -21,9 +21,11 @@ import aiohttp
 import pytest
 
 import tango_async as ta
+import tango_async._oauth as oauth
 import tango_async._transport as transport
 import tango_async.bulk
 import tango_async.redis
+from tango_async.testing import _oauth as sandbox_oauth
 from tango_async.testing import _sandbox
 
 MIN_SECRET = 8  # shorter values (a 4-digit PIN) would match innocent text
@@ -150,6 +152,42 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         return result
 
     transport.Response.parse = parse_recording  # type: ignore[method-assign]
+
+    _record_oauth_secrets()
+
+
+def _record_oauth_secrets() -> None:
+    """OAuth (issue 15): every client secret and password given to an OAuth, every token
+    a client took, and each sandbox's OAuth client secret, password and issued tokens."""
+    oauth_init = ta.OAuth.__init__
+
+    def oauth_init_recording(self: ta.OAuth, *args: Any, **kwargs: Any) -> None:
+        oauth_init(self, *args, **kwargs)
+        RECORDER.secret(args[1] if len(args) > 1 else kwargs.get("client_secret"))
+        RECORDER.secret(kwargs.get("password"))
+
+    ta.OAuth.__init__ = oauth_init_recording  # type: ignore[method-assign]
+
+    build = oauth.AccessToken.build.__func__  # type: ignore[attr-defined]
+
+    def build_recording(cls: type, text: object, **kwargs: Any) -> Any:
+        token = build(cls, text, **kwargs)
+        if token is not None:
+            RECORDER.secret(text)
+        return token
+
+    oauth.AccessToken.build = classmethod(build_recording)  # type: ignore[assignment,method-assign]
+
+    new_token = sandbox_oauth.TokenIssuer._new_token
+
+    def new_token_recording(self: sandbox_oauth.TokenIssuer) -> str:
+        token = new_token(self)
+        RECORDER.secret(token)
+        RECORDER.secret(self.client_secret)
+        RECORDER.secret(self.password)
+        return token
+
+    sandbox_oauth.TokenIssuer._new_token = new_token_recording  # type: ignore[method-assign]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -1133,3 +1133,107 @@ def exchanges(draw: st.DrawFn, calls: tuple[str, ...] = CALLS) -> Exchange:
             request_id=draw(st.one_of(st.none(), st.just("rid-1"), _ascii_text)),
         ))  # fmt: skip
     return Exchange(call, tuple(out))
+
+
+# --- accounts and customers (issue 15): success bodies of their calls, for
+# exchanges(calls=...) in tests/test_accounts.py and tests/test_customers.py; kept out
+# of CALLS (the order calls test_properties drives) -------------------------------------
+ACCOUNT_BODY: dict[str, Any] = {
+    "accountIdentifier": "acme-main-account",
+    "accountNumber": "A12345678",
+    "displayName": "Acme main",
+    "currencyCode": "USD",
+    "currentBalance": 10.0,
+    "status": "ACTIVE",
+    "contactEmail": "ops@acme.example",
+    "createdAt": "2024-05-01T12:00:00.000Z",
+    "fundingNotification": [{"emailAddress": "ops@acme.example"}],
+}
+CUSTOMER_BODY: dict[str, Any] = {
+    "customerIdentifier": "acme-customer",
+    "displayName": "Acme Corp",
+    "status": "ACTIVE",
+    "createdAt": "2024-05-01T12:00:00.000Z",
+    "accounts": [{k: v for k, v in ACCOUNT_BODY.items() if k != "currentBalance"}],
+}
+ALERT_BODY: dict[str, Any] = {
+    "balanceAlertID": "0f8fad5b-d9cb-469f-a165-70867728950e",
+    "customerIdentifier": "acme-customer",
+    "accountIdentifier": "acme-main-account",
+    "balanceAlertDisplayName": "low",
+    "balanceAlertThreshold": 10.0,
+    "balanceAlertNotification": [{"emailAddress": "ops@acme.example"}],
+    "createdAt": "2024-05-01T12:00:00.000Z",
+}
+SUCCESS_BODIES.update(
+    {
+        "account_get": ACCOUNT_BODY,
+        "account_list": {"items": [ACCOUNT_BODY], "nextPageAvailable": False},
+        "customer_get": CUSTOMER_BODY,
+        "customer_list": [CUSTOMER_BODY],
+        "alert_get": ALERT_BODY,
+        "alert_list": {
+            "page": {"number": 0, "size": 100, "totalPages": 1, "totalElements": 1},
+            "lowBalanceAlerts": [ALERT_BODY],
+        },
+    }
+)
+ACCOUNT_CALLS = ("account_get", "account_list", "customer_get", "customer_list", "alert_get",
+                 "alert_list")  # fmt: skip
+
+
+# --- catalog (issue 15, catalog): hostile catalogs for Catalog.check ------------------------
+
+CATALOG_NUMBERS = st.one_of(
+    st.none(),
+    st.integers(min_value=-(10**6), max_value=10**6),
+    st.decimals(allow_nan=False, allow_infinity=False, places=2, min_value=-(10**6),
+                max_value=10**6).map(str),
+    st.sampled_from(["NaN", "Infinity", "-Infinity", "1e400", "-0", "0.001"]),
+)  # fmt: skip
+CATALOG_TEXT = st.one_of(
+    st.none(), st.text(max_size=30), st.sampled_from(["active", "ACTIVE", "inactive", "Deleted"])
+)
+
+
+@st.composite
+def catalog_items(draw: st.DrawFn, utid: str) -> dict[str, Any]:
+    """One ItemViewVerbose, valid or hostile: any status and value type, values of every
+    JSON kind a Decimal decodes from (strings included), nulls."""
+    return {
+        "utid": utid,
+        "rewardName": draw(CATALOG_TEXT),
+        "currencyCode": draw(st.one_of(st.none(), st.sampled_from(["USD", "EUR", "usd", ""]))),
+        "status": draw(CATALOG_TEXT),
+        "valueType": draw(
+            st.one_of(
+                st.sampled_from(["FIXED_VALUE", "VARIABLE_VALUE", "variable_value"]), CATALOG_TEXT
+            )
+        ),
+        "minValue": draw(CATALOG_NUMBERS),
+        "maxValue": draw(CATALOG_NUMBERS),
+        "faceValue": draw(CATALOG_NUMBERS),
+        "isWholeAmountValueRequired": draw(st.one_of(st.none(), st.booleans())),
+        "countries": draw(st.one_of(st.none(), st.lists(st.text(max_size=3), max_size=3))),
+    }
+
+
+@st.composite
+def catalog_bodies(draw: st.DrawFn) -> dict[str, Any]:
+    """A CatalogViewVerbose of a few brands and items (utids U0, U1...; some repeated)."""
+    count = draw(st.integers(min_value=0, max_value=6))
+    items = [draw(catalog_items(f"U{draw(st.integers(0, 4))}")) for _ in range(count)]
+    return {
+        "catalogName": draw(CATALOG_TEXT),
+        "brands": [
+            {"brandKey": f"B{i}", "status": draw(CATALOG_TEXT), "items": items[i::2]}
+            for i in range(2)
+        ],
+    }
+
+
+CATALOG_AMOUNTS = st.one_of(
+    st.integers(min_value=-(10**9), max_value=10**9),
+    st.decimals(allow_nan=True, allow_infinity=True),
+    st.floats(),
+)

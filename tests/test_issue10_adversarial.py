@@ -412,7 +412,8 @@ async def test_dry_run_writes_no_journal_and_plans_the_refs_it_sends(tmp_path: P
     async with Sandbox(order_rate=None) as sb, sb.client() as tango:
         planned = [r async for r in tango.orders.submit_many(reqs, journal=path, dry_run=True)]
         assert {r.outcome for r in planned} == {"planned"} and not path.exists()
-        assert sb.requests == []
+        # only the pre-flight's reads (catalog, account): nothing sent
+        assert _posts(sb) == 0 and all(r.method == "GET" for r in sb.requests)
         sent = [r async for r in tango.orders.submit_many(reqs, journal=path)]
         assert sorted(r.external_ref_id for r in sent) == sorted(r.external_ref_id for r in planned)
         assert {r.outcome for r in sent} == {"created"}

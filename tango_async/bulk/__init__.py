@@ -9,6 +9,8 @@
         ...
     # after a crash, the rest, with the same externalRefIDs:
     job = BulkJob.resume(tango, Journal.open("rewards.journal"))
+    # before anything is sent, the job checks the catalog rules and each account's
+    # balance (BalanceCheckError when one cannot cover its rows): job.checked
     # later: what became of every order (delivered, failed, pending, needs action)
     report = await reconcile(tango, "rewards.journal", wait=True, timeout=3600)
 """
@@ -19,6 +21,7 @@ from ._job import (
     BulkJob,
     BulkValidationError,
     Plan,
+    PreflightHook,
     Progress,
     RowResult,
     SystemicStop,
@@ -36,6 +39,15 @@ from ._journal import (
     StatusRecord,
 )
 from ._orders import BulkOrders
+from ._preflight import (
+    AccountCheck,
+    BalanceCheckError,
+    CostLine,
+    Preflight,
+    PreflightClient,
+    preflight_lines,
+    run_preflight,
+)
 from ._reconcile import (
     RECONCILE_FIELDS,
     EventResult,
@@ -52,10 +64,13 @@ __all__ = [
     "FORMULA_TRIGGERS",
     "RECONCILE_FIELDS",
     "REPORT_FIELDS",
+    "AccountCheck",
+    "BalanceCheckError",
     "BulkClient",
     "BulkJob",
     "BulkOrders",
     "BulkValidationError",
+    "CostLine",
     "EventResult",
     "InputFileError",
     "InputRow",
@@ -65,6 +80,9 @@ __all__ = [
     "JournalMismatchError",
     "JournalRow",
     "Plan",
+    "Preflight",
+    "PreflightClient",
+    "PreflightHook",
     "Progress",
     "ReconcileProgress",
     "ReconcileReport",
@@ -82,8 +100,10 @@ __all__ = [
     "detect_format",
     "file_digest",
     "plan_rows",
+    "preflight_lines",
     "read_orders",
     "reconcile",
+    "run_preflight",
     "summary",
     "write_reconcile_report",
     "write_report",

@@ -13,6 +13,14 @@ journal (after kill -9, Ctrl-C or a power cut) skips DONE rows and re-sends the 
 the same externalRefID, which the API answers with the existing order: exactly one order
 per row. Rows whose outcome is unknown go first.
 
+**Pre-flight.** A job built with a pre-flight (``submit_many`` builds one by default;
+see :mod:`tango_async.bulk._preflight`) runs it before its first order, once: rows the
+catalog refuses become invalid rows (BulkValidationError, nothing sent, unless
+``skip_invalid``), and an account whose balance cannot cover its rows refuses the whole
+job (BalanceCheckError, nothing sent, no journal made) unless the balance check is off.
+The journal is created only after it, holding the pre-flight record. A resumed job runs
+no pre-flight: its journal shows the one it started with.
+
 **Stops.** An answer that no later row can escape (401, 403, 402, a frozen account) stops
 the job at once: nothing more is sent, the row goes back to PENDING, and
 :attr:`BulkJob.stopped_by` says why. A journal that cannot be written stops the job too;
@@ -27,7 +35,7 @@ import logging
 import re
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +73,7 @@ from ._journal import (
     JournalRow,
     RowState,
 )
+from ._preflight import BalanceCheckError, Preflight
 
 if TYPE_CHECKING:
     from decimal import Decimal
@@ -90,6 +99,7 @@ __all__ = [
     "BulkJob",
     "BulkValidationError",
     "Plan",
+    "PreflightHook",
     "Progress",
     "RowResult",
     "SystemicStop",
@@ -100,6 +110,10 @@ __all__ = [
 
 log = logging.getLogger("tango_async")
 
+#: What a job calls for its pre-flight: (the rows to send, the row errors) -> Preflight.
+PreflightHook = Callable[
+    [Sequence[tuple[int, str, bytes]], Sequence[RowError]], Awaitable[Preflight]
+]
 Outcome = Literal["created", "existing", "failed", "invalid", "unknown", "pending", "planned"]
 T = TypeVar("T")
 
@@ -378,7 +392,13 @@ class BulkJob:
         already_failed: int = 0,
         unsettled: Iterable[int] = (),
         dry_run: bool = False,
+        preflight: PreflightHook | None = None,
+        balance_check: bool = True,
+        skip_invalid: bool = False,
+        create_journal: Callable[[Sequence[RowError], Preflight | None], Journal] | None = None,
     ) -> None:
+        if not isinstance(balance_check, bool):
+            raise ValidationError("balance_check", "must be True or False")
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ValidationError("concurrency", "must be an int of at least 1")
         self._client = client
@@ -399,6 +419,14 @@ class BulkJob:
         self._fatal: BaseException | None = None
         self.stopped_by: SystemicStop | None = None
         self.results: list[RowResult] = []  # in completion order
+        # issue 15: the pre-flight (run once, before the first order) and what it decides
+        self._preflight_hook = preflight
+        self._balance_check = balance_check
+        self._skip_invalid = skip_invalid
+        self._create_journal = create_journal  # a journal made after the pre-flight
+        self._preflight_ran = False
+        self._preflight_error: BaseException | None = None
+        self.checked: Preflight | None = None  # the pre-flight's report, once it ran
 
     # --- construction -------------------------------------------------------------------
 
@@ -417,11 +445,19 @@ class BulkJob:
         concurrency: int = 2,
         settings: dict[str, Any] | None = None,
         dry_run: bool = False,
+        preflight: PreflightHook | None = None,
+        balance_check: bool = True,
     ) -> BulkJob:
         """Check every row, derive externalRefIDs (see :func:`plan_rows`; ``job_id``: 0.1's
         row-number scheme) and, with ``journal`` and not ``dry_run``, create the journal.
         A dry run sends nothing: iterating it yields a ``planned`` result per row
-        (``invalid`` for invalid ones, with ``skip_invalid``)."""
+        (``invalid`` for invalid ones, with ``skip_invalid``).
+
+        ``preflight`` (see :mod:`tango_async.bulk._preflight`) is run by :meth:`preflight`
+        before the first order; the journal is then created after it (a ``journal`` path
+        that is taken is refused here all the same, JournalError), holding its record.
+        ``balance_check=False`` sends even when a balance is known to be short (the
+        pre-flight still runs and is recorded as ``skipped``)."""
         plan = (
             requests
             if isinstance(requests, Plan)
@@ -433,19 +469,36 @@ class BulkJob:
         if errors and not skip_invalid:
             raise BulkValidationError(errors)
         opened: Journal | None = None
+        later: Callable[[Sequence[RowError], Preflight | None], Journal] | None = None
         if journal is not None and not dry_run:
-            opened = Journal.create(
-                journal,
-                job_id=plan.job_id,
-                input_path=input_path,
-                input_digest=input_digest,
-                rows=plan.rows,
-                invalid=list(invalid_messages(errors).items()),
-                settings=settings or {},
-                identity=plan.identity,
-                run_label=plan.run_label,
-                ref_scheme=ROW_NUMBER_REFS if job_id is not None else CONTENT_REFS,
-            )
+            scheme = ROW_NUMBER_REFS if job_id is not None else CONTENT_REFS
+            path = journal
+
+            def create(invalid: Sequence[RowError], checked: Preflight | None) -> Journal:
+                refused = {e.row for e in invalid}
+                return Journal.create(
+                    path,
+                    job_id=plan.job_id,
+                    input_path=input_path,
+                    input_digest=input_digest,
+                    rows=[r for r in plan.rows if r[0] not in refused],
+                    invalid=list(invalid_messages(invalid).items()),
+                    settings=settings or {},
+                    # the plan's identity, catalog-refused rows included: a later submit of
+                    # the same rows (planned without the catalog) finds this journal
+                    identity=plan.identity,
+                    run_label=plan.run_label,
+                    ref_scheme=scheme,
+                    preflight=None
+                    if checked is None
+                    else checked.record(balance_check=balance_check),
+                )
+
+            if preflight is None:
+                opened = create(errors, None)
+            else:
+                Journal.check_new(path)  # refused now, not after the pre-flight
+                later = create
         return cls(
             client,
             plan.rows,
@@ -454,6 +507,10 @@ class BulkJob:
             concurrency=concurrency,
             total=len(plan.rows) + len({e.row for e in errors}),
             dry_run=dry_run,
+            preflight=preflight,
+            balance_check=balance_check,
+            skip_invalid=skip_invalid,
+            create_journal=later,
         )
 
     @classmethod
@@ -468,6 +525,10 @@ class BulkJob:
         """The rest of a journaled job, each row with its journaled externalRefID: first
         the rows whose outcome is unknown (SENDING, UNKNOWN), then PENDING ones and
         retriable FAILED ones (every FAILED one with ``retry_failed``).
+
+        No pre-flight is run (the balance check is not repeated: ``journal.preflight``
+        holds the one the job started with); rows the balance cannot cover meet the
+        API's 402, which stops the job as ever.
 
         Takes the journal's job lock first (:meth:`Journal.lock`): JournalError, and nothing
         read or changed, when another process is running its job or creating it."""
@@ -492,7 +553,58 @@ class BulkJob:
 
     @property
     def journal(self) -> Journal | None:
+        """The job's journal (None without one; for a job with a pre-flight, None until
+        :meth:`preflight` has run and created it)."""
         return self._journal
+
+    async def preflight(self) -> Preflight | None:
+        """Run the job's pre-flight (once; iterating the job runs it if this was not
+        called) and apply it: rows the catalog refuses become invalid rows (without
+        ``skip_invalid``: BulkValidationError, nothing sent, no journal); an account known
+        to be short refuses the job (BalanceCheckError, nothing sent, no journal) unless
+        the balance check is off; then the journal is created, holding the record. A dry
+        run refuses nothing: it reports. Returns the :class:`Preflight` (also kept as
+        :attr:`checked`), None for a job without one. Called again, it returns (or raises)
+        what the first call did."""
+        if self._preflight_ran:
+            if self._preflight_error is not None:
+                raise self._preflight_error
+            return self.checked
+        self._preflight_ran = True
+        try:
+            checked = await self._run_preflight()
+        except BaseException as e:
+            self._preflight_error = e
+            raise
+        return checked
+
+    async def _run_preflight(self) -> Preflight | None:
+        hook = self._preflight_hook
+        if hook is None:
+            return None
+        checked = await hook(self._rows, self._invalid)
+        self.checked = checked
+        for line in checked.lines(balance_check=self._balance_check):
+            log.info("bulk pre-flight: %s", line.strip())
+        refused = checked.catalog_invalid
+        if refused:
+            by_catalog = [e for e in checked.invalid if e.row in refused]
+            if not self._skip_invalid and not self._dry_run:
+                raise BulkValidationError(by_catalog)
+            self._rows = [r for r in self._rows if r[0] not in refused]
+            self._invalid = sorted([*self._invalid, *by_catalog], key=lambda e: e.row)
+            self._failed += len(refused)
+        if checked.short and not self._dry_run:
+            if self._balance_check:
+                raise BalanceCheckError(checked)
+            log.warning(
+                "bulk pre-flight: %d account(s) short, sending anyway (balance_check=False)",
+                len(checked.short),
+            )
+        if self._create_journal is not None and not self._dry_run:
+            self._journal = self._create_journal(self._invalid, checked)
+            self._create_journal = None
+        return checked
 
     def stop(self) -> None:
         """Finish the requests in flight, send no more, and end the iteration."""
@@ -536,6 +648,7 @@ class BulkJob:
         return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
 
     async def _run(self) -> AsyncIterator[RowResult]:
+        await self.preflight()
         for number, message in invalid_messages(self._invalid).items():
             refused = RowResult(number, "", "invalid", message=message)
             self.results.append(refused)

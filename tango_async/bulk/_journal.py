@@ -37,6 +37,14 @@ record needs no job lock: it touches only that table and the meta, in one transa
 records can be written (a webhook handler) while a job sends the rest of its rows. A
 schema-1 or -2 journal is upgraded to 3 (:meth:`Journal.lock`) before its first record.
 
+**Pre-flight.** The pre-flight a job started with (the balance check: each account's
+estimated cost, its balance, ok / skipped / warning, and when; see
+:mod:`tango_async.bulk._preflight`) is kept as JSON in the meta key ``preflight``, written
+by :meth:`Journal.create` with the rest of the meta and covered by its checksum. Like the
+``reconciled`` table it needs no new schema version: a tango_async that does not know the
+key reads and resumes such a journal as before. A journal of a job started without a
+pre-flight has no such key (:attr:`Journal.preflight` is None).
+
 **Creation and the lock.** :meth:`Journal.create` takes the job lock (``flock`` on
 ``PATH.lock``) before it writes a byte, builds the journal in ``PATH.creating`` and links
 it into place only when it is complete, fsynced; the lock passes to the job. So there is
@@ -715,6 +723,14 @@ class Journal:
         self.ref_scheme: str | None = meta.get("ref_scheme")  # None: 0.1's file-bytes refs
         self.identity: str | None = meta.get("identity")
         self.run_label: str | None = meta.get("run_label") or None
+        # issue 15: the pre-flight record the job started with (meta "preflight"), if any
+        self.preflight: dict[str, Any] | None = None
+        if "preflight" in meta:
+            try:
+                record = json.loads(meta["preflight"])
+            except ValueError as e:
+                raise JournalError(f"{path} is not a valid journal: bad preflight ({e})") from e
+            self.preflight = record if isinstance(record, dict) else None
         # Schema 3: every transition also updates the row's checksum.
         self._digests = conn.execute("PRAGMA user_version").fetchone()[0] >= 3
 
@@ -734,6 +750,7 @@ class Journal:
         identity: str = "",
         run_label: str | None = None,
         ref_scheme: str = CONTENT_REFS,
+        preflight: Mapping[str, Any] | None = None,
     ) -> Journal:
         """Create a new journal holding every row, in one transaction; refuse an existing file.
 
@@ -742,6 +759,9 @@ class Journal:
         rate, base URL...) must be JSON-serialisable and hold no credentials. ``identity``
         is the digest of the job's orders (their content-derived externalRefIDs) that a
         later submit of the same orders is recognised by; ``run_label`` the job's label.
+        ``preflight`` is the job's pre-flight record (what
+        :meth:`tango_async.bulk.Preflight.record` gives: JSON-serialisable, no credentials),
+        kept in the meta key ``preflight`` (see :attr:`preflight`).
         If anything is refused, no file is left behind.
 
         The job lock (see :meth:`lock`) is taken before the first byte is written and held
@@ -766,19 +786,16 @@ class Journal:
             settings_json = json.dumps(dict(settings), sort_keys=True, allow_nan=False)
         except (TypeError, ValueError) as e:
             raise JournalError(f"settings must be JSON-serialisable: {e}") from e
+        preflight_json: str | None = None
+        if preflight is not None:
+            _check_settings(preflight, "preflight")
+            try:
+                preflight_json = json.dumps(dict(preflight), sort_keys=True, allow_nan=False)
+            except (TypeError, ValueError) as e:
+                raise JournalError(f"preflight must be JSON-serialisable: {e}") from e
 
-        exists = JournalError(
-            f"cannot create journal {p}: the file exists (resume its job with "
-            "Journal.open(), or choose another path)"
-        )
-        if os.path.lexists(p):
-            raise exists
-        stale = [c for c in _companions(p) if c.exists()]
-        if stale:
-            raise JournalError(
-                f"cannot create journal {p}: {', '.join(map(str, stale))} exists (left by an "
-                "earlier journal of that name); move it away first"
-            )
+        exists = _exists_error(p)
+        cls.check_new(p)
         lock_file = _take_lock(p)  # before the first byte: held until the job ends
         build = _build_path(p)
         conn: sqlite3.Connection | None = None
@@ -812,6 +829,8 @@ class Journal:
                 "identity": identity,
                 "run_label": run_label or "",
             }
+            if preflight_json is not None:  # issue 15: the pre-flight the job started with
+                meta["preflight"] = preflight_json
             seen_rows: set[int] = set()
             refs: dict[str, int] = {}
 
@@ -906,6 +925,21 @@ class Journal:
             if isinstance(e, sqlite3.Error | OSError):
                 raise JournalError(f"cannot create journal {p}: {e}") from e
             raise
+
+    @staticmethod
+    def check_new(path: str | os.PathLike[str]) -> None:
+        """JournalError if :meth:`create` would refuse ``path`` now because something is
+        there (the file, or a companion an earlier journal of that name left). Changes
+        nothing; a job that creates its journal later (after its pre-flight) asks first."""
+        p = Path(path)
+        if os.path.lexists(p):
+            raise _exists_error(p)
+        stale = [c for c in _companions(p) if c.exists()]
+        if stale:
+            raise JournalError(
+                f"cannot create journal {p}: {', '.join(map(str, stale))} exists (left by an "
+                "earlier journal of that name); move it away first"
+            )
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> Journal:
@@ -1522,6 +1556,13 @@ class Journal:
     def __repr__(self) -> str:
         state = "closed" if self._conn is None else "open"
         return f"<Journal {str(self.path)!r} job_id={self.job_id!r} {state}>"
+
+
+def _exists_error(p: Path) -> JournalError:
+    return JournalError(
+        f"cannot create journal {p}: the file exists (resume its job with "
+        "Journal.open(), or choose another path)"
+    )
 
 
 def _has_table(conn: sqlite3.Connection, name: str) -> bool:

@@ -6,17 +6,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
 from .._ratelimit import RateLimiter
 from .._requestor import Requestor
+from .._validation import check_bool
+from ..resources.accounts import Accounts
+from ..resources.catalog import Catalogs
+from ..resources.exchange_rates import ExchangeRates
 from ..resources.orders import Orders
 from ..types.orders import CreateOrderRequest
-from ._inputs import InputRow
-from ._job import BulkJob
+from ._inputs import InputRow, RowError
+from ._job import BulkJob, PreflightHook
+from ._preflight import Preflight, run_preflight
 
 __all__ = ["BulkOrders"]
 
@@ -28,6 +33,17 @@ class _Sender:
     orders: Orders
     max_amount: Decimal
     rate_limiter: RateLimiter
+
+
+@dataclass(frozen=True, slots=True)
+class _Reference:
+    """The PreflightClient of a BulkOrders: the client's accounts, catalog and exchange
+    rates (sharing its requestor, so its reference cache: the catalog is not fetched
+    again when the client holds it)."""
+
+    accounts: Accounts
+    catalog: Catalogs
+    exchange_rates: ExchangeRates
 
 
 class BulkOrders(Orders):
@@ -48,6 +64,8 @@ class BulkOrders(Orders):
         job_id: str | None = None,
         concurrency: int = 2,
         skip_invalid: bool = False,
+        balance_check: bool = True,
+        preflight: bool = True,
     ) -> BulkJob:
         """A bulk order job over ``requests``; iterate it to send them and get RowResults.
 
@@ -66,7 +84,36 @@ class BulkOrders(Orders):
         ``BulkJob.resume(client, Journal.open(path))`` finishes an interrupted job with
         exactly one order per row. A 401, 403, 402 or frozen-account answer stops the job
         (``job.stopped_by``); a journal write that fails stops it with JournalError.
+
+        **Pre-flight** (``preflight=True``, the default; see
+        :mod:`tango_async.bulk._preflight`): before the first order (when the job is
+        first iterated, or ``await job.preflight()``), the job reads the client's cached
+        catalog, each account named by the rows and, if currencies differ, the exchange
+        rates. Rows the catalog refuses (unknown or inactive utid, amount outside the
+        item's rule) are invalid rows: BulkValidationError, nothing sent, or ``invalid``
+        results with ``skip_invalid``. An account whose ``current_balance`` is known not
+        to cover the estimated cost of its rows refuses the whole job with
+        BalanceCheckError (nothing sent, no journal made) unless ``balance_check=False``.
+        What cannot be read (403, 404, network) is noted in the report and refuses
+        nothing. ``job.checked`` holds the :class:`~tango_async.bulk.Preflight`; the
+        journal records it. A dry run runs it too and refuses nothing (its ``invalid``
+        results include the catalog's). ``preflight=False`` reads nothing first (no
+        catalog rules, no balance check), as before 0.3.
         """
+        check_bool(balance_check, "balance_check")
+        check_bool(preflight, "preflight")
+        hook: PreflightHook | None = None
+        if preflight:
+            requestor = self._requestor
+            reference = _Reference(
+                Accounts(requestor), Catalogs(requestor), ExchangeRates(requestor)
+            )
+
+            async def hook(
+                rows: Sequence[tuple[int, str, bytes]], invalid: Sequence[RowError]
+            ) -> Preflight:
+                return await run_preflight(reference, rows, invalid=invalid)
+
         return BulkJob.prepare(
             _Sender(self, self._requestor.max_amount, self._rate_limiter),
             requests,
@@ -76,4 +123,6 @@ class BulkOrders(Orders):
             concurrency=concurrency,
             skip_invalid=skip_invalid,
             dry_run=dry_run,
+            preflight=hook,
+            balance_check=balance_check,
         )

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 # The commands register on the group as their modules load: the group and what the
 # commands share in _common, the bulk commands in _bulk, the webhook commands in
-# _webhooks, the others in _orders.
-from . import _bulk, _orders, _webhooks
+# _webhooks, accounts / catalog / exchange-rates in _reference, the others in _orders.
+from . import _bulk, _orders, _reference, _webhooks
 from ._common import cli
 
 __all__ = ["cli"]
 
-_COMMANDS = (_bulk, _orders, _webhooks)  # imported for the commands they add to cli
+_COMMANDS = (_bulk, _orders, _reference, _webhooks)  # imported for the commands they add

@@ -16,14 +16,22 @@ from typing import Any
 
 import click
 
-from .. import TangoError
+from .. import TangoClient, TangoError
+from .._exceptions import ValidationError
 from .._logs import escape_lines
 from .._validation import (
     check_max_amount,
     plain_decimal,
 )
-from ..bulk._inputs import file_digest, read_orders
-from ..bulk._job import BulkJob, Plan, check_run_label, check_same_orders, plan_rows
+from ..bulk._inputs import RowError, file_digest, read_orders
+from ..bulk._job import (
+    BulkJob,
+    BulkValidationError,
+    Plan,
+    check_run_label,
+    check_same_orders,
+    plan_rows,
+)
 from ..bulk._journal import (
     CONTENT_REFS,
     Journal,
@@ -33,6 +41,7 @@ from ..bulk._journal import (
     _companions,
     _lock_path,
 )
+from ..bulk._preflight import BalanceCheckError, Preflight, preflight_lines, run_preflight
 from ..bulk._reconcile import (
     CATEGORIES,
     ReconcileProgress,
@@ -146,7 +155,19 @@ def _nothing_to_send(opened: Journal, file: Path) -> str:
     help="Send these rows again as NEW orders, under this label (letters, digits, . _ -). "
     "The same label twice orders nothing twice.",
 )
-@click.option("--dry-run", is_flag=True, help="Check every row and show what would be sent.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Check every row (format, and the catalog's rules where it can be read) and show "
+    "what would be sent and what it costs each account against its balance; send nothing. "
+    "Exit 2 when the balance check would refuse the job.",
+)
+@click.option(
+    "--no-balance-check",
+    is_flag=True,
+    help="Send even when an account's balance cannot cover its rows (the API then refuses "
+    "them with 402, which stops the job). The cost and balance are still shown.",
+)
 @click.option(
     "--order-rate",
     type=_ORDER_RATE,
@@ -190,6 +211,7 @@ def submit(
     journal: Path | None,
     run_label: str | None,
     dry_run: bool,
+    no_balance_check: bool,
     order_rate: float,
     max_amount: Decimal | None,
     concurrency: int,
@@ -205,6 +227,13 @@ def submit(
     --skip-invalid). Each row's externalRefID comes from its content: submitting the same
     orders again (this file re-saved, or a copy) orders nothing twice, and a corrected
     row is the only one ordered anew. Use --run-label to send the same rewards again.
+
+    Pre-flight: before the first order, the catalog's rules are checked for every row
+    (where the catalog can be read), and each account's balance against the estimated
+    cost of its rows (converted at the day's exchange rates where currencies differ). A
+    balance that cannot cover its rows refuses the job (exit 2, nothing sent) unless
+    --no-balance-check; a balance that cannot be read (403, 404) is a warning. The check
+    is recorded in the journal (``status`` shows it); ``resume`` does not repeat it.
     """
     input_path = _text(str(file.absolute()))
     path = journal or _default_journal(file, run_label)
@@ -235,7 +264,13 @@ def submit(
                 opened.close()
                 raise
         if dry_run:
-            return _dry_run(plan, file, opened)
+            to_check = plan.rows
+            if opened is not None and opened.ref_scheme == CONTENT_REFS:
+                # rows its journal already ordered would not be sent (nor paid) again
+                done = {r.external_ref_id for r in opened.rows() if r.state is RowState.DONE}
+                to_check = [r for r in plan.rows if r[1] not in done]
+            found = await _dry_preflight(settings, plan, to_check, order_rate, limit)
+            return _dry_run(plan, file, opened, found, balance_check=not no_balance_check)
         if opened is not None:
             if not _left_to_send(opened):
                 click.echo(_nothing_to_send(opened, file))
@@ -243,6 +278,7 @@ def submit(
                 opened.close()
                 return EXIT_FAILED if counts[RowState.FAILED] + counts[RowState.INVALID] else 0
             echo_err(f"journal {path} holds these orders: resuming its job")
+            _show_recorded(opened, resumed=True)
             async with connect(settings, order_rate=order_rate, **limit) as client:
                 job = BulkJob.resume(client, opened, concurrency=concurrency)
                 return await drive(job, path, out, progress_interval, csv_raw=csv_raw)
@@ -265,7 +301,31 @@ def submit(
                 skip_invalid=skip_invalid,
                 concurrency=concurrency,
                 settings=settings_saved,
+                preflight=_hook(client),
+                balance_check=not no_balance_check,
             )
+            try:
+                checked = await job.preflight()
+            except BalanceCheckError as e:
+                _echo_preflight(e.preflight, balance_check=True, err=True)
+                echo_err(f"error: {e.preflight.refusal('pass --no-balance-check')}")
+                return EXIT_USAGE
+            except BulkValidationError as e:
+                for error in e.errors:
+                    echo_err(str(error))
+                echo_err(
+                    f"{len({x.row for x in e.errors})} row(s) of {file} break the catalog's "
+                    "rules; nothing sent. Fix them, or pass --skip-invalid to send the others."
+                )
+                return EXIT_FAILED
+            if checked is not None:
+                _echo_preflight(checked, balance_check=not no_balance_check, err=True)
+                if checked.short:  # --no-balance-check
+                    echo_err(
+                        f"warning: {len(checked.short)} account(s) cannot cover their rows; "
+                        "sending anyway (--no-balance-check): the API refuses the rows past "
+                        "the balance with 402, which stops the job"
+                    )
             echo_err(f"journal: {path}")
             if skip_invalid and job.progress().failed:
                 echo_err(f"skipping {job.progress().failed} invalid row(s)")
@@ -274,12 +334,87 @@ def submit(
     run(main())
 
 
-def _dry_run(plan: Plan, file: Path, opened: Journal | None) -> int:
-    refs = [ref for _, ref, _ in plan.rows]
+def _hook(client: TangoClient) -> Any:
+    """The pre-flight a CLI job runs, on ``client``."""
+
+    async def hook(rows: Any, invalid: Any) -> Preflight:
+        return await run_preflight(client, rows, invalid=invalid)
+
+    return hook
+
+
+async def _dry_preflight(
+    settings: Settings,
+    plan: Plan,
+    rows: list[tuple[int, str, bytes]],
+    order_rate: float,
+    limit: dict[str, Any],
+) -> Preflight | str:
+    """The pre-flight of a dry run, or why there is none (no credentials: the dry run
+    still checks the format rules, offline)."""
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            client = await stack.enter_async_context(
+                connect(settings, order_rate=order_rate, **limit)
+            )
+        except ValidationError as e:
+            return (
+                f"pre-flight not run ({e.field}: {e.rule}): the catalog's rules and the "
+                "balances were not checked"
+            )
+        return await run_preflight(client, rows, invalid=plan.errors)
+    raise AssertionError("unreachable")  # pragma: no cover - the stack re-raises or returns
+
+
+def _echo_preflight(checked: Preflight, *, balance_check: bool, err: bool) -> None:
+    for line in checked.lines(balance_check=balance_check):
+        click.echo(escape_lines(line), err=err)
+
+
+def _show_recorded(opened: Journal, *, resumed: bool = False) -> None:
+    """The balance check the journal's job started with, on stderr (for ``resume``)."""
+    record = opened.preflight
+    if record is None:
+        echo_err("no balance check recorded: the job was started without a pre-flight")
+        return
+    for line in preflight_lines(record):
+        echo_err(line)
+    if resumed:
+        echo_err("(the job's balance check, as it started; a resume does not repeat it)")
+
+
+def _dry_run(
+    plan: Plan,
+    file: Path,
+    opened: Journal | None,
+    checked: Preflight | str | None = None,
+    *,
+    balance_check: bool = True,
+) -> int:
+    refused: list[RowError] = []
+    catalog_refused: frozenset[int] = frozenset()
+    if isinstance(checked, Preflight):
+        catalog_refused = checked.catalog_invalid
+        refused = [e for e in checked.invalid if e.row in catalog_refused]
+    refs = [ref for number, ref, _ in plan.rows if number not in catalog_refused]
     label = f"run label {plan.run_label}" if plan.run_label else "no run label"
     click.echo(f"dry run: {len(refs)} order(s) from {file} ({label}); nothing sent")
     if plan.errors:
         click.echo(f"{len({e.row for e in plan.errors})} invalid row(s) would be skipped")
+    if refused:
+        click.echo(
+            escape_lines(
+                f"{len(catalog_refused)} row(s) break the catalog's rules and would not be sent:"
+            )
+        )
+        for error in refused[:20]:
+            click.echo(escape_lines(f"  {error}"))
+        if len(refused) > 20:
+            click.echo(f"  ... and {len(refused) - 20} more")
+    if isinstance(checked, Preflight):
+        _echo_preflight(checked, balance_check=balance_check, err=False)
+    elif isinstance(checked, str):
+        click.echo(escape_lines(checked))
     if opened is not None:
         rows = list(opened.rows())
         opened.close()
@@ -297,11 +432,15 @@ def _dry_run(plan: Plan, file: Path, opened: Journal | None) -> int:
             f"journal {opened.path}: {sum(1 for r in refs if r in done)} of them are already "
             "ordered and would not be sent again"
         )
-    for number, ref, _ in plan.rows[:10]:
+    shown = [(n, ref) for n, ref, _ in plan.rows if n not in catalog_refused]
+    for number, ref in shown[:10]:
         click.echo(f"  row {number}: externalRefID {ref}")
     if len(refs) > 10:
         click.echo(f"  ... and {len(refs) - 10} more")
-    return EXIT_FAILED if plan.errors else EXIT_OK
+    if isinstance(checked, Preflight) and checked.short and balance_check:
+        click.echo(escape_lines(f"would be refused: {checked.refusal('pass --no-balance-check')}"))
+        return EXIT_USAGE
+    return EXIT_FAILED if plan.errors or refused else EXIT_OK
 
 
 @cli.command()
@@ -339,7 +478,10 @@ def resume(
     csv_raw: bool,
 ) -> None:
     """Finish the job of JOURNAL: rows whose outcome is unknown first (re-sent with their
-    externalRefID, which settles them), then the rest; done rows are skipped."""
+    externalRefID, which settles them), then the rest; done rows are skipped.
+
+    The balance check is not run again: the one the job started with is shown (rows a
+    balance cannot cover get the API's 402, which stops the job again)."""
 
     if report is not None:
         _output_path(report, "'--report'")
@@ -369,6 +511,7 @@ def resume(
             raise
         if remote:
             settings.base_url = saved_url
+        _show_recorded(opened, resumed=True)
         async with connect(settings, order_rate=rate, **limit) as client:
             job = BulkJob.resume(client, opened, retry_failed=retry_failed, concurrency=jobs)
             return await drive(job, journal, out, progress_interval, csv_raw=raw)
@@ -433,6 +576,12 @@ def status(journal: Path) -> None:
             click.echo(f"started {opened.created_at:%Y-%m-%d %H:%M:%S %Z}, {total} row(s)")
             for state in RowState:
                 click.echo(f"  {state.value.lower():<8} {counts[state]}")
+            record = opened.preflight  # issue 15: the balance check the job started with
+            if record is None:
+                click.echo("no balance check recorded (started without a pre-flight)")
+            else:
+                for line in preflight_lines(record):
+                    click.echo(escape_lines(line))
             if counts[RowState.UNKNOWN]:
                 click.echo(
                     f"{counts[RowState.UNKNOWN]} row(s) have an unknown outcome: resume "

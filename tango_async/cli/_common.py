@@ -9,7 +9,7 @@ import math
 import os
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,6 +20,7 @@ from .. import TangoClient, TangoError
 from .._constants import DEFAULT_RATE_MARGIN
 from .._exceptions import APIError, ValidationError
 from .._logs import escape_lines
+from .._oauth import DEFAULT_AUDIENCE, GRANT_TYPES, OAuth
 from ..bulk._inputs import InputFileError
 from ..bulk._job import check_run_label
 from ..bulk._journal import (
@@ -40,6 +41,40 @@ class Settings:
     sandbox: str | None
     timeout: float = 30.0
     max_retries: int = 3
+    # OAuth (issue 15): used instead of the platform key when a client ID is given
+    oauth_client_id: str | None = None
+    oauth_client_secret: str | None = field(default=None, repr=False)
+    oauth_username: str | None = None
+    oauth_password: str | None = field(default=None, repr=False)
+    oauth_grant_type: str | None = None
+    oauth_audience: str | None = None
+    oauth_token_url: str | None = None
+
+    @property
+    def oauth(self) -> bool:
+        """True when the OAuth options ask for bearer tokens."""
+        return self.oauth_client_id is not None or self.oauth_client_secret is not None
+
+
+def _oauth_for(settings: Settings, token_url: str | None) -> OAuth:
+    """The OAuth of the ``--oauth-*`` options (ValidationError, exit 2, when incomplete):
+    the password grant when a username is given and no grant type."""
+    grant = settings.oauth_grant_type or (
+        "password" if settings.oauth_username is not None else "client_credentials"
+    )
+    if settings.oauth_client_id is None:
+        raise ValidationError(
+            "oauth_client_id", "is required with --oauth-client-secret (TANGO_OAUTH_CLIENT_ID)"
+        )
+    return OAuth(
+        settings.oauth_client_id,
+        settings.oauth_client_secret,  # type: ignore[arg-type]  # OAuth says when missing
+        username=settings.oauth_username,
+        password=settings.oauth_password,
+        grant_type=grant,
+        audience=settings.oauth_audience or DEFAULT_AUDIENCE,
+        token_url=token_url,
+    )
 
 
 def echo_err(message: str) -> None:
@@ -124,11 +159,32 @@ async def connect(settings: Settings, **client_options: Any) -> AsyncIterator[Ta
         from ..testing import Sandbox
 
         rate = client_options.get("order_rate")
-        async with Sandbox(order_rate=rate or 1.0) as sandbox:
+        # OAuth: the local sandbox issues tokens to the client ID and secret given
+        oauth_options: dict[str, Any] = {}
+        if settings.oauth:
+            _oauth_for(settings, "http://127.0.0.1/oauth/token")  # complete? (exit 2 if not)
+            oauth_options = {
+                "oauth_client_id": settings.oauth_client_id,
+                "oauth_client_secret": settings.oauth_client_secret,
+                "oauth_password": settings.oauth_password,
+            }
+            if settings.oauth_username is not None:
+                oauth_options["oauth_username"] = settings.oauth_username
+        async with Sandbox(order_rate=rate or 1.0, **oauth_options) as sandbox:
             echo_err(f"local sandbox: {sandbox.base_url}")
+            if settings.oauth:
+                client_options["auth"] = _oauth_for(settings, sandbox.oauth_token_url)
             async with sandbox.client(**client_options) as client:
                 yield client
         return
+    if settings.oauth:
+        if settings.platform_key is not None:
+            raise ValidationError(
+                "platform_key",
+                "--platform-key and the --oauth-* options (TANGO_OAUTH_*) are both given: "
+                "use one, not both",
+            )
+        client_options["auth"] = _oauth_for(settings, settings.oauth_token_url)
     async with TangoClient(
         settings.platform_name, settings.platform_key, base_url=settings.base_url, **client_options
     ) as client:
@@ -162,6 +218,46 @@ async def connect(settings: Settings, **client_options: Any) -> AsyncIterator[Ta
     show_default=True,
     help="Retries of one call after a transient failure.",
 )
+@click.option(
+    "--oauth-client-id",
+    envvar="TANGO_OAUTH_CLIENT_ID",
+    help="Use OAuth bearer tokens of this client instead of the platform key "
+    "[env: TANGO_OAUTH_CLIENT_ID].",
+)
+@click.option(
+    "--oauth-client-secret",
+    envvar="TANGO_OAUTH_CLIENT_SECRET",
+    help="The OAuth client's secret; prefer the env var [env: TANGO_OAUTH_CLIENT_SECRET].",
+)
+@click.option(
+    "--oauth-username",
+    envvar="TANGO_OAUTH_USERNAME",
+    help="Service Account username (the password grant) [env: TANGO_OAUTH_USERNAME].",
+)
+@click.option(
+    "--oauth-password",
+    envvar="TANGO_OAUTH_PASSWORD",
+    help="Service Account password; prefer the env var [env: TANGO_OAUTH_PASSWORD].",
+)
+@click.option(
+    "--oauth-grant-type",
+    envvar="TANGO_OAUTH_GRANT_TYPE",
+    type=click.Choice(list(GRANT_TYPES)),
+    help="[env: TANGO_OAUTH_GRANT_TYPE; default: password with a username, else "
+    "client_credentials]",
+)
+@click.option(
+    "--oauth-audience",
+    envvar="TANGO_OAUTH_AUDIENCE",
+    help="Token audience: https://api.tangocard.com/ (24 h) or tango-api.bhn.com/fiveminute "
+    f"(5 min) [env: TANGO_OAUTH_AUDIENCE; default: {DEFAULT_AUDIENCE}]",
+)
+@click.option(
+    "--oauth-token-url",
+    envvar="TANGO_OAUTH_TOKEN_URL",
+    help="Token endpoint [env: TANGO_OAUTH_TOKEN_URL; default: Tango's for the sandbox "
+    "or production base URL].",
+)
 @click.option("-v", "--verbose", count=True, help="Log retries (-v) or every request (-vv).")
 @click.version_option(package_name="tango-async")
 @click.pass_context
@@ -173,14 +269,44 @@ def cli(
     sandbox: str | None,
     timeout: float,
     max_retries: int,
+    oauth_client_id: str | None,
+    oauth_client_secret: str | None,
+    oauth_username: str | None,
+    oauth_password: str | None,
+    oauth_grant_type: str | None,
+    oauth_audience: str | None,
+    oauth_token_url: str | None,
     verbose: int,
 ) -> None:
     """Send Tango rewards in bulk; look up, list, resend and follow orders and line items;
-    manage and receive webhooks."""
+    manage and receive webhooks; see accounts, the catalog and exchange rates."""
     if verbose:
         logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s")
         logging.getLogger("tango_async").setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
-    ctx.obj = Settings(platform_name, platform_key, base_url, sandbox, timeout, max_retries)
+    # OAuth (issue 15): a platform key from TANGO_PLATFORM_KEY is ignored when the --oauth-*
+    # options (or their env vars) are given, as TangoClient(auth=...) ignores it; an
+    # explicit --platform-key beside them stays ambiguous (exit 2).
+    if (
+        (oauth_client_id is not None or oauth_client_secret is not None)
+        and platform_key is not None
+        and ctx.get_parameter_source("platform_key") is click.core.ParameterSource.ENVIRONMENT
+    ):
+        platform_key = None
+    ctx.obj = Settings(
+        platform_name,
+        platform_key,
+        base_url,
+        sandbox,
+        timeout,
+        max_retries,
+        oauth_client_id=oauth_client_id,
+        oauth_client_secret=oauth_client_secret,
+        oauth_username=oauth_username,
+        oauth_password=oauth_password,
+        oauth_grant_type=oauth_grant_type,
+        oauth_audience=oauth_audience,
+        oauth_token_url=oauth_token_url,
+    )
 
 
 class _DecimalType(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click

@@ -39,6 +39,7 @@ from ..types.enums import (
 from ..types.orders import CreatedOrder, CreateOrderRequest, Order
 from ..types.resends import Resend
 from ._base import Resource
+from .catalog import check_order
 
 if TYPE_CHECKING:
     from .._requestor import Requestor
@@ -49,6 +50,13 @@ log = logging.getLogger("tango_async")
 
 DateLike = date | datetime | str
 _STORE_GRACE = 2.0  # seconds a cancelled create still gives the store to record its outcome
+
+
+class _OrderKey(msgspec.Struct):
+    """What the catalog check reads of an encoded order."""
+
+    utid: str
+    amount: Decimal
 
 
 def new_external_ref_id() -> str:
@@ -104,10 +112,18 @@ class Orders(Resource):
         carry ``external_ref_id`` and ``outcome_unknown``; closing the client while the
         call waits raises ClientClosedError; UnresolvedStoreError if the store cannot
         record the order before it is sent (nothing sent).
+
+        With ``TangoClient(check_catalog=True)`` the order is also checked against the
+        client's cached catalog (fetched once if needed, never per order): an unknown or
+        inactive utid, or an amount that is not the item's face value or outside its
+        range, is a ValidationError; a catalog that cannot be fetched a
+        CatalogUnavailableError. Nothing is sent and no rate slot is spent either way.
         """
         client = self._requestor
         store = client.unresolved_store
         wire = prepare_order(request, max_amount=client.max_amount)
+        # check_catalog: the cached catalog's rules, before any store or rate slot is touched
+        await check_order(client, wire.utid, Decimal(wire.amount))
         ref = wire.external_ref_id
         key: str | None = None
         if ref is None:
@@ -128,7 +144,7 @@ class Orders(Resource):
         self._in_flight.add(ref)
         try:
             body = encode_request(msgspec.structs.replace(wire, external_ref_id=ref))
-            return await self.send_encoded(
+            return await self._send_encoded(
                 ref, body, content_key=key, remember=True, reused=earlier is not None
             )
         finally:
@@ -168,7 +184,33 @@ class Orders(Resource):
         journal instead). ``reused``: ``ref`` was sent before with an unknown outcome, so
         only a 2xx is a definite answer. ``gate``: asked once the first rate slot is taken;
         False sends nothing (SendSkipped).
+
+        With the client's ``check_catalog``, the order's utid and amount are checked
+        against the cached catalog first, as in :meth:`create` (ValidationError or
+        CatalogUnavailableError, nothing sent, no rate slot spent), except for a
+        ``reused`` ref: that order may already exist, and only sending it again settles it.
         """
+        if self._requestor.check_catalog and not reused:
+            try:
+                key = msgspec.json.decode(body, type=_OrderKey)
+            except msgspec.DecodeError:
+                raise ValidationError("body", "must be an order encoded by encode_order") from None
+            await check_order(self._requestor, key.utid, key.amount)
+        return await self._send_encoded(
+            ref, body, content_key=content_key, remember=remember, reused=reused, gate=gate
+        )
+
+    async def _send_encoded(
+        self,
+        ref: str,
+        body: bytes,
+        *,
+        content_key: str | None = None,
+        remember: bool = False,
+        reused: bool = False,
+        gate: Callable[[], bool] | None = None,
+    ) -> CreatedOrder:
+        """:meth:`send_encoded` once the catalog check is passed (or not asked for)."""
         client = self._requestor
         store = client.unresolved_store if remember else None
         exchange = Exchange()

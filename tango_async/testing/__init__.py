@@ -16,6 +16,7 @@ Also a process (``python -m tango_async.testing --port 8080``) and a pytest plug
 from ._clock import SandboxClock
 from ._delivery import WEBHOOK_FAULTS, WebhookDelivery
 from ._faults import FAULTS
+from ._oauth import TokenRequest
 from ._sandbox import CatalogItem, Recorded, Sandbox
 from ._webhooks import EVENT_CATEGORIES
 
@@ -27,5 +28,6 @@ __all__ = [
     "Recorded",
     "Sandbox",
     "SandboxClock",
+    "TokenRequest",
     "WebhookDelivery",
 ]

@@ -215,6 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="write the PEM certificate verifying X509-signed deliveries there",
     )
+    p.add_argument(
+        "--strict-catalog",
+        action="store_true",
+        help="refuse orders that break the catalog's rules (unknown or inactive utid, an "
+        "amount outside the item's rule), as Tango does",
+    )
     p.add_argument("--platform-name", default="sandbox-platform")
     p.add_argument("--platform-key", default=None, help="default: a random key, printed")
     return p
@@ -241,6 +247,7 @@ def sandbox_from_args(args: argparse.Namespace) -> Sandbox:
         webhook_ttl=getattr(args, "webhook_ttl", 30 * _DAY),
         webhook_retry_delays=getattr(args, "webhook_retry_delays", (1.0, 2.0, 4.0)),
         webhook_timeout=getattr(args, "webhook_timeout", 10.0),
+        strict_catalog=getattr(args, "strict_catalog", False),
     )
     if getattr(args, "chaos", 0.0):
         sandbox.chaos(

@@ -1,5 +1,11 @@
 """Contract checker: HTTP requests and responses of the orders API against Tango's OpenAPI.
 
+Paths outside the ``/raas/v2`` base path (the OAuth token endpoint, ``/oauth/token``) are
+checked against Tango's auth description (``tangocard-auth-openapi.json``, shipped with
+this package too) after the corrections of AUTH_SPEC_CORRECTIONS; its request body is a
+form, passed to :meth:`ContractChecker.check_request` as a dict of its fields with
+``content_type="application/x-www-form-urlencoded"``.
+
 ``ContractChecker`` validates a parsed JSON body against the schema that Tango's OpenAPI
 description (``tangocard-openapi.json``, shipped with this package) gives for the route,
 method and status, after the corrections listed below. Each problem is one
@@ -15,6 +21,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping
 from functools import cache
 from importlib import resources
@@ -26,7 +33,14 @@ from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
-__all__ = ["SPEC_CORRECTIONS", "ContractChecker", "ContractViolation", "load_spec"]
+__all__ = [
+    "AUTH_SPEC_CORRECTIONS",
+    "SPEC_CORRECTIONS",
+    "ContractChecker",
+    "ContractViolation",
+    "load_auth_spec",
+    "load_spec",
+]
 
 SPEC_CORRECTIONS = """\
 Corrections applied to tangocard-openapi.json, all by _correct() on a deep copy:
@@ -74,6 +88,11 @@ Corrections applied to tangocard-openapi.json, all by _correct() on a deep copy:
    already lists those ranges: any 4xx/5xx status not listed for a route validates against
    ErrorInfo (createOrder lists no 500, though 5XX answers happen).
 
+9. A "pattern" with Unicode property escapes (\\p{...}), which Python's re cannot compile
+   (CreateCustomerCriteria.displayName: ^[\\p{L}\\p{N}\\p{P}\\p{Z}]{5,100}$), is dropped;
+   the length its last {m,n} gives is kept as minLength / maxLength. The character rule
+   is checked by the client and the sandbox.
+
 Done by the checker's route matching rather than in the spec:
 8. Path template parameters match any one non-empty path segment whatever their name
    ({referenceLineItemId} on the line-item resend path, {referenceLineItemID} on the other
@@ -84,7 +103,25 @@ Not corrections, for the record: formats (date-time, int32, int64) are annotatio
 (JSON Schema 2020-12 default), and query parameters are not checked.
 """
 
-__doc__ = (__doc__ or "") + "\n" + SPEC_CORRECTIONS
+AUTH_SPEC_CORRECTIONS = """\
+Corrections applied to tangocard-auth-openapi.json (POST /oauth/token), by
+_correct_auth() on a deep copy:
+
+A1. grant_type also takes "client_credentials" (Tango's pages document it beside
+    "password", the only value the description lists); username and password are
+    required only when grant_type is "password". Still required: client_id,
+    client_secret, scope (raas.all), audience (one of the two documented), grant_type.
+A2. 400 and 401 may answer application/json with the OAuth 2.0 error object of RFC 6749
+    section 5.2 ({"error": string, required; "error_description": string}), which is
+    what a token endpoint answers (the description lists text/plain with an empty
+    example; text/plain stays allowed). Any other 4xx/5xx status validates the same way.
+A3. The 200 body is typed from the description's own example, which it otherwise leaves
+    a bare object: access_token (a non-empty string) and token_type (a string) required,
+    expires_in an integer or a string of digits (the example writes "<integer>"), scope
+    a string. Unknown fields stay allowed.
+"""
+
+__doc__ = (__doc__ or "") + "\n" + SPEC_CORRECTIONS + "\n" + AUTH_SPEC_CORRECTIONS
 
 # Base URI under which the corrected spec is registered; refs inside it ("#/components/...")
 # resolve against it. Never fetched: the registry has no retriever.
@@ -117,10 +154,12 @@ class ContractViolation(NamedTuple):
         return f"{self.direction} {self.method} {self.path}{status}: {self.message}"
 
 
-def load_spec(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+def load_spec(
+    path: str | os.PathLike[str] | None = None, *, packaged: str = "tangocard-openapi.json"
+) -> dict[str, Any]:
     """Read an OpenAPI description; by default the copy shipped with ``tango_async.testing``."""
     if path is None:
-        ref = resources.files("tango_async") / "testing" / "tangocard-openapi.json"
+        ref = resources.files("tango_async") / "testing" / packaged
         text = ref.read_text(encoding="utf-8")
     else:
         text = Path(path).read_text(encoding="utf-8")
@@ -128,6 +167,11 @@ def load_spec(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     if not isinstance(spec, dict) or not isinstance(spec.get("paths"), dict):
         raise ValueError(f"{path or 'packaged spec'}: not an OpenAPI description (no paths)")
     return spec
+
+
+def load_auth_spec(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Read the OAuth token endpoint's description; by default the packaged copy."""
+    return load_spec(path, packaged="tangocard-auth-openapi.json")
 
 
 # --- corrections ---------------------------------------------------------------------------
@@ -194,6 +238,16 @@ def _correct(spec: Mapping[str, Any]) -> dict[str, Any]:
             for key, sub in properties.items():
                 if key not in keep and not _allows_null(sub):
                     properties[key] = _nullable(sub)
+
+    # 9. Patterns Python's re cannot compile (\p{..}): dropped, their {m,n} kept as lengths.
+    for schema, _ in found:
+        pattern = schema.get("pattern")
+        if isinstance(pattern, str) and "\\p{" in pattern:
+            del schema["pattern"]
+            bounds = re.search(r"\{(\d+),(\d+)\}\$?$", pattern)
+            if bounds is not None:
+                schema.setdefault("minLength", int(bounds.group(1)))
+                schema.setdefault("maxLength", int(bounds.group(2)))
 
     # 7. Unlisted 4xx/5xx statuses answer with ErrorInfo.
     if "ErrorInfo" in schemas:
@@ -305,9 +359,71 @@ def _allows_null(schema: Any) -> bool:
     return kind == "null" or (isinstance(kind, list) and "null" in kind)
 
 
+_OAUTH_ERROR = {
+    "type": "object",
+    "properties": {"error": {"type": "string"}, "error_description": {"type": "string"}},
+    "required": ["error"],
+}
+
+
+def _correct_auth(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of the auth spec with AUTH_SPEC_CORRECTIONS applied (the only place
+    that changes it). Parts a custom spec lacks are skipped."""
+    out: dict[str, Any] = copy.deepcopy(dict(spec))
+    op = out.get("paths", {}).get("/oauth/token", {}).get("post")
+    if not isinstance(op, dict):
+        return out
+    # A1. client_credentials; username and password only for the password grant.
+    form = (
+        op.get("requestBody", {})
+        .get("content", {})
+        .get("application/x-www-form-urlencoded", {})
+        .get("schema")
+    )
+    if isinstance(form, dict) and isinstance(form.get("properties"), dict):
+        grant = form["properties"].get("grant_type")
+        if isinstance(grant, dict) and isinstance(grant.get("enum"), list):
+            grant["enum"] = [*grant["enum"], "client_credentials"]
+        if isinstance(form.get("required"), list):
+            form["required"] = [r for r in form["required"] if r not in ("username", "password")]
+        form["if"] = {
+            "properties": {"grant_type": {"const": "password"}},
+            "required": ["grant_type"],
+        }
+        form["then"] = {"required": ["username", "password"]}
+    # A2. RFC 6749 error objects as JSON, on 400, 401 and any other error status.
+    responses = op.setdefault("responses", {})
+    for status in ("400", "401", "4XX", "5XX"):
+        response = responses.setdefault(status, {"description": "error (tango_async correction)"})
+        response.setdefault("content", {})["application/json"] = {
+            "schema": copy.deepcopy(_OAUTH_ERROR)
+        }
+    # A3. The 200 body's fields, from the example.
+    ok = responses.get("200", {}).get("content", {}).get("application/json")
+    if isinstance(ok, dict):
+        ok["schema"] = {
+            "type": "object",
+            "properties": {
+                "access_token": {"type": "string", "minLength": 1},
+                "token_type": {"type": "string"},
+                "expires_in": {
+                    "anyOf": [{"type": "integer"}, {"type": "string", "pattern": "^[0-9]+$"}]
+                },
+                "scope": {"type": "string"},
+            },
+            "required": ["access_token", "token_type"],
+        }
+    return out
+
+
 @cache
 def _default_compiled() -> _Compiled:
     return _Compiled(load_spec())
+
+
+@cache
+def _default_auth_compiled() -> _Compiled:
+    return _Compiled(load_auth_spec(), correct=_correct_auth)
 
 
 # --- checking ------------------------------------------------------------------------------
@@ -336,8 +452,12 @@ class _Route(NamedTuple):
 class _Compiled:
     """A corrected spec with its registry, routes and validators (built lazily, kept)."""
 
-    def __init__(self, spec: Mapping[str, Any]) -> None:
-        self.spec = _correct(spec)
+    def __init__(
+        self,
+        spec: Mapping[str, Any],
+        correct: Callable[[Mapping[str, Any]], dict[str, Any]] = _correct,
+    ) -> None:
+        self.spec = correct(spec)
         resource = DRAFT202012.create_resource(self.spec)
         self.registry: Registry[Any] = Registry().with_resource(_SPEC_URI, resource)
         by_length: dict[int, list[_Route]] = {}
@@ -406,23 +526,50 @@ class ContractChecker:
 
     ``spec=None`` uses the packaged spec (corrected once per process and shared, with its
     validators, by every checker built that way). Validators are built once per schema.
+    Paths outside ``/raas/v2`` are checked against ``auth_spec`` (None: the packaged
+    tangocard-auth-openapi.json, corrected as AUTH_SPEC_CORRECTIONS says).
     """
 
-    def __init__(self, spec: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, spec: Mapping[str, Any] | None = None, *, auth_spec: Mapping[str, Any] | None = None
+    ) -> None:
         self._compiled = _default_compiled() if spec is None else _Compiled(spec)
+        self._auth_spec = auth_spec
+        self._auth: _Compiled | None = None
 
-    def check_request(self, method: str, path: str, body: Any) -> list[ContractViolation]:
-        """Problems of a request body (parsed JSON; None: no body) for ``method path``."""
+    def _spec_for(self, path: str) -> _Compiled:
+        """The RaaS spec for paths under /raas/v2 (or that it routes), else the auth spec."""
+        if self._compiled.route(path) is not None:
+            return self._compiled
+        bare = urlsplit(path).path if "://" in path else path.split("?", 1)[0]
+        if bare == _BASE_PATH or bare.startswith(_BASE_PATH + "/"):
+            return self._compiled
+        if self._auth is None:
+            self._auth = (
+                _default_auth_compiled()
+                if self._auth_spec is None
+                else _Compiled(self._auth_spec, correct=_correct_auth)
+            )
+        return self._auth if self._auth.route(path) is not None else self._compiled
+
+    def check_request(
+        self, method: str, path: str, body: Any, *, content_type: str | None = None
+    ) -> list[ContractViolation]:
+        """Problems of a request body (parsed JSON; None: no body) for ``method path``.
+
+        ``content_type`` None means JSON; ``"application/x-www-form-urlencoded"`` checks
+        ``body`` (a dict of the form's fields) against the form schema."""
         method_u = method.upper()
 
         def violation(message: str) -> ContractViolation:
             return ContractViolation("request", method_u, path, None, message)
 
-        found = self._operation(method_u, path)
+        compiled = self._spec_for(path)
+        found = self._operation(method_u, path, compiled)
         if isinstance(found, str):
             return [violation(found)]
         op, pointer = found
-        request_body, body_pointer = self._compiled.resolve(
+        request_body, body_pointer = compiled.resolve(
             op.get("requestBody"), pointer + "/requestBody"
         )
         if not isinstance(request_body, dict):
@@ -432,13 +579,19 @@ class ContractChecker:
         if body is None:
             return [violation("a request body is required")] if request_body.get("required") else []
         content = request_body.get("content") or {}
-        media = _json_media(content)
-        if media is None:
-            return [violation(f"no JSON request body declared (only {sorted(content)})")]
+        if content_type is None:
+            media = _json_media(content)
+            if media is None:
+                return [violation(f"no JSON request body declared (only {sorted(content)})")]
+        else:
+            wanted = content_type.split(";", 1)[0].strip().lower()
+            media = next((m for m in content if m.lower() == wanted), None)
+            if media is None:
+                return [violation(f"Content-Type {content_type!r} is not among {sorted(content)}")]
         if "schema" not in content[media]:
             return []
         schema_pointer = f"{body_pointer}/content/{_escape(media)}/schema"
-        return self._validate(schema_pointer, body, violation)
+        return self._validate(schema_pointer, body, violation, compiled)
 
     def check_response(
         self,
@@ -458,7 +611,8 @@ class ContractChecker:
         def violation(message: str) -> ContractViolation:
             return ContractViolation("response", method_u, path, status, message)
 
-        found = self._operation(method_u, path)
+        compiled = self._spec_for(path)
+        found = self._operation(method_u, path, compiled)
         if isinstance(found, str):
             return [violation(found)]
         op, pointer = found
@@ -468,7 +622,7 @@ class ContractChecker:
                 break
         else:
             return [violation(f"status {status} is not documented (only {sorted(responses)})")]
-        response, response_pointer = self._compiled.resolve(
+        response, response_pointer = compiled.resolve(
             responses[key], f"{pointer}/responses/{_escape(key)}"
         )
         content = (response.get("content") if isinstance(response, dict) else None) or {}
@@ -493,13 +647,15 @@ class ContractChecker:
         if "schema" not in content[media]:
             return problems
         schema_pointer = f"{response_pointer}/content/{_escape(media)}/schema"
-        return problems + self._validate(schema_pointer, body, violation)
+        return problems + self._validate(schema_pointer, body, violation, compiled)
 
     # --- internals
 
-    def _operation(self, method: str, path: str) -> tuple[dict[str, Any], str] | str:
+    def _operation(
+        self, method: str, path: str, compiled: _Compiled | None = None
+    ) -> tuple[dict[str, Any], str] | str:
         """The operation and its JSON pointer, or why there is none."""
-        route = self._compiled.route(path)
+        route = (compiled or self._compiled).route(path)
         if route is None:
             return f"no route of the spec matches {path!r}"
         op = route.item.get(method.lower())
@@ -509,9 +665,13 @@ class ContractChecker:
         return op, f"/paths/{_escape(route.template)}/{method.lower()}"
 
     def _validate(
-        self, pointer: str, body: Any, violation: Callable[[str], ContractViolation]
+        self,
+        pointer: str,
+        body: Any,
+        violation: Callable[[str], ContractViolation],
+        compiled: _Compiled | None = None,
     ) -> list[ContractViolation]:
-        errors = list(self._compiled.validator(pointer).iter_errors(body))
+        errors = list((compiled or self._compiled).validator(pointer).iter_errors(body))
         if not errors:
             return []
         # Ordered by the offending value's place (an object before its members, orders[2]

@@ -57,6 +57,18 @@ MESSAGES = {
     "422.151": "The reward of a line item that is {0} has no embedded URL",
     "422.161": "Webhook subscription has expired; renew it first",
     "422.162": "Test event {0} is not among the subscription's event types",
+    # accounts, customers, low-balance alerts (issue 15): the sandbox's own keys
+    "404.010": "Customer not found: {0}",
+    "404.011": "Account not found: {0}",
+    "404.012": "Low balance alert not found: {0}",
+    "409.010": "A customer with customerIdentifier {0} already exists",
+    "409.011": "An account with accountIdentifier {0} already exists",
+    "409.012": "A low balance alert with threshold {0} already exists for this account",
+    # catalog (issue 15): the sandbox's own keys for Sandbox(strict_catalog=True)
+    "400.050": "Invalid utid: {0} is not in the platform's catalog",
+    "400.051": "Invalid amount: {0}",
+    "404.050": "Choice product not found",
+    "422.050": "Item {0} is not active",
     "429.001": "Order rate limit {0:g} TPS threshold reached",
     "500.001": "An unexpected error occurred",
     "503.001": "Service temporarily unavailable",

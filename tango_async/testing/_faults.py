@@ -157,6 +157,10 @@ _BEHAVIOURS: dict[str, _Behaviour] = {
         "429 Too Many Requests, i18nKey 429.001, Retry-After (option retry_after, default 1)",
         _canned("429.001", retry_after=True),
     ),
+    "401": _Behaviour(
+        "401 with Tango's error body, nothing processed (credentials or token refused)",
+        _canned("401.001"),
+    ),
     "500": _Behaviour("500 with Tango's error body, nothing processed", _canned("500.001")),
     "503": _Behaviour("503 with Tango's error body, nothing processed", _canned("503.001")),
     "502-html": _Behaviour("502 with a proxy's HTML page", _html_502),

@@ -12,8 +12,9 @@ __all__ = ["Recorded", "current", "set_current"]
 
 
 # request body fields whose values a record's repr never shows: a webhook's HMAC key, and
-# the values of its custom headers (``headers: [{name, value}]``)
-SECRET_FIELDS = ("hmacSharedSecretKey",)
+# the values of its custom headers (``headers: [{name, value}]``); the OAuth token
+# request's client secret and password (its form, recorded as a dict of its fields)
+SECRET_FIELDS = ("hmacSharedSecretKey", "client_secret", "password")
 
 
 def _redacted(body: Any) -> tuple[Any, bool]:

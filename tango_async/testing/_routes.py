@@ -79,12 +79,15 @@ class Routes:
         errors: ErrorWriter,
         *,
         on_created: Callable[[Stored], None] | None = None,
+        catalog_rule: Callable[[str, dict[str, Any]], web.Response | None] | None = None,
     ) -> None:
         self._host = host
         self._store = store
         self._accounts = accounts
         self._errors = errors
         self._on_created = on_created  # told of every order POST /orders makes
+        # the catalog's refusal of a valid order body, if any (Sandbox(strict_catalog=True))
+        self._catalog_rule = catalog_rule
         self._last_resend: dict[str, float] = {}
         self._resend_ids = itertools.count(1001)
 
@@ -112,6 +115,10 @@ class Routes:
         problems = check_order(body)
         if problems:
             return self._error(request, "400.004", errors=problems)
+        if self._catalog_rule is not None:
+            refusal = self._catalog_rule(request.path, body)
+            if refusal is not None:
+                return refusal
         ext = body.get("externalRefID")
         if ext is not None:
             existing = self._store.by_external_ref(ext)

@@ -24,14 +24,18 @@ from aiohttp import web
 
 from .._client import TangoClient
 from .._exceptions import ValidationError
+from .._oauth import OAuth
 from .._repr import tolerant_repr
 from .._validation import check_str, finite_number
+from ._accounts import Customers
+from ._catalog import CatalogData
 from ._clock import SandboxClock
 from ._delivery import Deliverer, Signer, WebhookDelivery, WebhookFaultPlan
 from ._errors import ErrorWriter
 from ._faults import CHAOS_DEFAULT, Drop, Exchange, FaultPlan, apply
 from ._line_items import LineItems
 from ._network import DelayingProxy
+from ._oauth import TOKEN_PATH, TokenIssuer, TokenRequest, check_oauth_arguments, parse_form
 from ._recorded import Recorded, set_current
 from ._routes import PREFIX, Routes
 from ._store import DEFAULT_CATALOG, Accounts, CatalogItem, OrderStore
@@ -260,11 +264,23 @@ class Sandbox:
     with the 100-per-page maximum (422.042) and the ``max_window`` result window (400.021).
 
     Accounts are funded without limit until :meth:`set_balance` (402 when short) or
-    :meth:`freeze` (422 frozen account). Orders are PENDING for ``pending_for`` seconds of
-    the sandbox clock, then COMPLETE (or FAILED: :meth:`fail_next`). :meth:`inject` and
-    :meth:`chaos` script faults; :attr:`requests` records every request. With ``contract``
-    every request and response is checked against Tango's OpenAPI description and the
-    violations collected in :attr:`contract_violations`.
+    :meth:`freeze` (422 frozen account). Customers, accounts with balances that orders
+    spend and low-balance alerts (``/customers``, ``/accounts``: see ``_accounts``) start
+    with ``sandbox-customer`` holding ``sandbox-account`` (1,000,000 USD);
+    :meth:`add_account` registers more, :meth:`fund` funds them. Orders are PENDING for
+    ``pending_for`` seconds of the sandbox clock, then COMPLETE (or FAILED:
+    :meth:`fail_next`). :meth:`inject` and :meth:`chaos` script faults; :attr:`requests`
+    records every request. With ``contract`` every request and response is checked
+    against Tango's OpenAPI description and the violations collected in
+    :attr:`contract_violations`.
+
+    The catalog and reference data (see ``_catalog``): ``GET /catalogs`` shows
+    :attr:`catalog` (a default one with variable- and fixed-value items, an inactive item,
+    EUR and CAD items), beside choice products, exchange rates that change daily at 12:30
+    UTC of the sandbox clock (:meth:`set_exchange_rate` fixes one), credential types,
+    reward and mobile countries and brand categories. Orders for any utid and amount go
+    through unless ``strict_catalog``: then they must fit the catalog (400 for an unknown
+    utid or an amount outside the item's rule, 422 for an inactive item).
 
     Line items (``/lineItems``: list, get, update, cancel, freeze, unfreeze, reissue,
     reason codes, embedded URL) live on the sandbox clock: PENDING for ``pending_for``,
@@ -314,6 +330,18 @@ class Sandbox:
     from 0 to 3600; ``webhook_timeout`` above 0 to 3600 seconds.
     :meth:`client` adds the client's own rules: its ``order_rate`` must leave at most a
     day between orders with its 5% margin (at least 1.05/86400 per second).
+
+    OAuth (see ``_oauth``): ``POST /oauth/token`` on the sandbox's own server (outside
+    /raas/v2, at :attr:`oauth_token_url`) issues bearer tokens to ``oauth_client_id`` /
+    ``oauth_client_secret`` (and, for the password grant, ``oauth_username`` /
+    ``oauth_password``; the secret and the password are generated when not given), living
+    24 hours or 5 minutes by audience on the sandbox clock, at most ``oauth_daily_limit``
+    (None: no limit) per sandbox-clock day (400 "exceeded the daily rate limit" past it).
+    The API accepts ``Authorization: Bearer <token>`` for an unexpired token beside Basic
+    (401 with ``WWW-Authenticate: Bearer`` otherwise). :attr:`token_requests` records the
+    token requests, :meth:`revoke_tokens` invalidates the tokens issued, ``inject("POST
+    /oauth/token", fault)`` scripts the token route's faults, and ``client(oauth=True)``
+    makes a client that uses OAuth.
     """
 
     def __init__(
@@ -340,7 +368,22 @@ class Sandbox:
         webhook_ttl: float = 30 * _DAY,
         webhook_retry_delays: Sequence[float] = (1.0, 2.0, 4.0),
         webhook_timeout: float = 10.0,
+        oauth_client_id: str = "sandbox-oauth-client",
+        oauth_client_secret: str | None = None,
+        oauth_username: str = "sandbox-service-account",
+        oauth_password: str | None = None,
+        oauth_daily_limit: int | None = 20,
+        strict_catalog: bool = False,
     ) -> None:
+        if not isinstance(strict_catalog, bool):  # catalog (issue 15)
+            raise ValidationError("strict_catalog", "must be True or False")
+        check_oauth_arguments(
+            client_id=oauth_client_id,
+            client_secret=oauth_client_secret,
+            username=oauth_username,
+            password=oauth_password,
+            daily_limit=oauth_daily_limit,
+        )
         _check_arguments(
             order_rate=order_rate,
             resend_cooldown=resend_cooldown,
@@ -429,8 +472,22 @@ class Sandbox:
             publish=self._webhooks.publish,
             delivery_for=delivery_for,
         )
+        # Catalog and reference data (issue 15): their routes, and the catalog's rules for
+        # orders while ``strict_catalog``
+        #: orders must fit the catalog (400 unknown utid or bad amount, 422 inactive item)
+        self.strict_catalog = strict_catalog
+        self._catalog_data = CatalogData(self, self._store, self._errors)
         self._routes = Routes(
-            self, self._store, self._accounts, self._errors, on_created=self._line_items.track
+            self,
+            self._store,
+            self._accounts,
+            self._errors,
+            on_created=self._line_items.track,
+            catalog_rule=self._catalog_data.order_refusal,
+        )
+        # Accounts and customers (issue 15): their records, alerts and routes
+        self._customers = Customers(
+            self, self._accounts, self._errors, publish=self._webhooks.publish
         )
         self._ticker: asyncio.TimerHandle | None = None
         self._last_arrival: dict[str, float] = {}  # "order" / "read": the last one accepted
@@ -441,6 +498,15 @@ class Sandbox:
         self._expected_auth = (
             "Basic "
             + base64.b64encode(f"{self.platform_name}:{self.platform_key}".encode()).decode()
+        )
+        # OAuth (issue 15): the token endpoint and the bearer tokens the API accepts
+        self._oauth = TokenIssuer(
+            self.clock,
+            client_id=oauth_client_id,
+            client_secret=oauth_client_secret or "cs-" + secrets.token_urlsafe(24),
+            username=oauth_username,
+            password=oauth_password or "pw-" + secrets.token_urlsafe(18),
+            daily_limit=oauth_daily_limit,
         )
 
     def __repr__(self) -> str:
@@ -502,6 +568,9 @@ class Sandbox:
         app = web.Application(middlewares=[self._middleware], client_max_size=4 * 1024**2)
         self._line_items.add_to(app)
         self._webhooks.add_to(app)
+        self._oauth.add_to(app)
+        self._customers.add_to(app)
+        self._catalog_data.add_to(app)
         self._routes.add_to(app)  # the catch-all 404 last
         options: dict[str, Any] = {}
         if self.keepalive_timeout is not None:
@@ -621,9 +690,64 @@ class Sandbox:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
-    def client(self, **kwargs: Any) -> TangoClient:
+    def client(self, *, oauth: bool | dict[str, Any] = False, **kwargs: Any) -> TangoClient:
         """A TangoClient for this sandbox: its URL, credentials, rate, cooldown and clock,
-        and with ``tls`` its :attr:`ssl_context`. ``kwargs`` override any of them."""
+        and with ``tls`` its :attr:`ssl_context`. ``kwargs`` override any of them.
+
+        ``oauth=True`` makes it use OAuth instead of HTTP Basic: an OAuth of this
+        sandbox's client ID and secret at :attr:`oauth_token_url`; a dict passes more
+        arguments to OAuth (``grant_type="password"`` adds this sandbox's username and
+        password; ``token_cache``, ``audience``, ``refresh_margin``...). An ``auth=``
+        of your own is used as given (without the platform name and key)."""
+        if oauth is not False or "auth" in kwargs:
+            options = dict(oauth) if isinstance(oauth, dict) else {}
+            kwargs.setdefault("auth", self.oauth(**options))
+            return self._client(None, None, kwargs)
+        return self._client(self.platform_name, self.platform_key, kwargs)
+
+    def oauth(self, **kwargs: Any) -> OAuth:
+        """An OAuth of this sandbox's client (its ID, secret and :attr:`oauth_token_url`;
+        with ``grant_type="password"`` its username and password); ``kwargs`` override
+        or add OAuth's arguments."""
+        options: dict[str, Any] = {"token_url": self.oauth_token_url}
+        if kwargs.get("grant_type") == "password":
+            options.update(username=self._oauth.username, password=self._oauth.password)
+        options.update(kwargs)
+        return OAuth(self._oauth.client_id, self._oauth.client_secret, **options)
+
+    @property
+    def oauth_token_url(self) -> str:
+        """The URL of this sandbox's token endpoint (set once started)."""
+        return self.base_url[: -len(PREFIX)] + TOKEN_PATH if self.base_url else ""
+
+    @property
+    def oauth_client_id(self) -> str:
+        return self._oauth.client_id
+
+    @property
+    def oauth_client_secret(self) -> str:
+        return self._oauth.client_secret
+
+    @property
+    def oauth_username(self) -> str:
+        return self._oauth.username
+
+    @property
+    def oauth_password(self) -> str:
+        return self._oauth.password
+
+    @property
+    def token_requests(self) -> list[TokenRequest]:
+        """Every request to ``POST /oauth/token`` (answered by the route, faults aside),
+        oldest first: client ID, grant type, audience, status, time; no secret."""
+        return self._oauth.requests
+
+    def revoke_tokens(self) -> int:
+        """Invalidate every bearer token issued so far: the API answers 401 to them (as
+        to an expired one). Returns how many there were."""
+        return self._oauth.revoke_all()
+
+    def _client(self, name: str | None, key: str | None, kwargs: dict[str, Any]) -> TangoClient:
         options: dict[str, Any] = {
             "resend_cooldown": self.resend_cooldown,
             # no server limit: pace fast rather than at the real API's 1 TPS
@@ -633,7 +757,7 @@ class Sandbox:
         options.setdefault("clock", self.clock)
         if self.ssl_context is not None:
             options.setdefault("ssl_context", self.ssl_context)
-        return TangoClient(self.platform_name, self.platform_key, base_url=self.base_url, **options)
+        return TangoClient(name, key, base_url=self.base_url, **options)
 
     # --- scripting ------------------------------------------------------------------------
 
@@ -715,6 +839,14 @@ class Sandbox:
         for an unknown one."""
         return [dict(e) for e in self._webhooks.subscriptions[webhook_id].events]
 
+    def set_exchange_rate(
+        self, reward_currency: str, base_fx: Decimal | int | str, *, base_currency: str = "USD"
+    ) -> None:
+        """Fix the rate GET /exchangerates gives for ``reward_currency`` in
+        ``base_currency``: one unit of the reward currency costs ``base_fx`` of the base
+        currency (it no longer moves with the sandbox clock's day; see ``_catalog``)."""
+        self._catalog_data.set_rate(reward_currency, base_currency, Decimal(base_fx))
+
     def set_balance(self, account_identifier: str, amount: Decimal | int | str) -> None:
         """Fund ``account_identifier`` with exactly ``amount``; orders beyond it get 402."""
         self._accounts.balances[account_identifier] = Decimal(amount)
@@ -722,6 +854,41 @@ class Sandbox:
     def balance(self, account_identifier: str) -> Decimal | None:
         """The account's balance, or None while it is funded without limit."""
         return self._accounts.balances.get(account_identifier)
+
+    # --- accounts and customers (issue 15): see ``_accounts`` ---------------------------
+
+    def add_account(
+        self,
+        account_identifier: str,
+        *,
+        customer_identifier: str = "sandbox-customer",
+        balance: Decimal | int | str = Decimal("1000"),
+        currency_code: str = "USD",
+        display_name: str | None = None,
+        status: str = "ACTIVE",
+    ) -> dict[str, Any]:
+        """Register an account (and its customer) with ``balance``: orders spend it (402
+        when short), ``GET /accounts/{id}`` shows it. Returns its view. Accounts never
+        registered stay funded without limit (and are not listed)."""
+        return self._customers.add_account(
+            account_identifier,
+            customer_identifier=customer_identifier,
+            balance=balance,
+            currency_code=currency_code,
+            display_name=display_name,
+            status=status,
+        )
+
+    def fund(self, account_identifier: str, amount: Decimal | int | str) -> Decimal:
+        """Add ``amount`` to a registered account's balance (an account created through
+        the API starts at 0); returns the new balance. KeyError for one never
+        registered."""
+        return self._customers.fund(account_identifier, amount)
+
+    @property
+    def low_balance_alerts_fired(self) -> list[dict[str, Any]]:
+        """Every low-balance alert fired (the LowBalance event data), oldest first."""
+        return self._customers.alerts_fired
 
     def freeze(self, account_identifier: str) -> None:
         """Freeze the account: its orders get the 422 frozen-account answer."""
@@ -787,7 +954,7 @@ class Sandbox:
             request.method,
             request.path,
             dict(request.query),
-            loads(raw) if raw else None,
+            (parse_form(raw) if request.path == TOKEN_PATH else loads(raw)) if raw else None,
             dict(request.headers),
             arrived,
             body=raw,
@@ -814,12 +981,17 @@ class Sandbox:
         self, request: web.Request, handler: Handler, rec: Recorded
     ) -> web.StreamResponse:
         path = request.path
+        if path == TOKEN_PATH:
+            return await self._dispatch_token(request, handler, rec)
         if not (path == PREFIX or path.startswith(PREFIX + "/")):
             return await handler(request)
-        if request.headers.get("Authorization") != self._expected_auth:
-            return self.error(
-                request, "401.001", headers={"WWW-Authenticate": 'Basic realm="RaaS"'}
+        authorization = request.headers.get("Authorization")
+        if authorization != self._expected_auth and not self._oauth.accepts(authorization):
+            bearer = authorization is not None and authorization.startswith("Bearer ")
+            challenge = (
+                'Bearer realm="RaaS", error="invalid_token"' if bearer else 'Basic realm="RaaS"'
             )
+            return self.error(request, "401.001", headers={"WWW-Authenticate": challenge})
         rel = path[len(PREFIX) :] or "/"
         self._catch_up()  # changes that came due happened before this request
         creates = request.method == "POST" and rel == "/orders"
@@ -843,9 +1015,27 @@ class Sandbox:
         )
         return await apply(name, exchange)
 
+    async def _dispatch_token(
+        self, request: web.Request, handler: Handler, rec: Recorded
+    ) -> web.StreamResponse:
+        """The token route (OAuth), with the faults scripted for ``POST /oauth/token``."""
+        chosen = self._faults.next(request.method, request.path, rec.json)
+        if chosen is None:
+            return await handler(request)
+        name, opts = chosen
+        rec.fault = name
+        exchange = Exchange(
+            request, rec.json, opts, lambda: handler(request), self._errors, None, self.in_process
+        )
+        return await apply(name, exchange)
+
     def _check_contract(self, rec: Recorded, response: web.StreamResponse) -> None:
         assert self._contract is not None
-        if rec.json is not None and rec.json is not MALFORMED:
+        if rec.path == TOKEN_PATH and isinstance(rec.json, dict):
+            self.contract_violations += self._contract.check_request(
+                rec.method, rec.path, rec.json, content_type="application/x-www-form-urlencoded"
+            )
+        elif rec.json is not None and rec.json is not MALFORMED:
             self.contract_violations += self._contract.check_request(rec.method, rec.path, rec.json)
         raw = body_bytes(response)
         if rec.fault is None and raw:

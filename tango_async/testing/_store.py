@@ -7,7 +7,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -74,16 +74,87 @@ STATUS_FILTERS = ("status", "orderStatus", "lineItemStatus")
 
 @dataclass(frozen=True, slots=True)
 class CatalogItem:
-    """A reward the sandbox can issue: its name and kind (gift_card, promo_link, physical)."""
+    """A reward the sandbox can issue: its name and kind (gift_card, promo_link, physical),
+    and how GET /catalogs shows it (see ``_catalog``): its brand (None: named after the
+    reward), currency, value rule (VARIABLE_VALUE from ``min_value`` to ``max_value``, or
+    FIXED_VALUE at ``face_value``), whether amounts must be whole, status (Tango writes
+    "active" / "inactive"), reward type and countries. Orders name their reward from it;
+    with ``Sandbox(strict_catalog=True)`` they must also fit its rules."""
 
     reward_name: str
     kind: str = "gift_card"
+    brand: str | None = None
+    currency_code: str = "USD"
+    value_type: str = "VARIABLE_VALUE"
+    min_value: Decimal | None = Decimal("0.01")
+    max_value: Decimal | None = Decimal("2000")
+    face_value: Decimal | None = None
+    whole_amounts: bool = False
+    status: str = "active"
+    reward_type: str = "gift card"
+    countries: tuple[str, ...] = ("US",)
 
 
+def _fixed(name: str, brand: str, value: int, currency: str = "USD", **kw: Any) -> CatalogItem:
+    return CatalogItem(
+        name,
+        brand=brand,
+        currency_code=currency,
+        value_type="FIXED_VALUE",
+        min_value=None,
+        max_value=None,
+        face_value=Decimal(value),
+        **kw,
+    )
+
+
+# The sandbox's default catalog: variable- and fixed-value items, an inactive item, items
+# in EUR and CAD, one that takes whole amounts only (the first three are those orders
+# named before the catalog existed, with their names and kinds).
 DEFAULT_CATALOG = {
-    "U561593": CatalogItem("Amazon.com Gift Card"),
-    "U666425": CatalogItem("Promo Link", "promo_link"),
-    "U157189": CatalogItem("Visa Prepaid Card (physical)", "physical"),
+    "U561593": CatalogItem("Amazon.com Gift Card", brand="Amazon.com"),
+    "U666425": CatalogItem(
+        "Promo Link",
+        "promo_link",
+        brand="Tango Promo Link",
+        min_value=Decimal("1"),
+        max_value=Decimal("1000"),
+        reward_type="reward link",
+    ),
+    "U157189": CatalogItem(
+        "Visa Prepaid Card (physical)",
+        "physical",
+        brand="Visa Prepaid",
+        min_value=Decimal("10"),
+        max_value=Decimal("500"),
+        reward_type="physical gift card",
+    ),
+    "U100010": _fixed("Target Gift Card $10", "Target", 10),
+    "U100025": _fixed("Target Gift Card $25", "Target", 25),
+    "U100050": _fixed("Target Gift Card $50", "Target", 50),
+    "U400100": CatalogItem(
+        "Steam Wallet Code",
+        brand="Steam",
+        min_value=Decimal("5"),
+        max_value=Decimal("100"),
+        whole_amounts=True,
+    ),
+    "U300100": CatalogItem(
+        "Amazon.de Gutschein",
+        brand="Amazon.de",
+        currency_code="EUR",
+        min_value=Decimal("1"),
+        max_value=Decimal("500"),
+        countries=("DE",),
+    ),
+    "U300225": _fixed("Tim Hortons $25 CAD", "Tim Hortons", 25, "CAD", countries=("CA",)),
+    "U999001": CatalogItem(
+        "Discontinued Store Gift Card",
+        brand="Discontinued Store",
+        min_value=Decimal("5"),
+        max_value=Decimal("100"),
+        status="inactive",
+    ),
 }
 
 
@@ -109,12 +180,18 @@ class Stored:
 @dataclass
 class Accounts:
     """The accounts orders are charged to: funded without limit unless in ``balances``,
-    refusing orders while in ``frozen``; the next ``fail_next`` orders end FAILED, uncharged."""
+    refusing orders while in ``frozen``; the next ``fail_next`` orders end FAILED, uncharged.
+
+    ``balances`` holds the balance of every account registered (``Sandbox.add_account``,
+    ``POST /customers/{id}/accounts``, ``Sandbox.set_balance``); ``on_change``, when set,
+    is told of every charge and refund: (account, balance before, balance after, when:
+    epoch seconds of the sandbox clock), e.g. to publish low-balance events."""
 
     balances: dict[str, Decimal] = field(default_factory=dict)
     frozen: set[str] = field(default_factory=set)
     fail_next: int = 0
     bounce_next: int = 0  # the next EMAIL orders whose email bounces
+    on_change: Callable[[str, Decimal, Decimal, float], None] | None = None
 
     def charge(self, stored: Stored, amount: Decimal) -> None:
         """Charge ``stored``'s account ``amount`` (nothing while it is funded without limit)."""
@@ -122,6 +199,7 @@ class Accounts:
         if balance is not None:
             self.balances[stored.account] = balance - amount
             stored.charged = amount
+            self._changed(stored.account, balance, stored.ts)
 
     def refund(self, stored: Stored) -> None:
         """Give ``stored``'s account back what it was charged for it, once."""
@@ -129,7 +207,12 @@ class Accounts:
             balance = self.balances.get(stored.account)
             if balance is not None:
                 self.balances[stored.account] = balance + stored.charged
+                self._changed(stored.account, balance, stored.cancelled_at or stored.ts)
             stored.charged = None
+
+    def _changed(self, account: str, before: Decimal, when: float) -> None:
+        if self.on_change is not None:
+            self.on_change(account, before, self.balances[account], when)
 
 
 def dig(obj: Any, path: tuple[str, ...]) -> Any:

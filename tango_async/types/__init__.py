@@ -1,5 +1,32 @@
 """The models of the API: msgspec Structs with snake_case attributes and exact wire names."""
 
+from .accounts import (
+    Account,
+    BalanceAlertContact,
+    CollectionPage,
+    CreateAccountRequest,
+    DeletedBalanceAlert,
+    FundingNotification,
+    LowBalanceAlert,
+    LowBalanceAlertList,
+    LowBalanceAlertRequest,
+    UpdateAccountRequest,
+    UpdateLowBalanceAlertRequest,
+)
+from .catalog import (
+    Brand,
+    BrandCategory,
+    BrandRequirements,
+    Catalog,
+    CatalogItem,
+    ChoiceProduct,
+    CostAdjustment,
+    Country,
+    CredentialType,
+    MobileCountry,
+    QuantityConstraints,
+)
+from .customers import CreateCustomerRequest, Customer
 from .enums import (
     FINAL_LINE_ITEM_STATUSES,
     FINAL_ORDER_STATUSES,
@@ -18,6 +45,7 @@ from .enums import (
     is_final_line_item_status,
     is_final_order_status,
 )
+from .exchange_rates import ExchangeRate, ExchangeRates
 from .line_items import (
     LineItem,
     LineItemAction,
@@ -63,6 +91,35 @@ from .webhooks import (
 )
 
 __all__ = [
+    # catalog and exchange rates (issue 15)
+    "Brand",
+    "BrandCategory",
+    "BrandRequirements",
+    "Catalog",
+    "CatalogItem",
+    "ChoiceProduct",
+    "CostAdjustment",
+    "Country",
+    "CredentialType",
+    "MobileCountry",
+    "QuantityConstraints",
+    "ExchangeRate",
+    "ExchangeRates",
+    # accounts and customers (issue 15)
+    "Account",
+    "BalanceAlertContact",
+    "CollectionPage",
+    "CreateAccountRequest",
+    "CreateCustomerRequest",
+    "Customer",
+    "DeletedBalanceAlert",
+    "FundingNotification",
+    "LowBalanceAlert",
+    "LowBalanceAlertList",
+    "LowBalanceAlertRequest",
+    "UpdateAccountRequest",
+    "UpdateLowBalanceAlertRequest",
+    # the rest
     "AccountStatusEventData",
     "Address",
     "AddressView",
