@@ -87,7 +87,9 @@ __all__ = [
     "MemoryTokenCache",
     "OAuth",
     "TokenCache",
+    "URL_NOISE",
     "check_token_url",
+    "http_url",
     "wall_time",
 ]
 
@@ -112,7 +114,7 @@ _WAIT_GUARD = 1.0  # seconds a waiter sleeps at most before it looks at the cach
 # an access token is a visible-ASCII word (RFC 6750's b64token, and any JWT, fit)
 _TOKEN_TEXT = re.compile(r"[\x21-\x7e]+")
 _NUMBER = re.compile(r"\s*[0-9]{1,12}(\.[0-9]{1,9})?\s*")
-_URL_NOISE = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
+URL_NOISE = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
 _RATE_LIMITED = re.compile(r"rate.?limit|exceeded", re.IGNORECASE)
 _FORM_HEADERS = {
     "Accept": "application/json",
@@ -159,10 +161,18 @@ def check_token_url(value: object, field: str = "token_url") -> str:
     if not isinstance(value, str) or not value:
         raise ValidationError(field, "must be an absolute http(s) URL")
     value = value.strip()  # a line end read from a file is no part of it
-    if _URL_NOISE.search(value) is not None or text_problem(value) is not None:
+    if URL_NOISE.search(value) is not None or text_problem(value) is not None:
         # yarl drops tabs, CR and LF: "https://auth.tangocard.com\n.evil.com/" would be
         # evil.com's host, the secret sent there
         raise ValidationError(field, "must not contain whitespace or control characters")
+    return str(http_url(value, field))
+
+
+def http_url(value: str, field: str) -> URL:
+    """``value`` as an absolute http(s) URL without credentials, query or fragment, plain
+    http for loopback hosts only; ValidationError naming ``field`` otherwise. The caller
+    has dropped the white space around it and refused any inside it (:data:`URL_NOISE`):
+    yarl would drop tabs, CR and LF silently."""
     try:
         url = URL(value)
     except (TypeError, ValueError):
@@ -175,7 +185,7 @@ def check_token_url(value: object, field: str = "token_url") -> str:
         raise ValidationError(
             field, "plain http:// is allowed for loopback hosts only; use https://"
         )
-    return str(url)
+    return url
 
 
 # --- the token --------------------------------------------------------------------------------

@@ -34,7 +34,6 @@ attempt does). A second 401 is the AuthenticationError.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import re
 import reprlib
@@ -47,7 +46,6 @@ from typing import Any, TypeVar
 
 import aiohttp
 import msgspec
-from yarl import URL
 
 from ._auth import Credential
 from ._clock import Clock, SystemClock
@@ -65,7 +63,7 @@ from ._exceptions import (
     error_class_for,
 )
 from ._logs import escape
-from ._oauth import AccessToken, BearerAuth
+from ._oauth import URL_NOISE, AccessToken, BearerAuth, http_url
 from ._pacing import Pace, RoutePacing
 from ._ratelimit import WriteGate
 from ._retry import OperationRetry, RetryPolicy, parse_retry_after
@@ -341,40 +339,16 @@ def _describe(e: BaseException) -> str:
     return name
 
 
-_URL_NOISE = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
-
-
 def check_base_url(base_url: str) -> str:
     """The base URL without a trailing slash; plain http only for loopback hosts; no
     whitespace or control characters inside it (around it: dropped)."""
     if isinstance(base_url, str):
         base_url = base_url.strip()  # a line end read from a file is no part of it
-        if _URL_NOISE.search(base_url) is not None:
+        if URL_NOISE.search(base_url) is not None:
             # yarl drops tabs, CR and LF: "https://api.tangocard.com\n.evil.com/raas/v2"
             # would be evil.com's host, the credentials sent there
             raise ValidationError("base_url", "must not contain whitespace or control characters")
-    try:
-        url = URL(base_url)
-    except (TypeError, ValueError):
-        raise ValidationError("base_url", "must be an absolute http(s) URL") from None
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ValidationError("base_url", "must be an absolute http(s) URL")
-    if url.user or url.password or url.query_string or url.fragment:
-        raise ValidationError("base_url", "must not carry credentials, a query or a fragment")
-    if url.scheme == "http" and not _is_loopback(url.host):
-        raise ValidationError(
-            "base_url", "plain http:// is allowed for loopback hosts only; use https://"
-        )
-    return str(url).rstrip("/")
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() in ("localhost", "localhost."):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+    return str(http_url(base_url, "base_url")).rstrip("/")
 
 
 class Transport:

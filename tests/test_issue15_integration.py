@@ -4,8 +4,11 @@ be had, instead of failing row after row."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
+
+import pytest
 
 import tango_async as ta
 from tango_async.testing import Sandbox, SandboxClock
@@ -38,8 +41,10 @@ async def test_a_bulk_job_stops_once_when_the_catalog_cannot_be_fetched() -> Non
 
 
 async def test_a_bulk_job_stops_once_when_no_oauth_token_can_be_had() -> None:
-    async with Sandbox(clock=frozen(), oauth_daily_limit=0) as sb:
-        async with sb.client(oauth=True) as tango:
+    async with Sandbox(clock=frozen(), oauth_daily_limit=1) as sb:
+        async with sb.client(oauth=True) as first:  # takes the day's one token
+            await first.accounts.get("sandbox-account")
+        async with sb.client(oauth=True) as tango:  # another OAuth, no shared cache
             job = tango.orders.submit_many(
                 [order_request(amount=10 + i) for i in range(5)], preflight=False
             )
@@ -49,3 +54,44 @@ async def test_a_bulk_job_stops_once_when_no_oauth_token_can_be_had() -> None:
         assert isinstance(job.stopped_by.error, ta.TokenRateLimitError)
         assert "token cache" in job.stopped_by.reason.lower()
         assert all(r.outcome == "pending" for r in results), results
+
+
+async def test_a_none_path_id_is_refused_not_sent_to_the_collection() -> None:
+    async with Sandbox(clock=frozen()) as sb, sb.client() as tango:
+        before = len(sb.requests)
+        bad: Any = None
+        with pytest.raises(ta.ValidationError):
+            await tango.customers.accounts.update("sandbox-customer", bad, display_name="x y z")
+        with pytest.raises(ta.ValidationError):
+            await tango.customers.low_balance_alerts.delete(
+                "sandbox-customer", "sandbox-account", bad
+            )
+        with pytest.raises(ta.ValidationError):
+            await tango.customers.low_balance_alerts.get("sandbox-customer", "sandbox-account", bad)
+        assert len(sb.requests) == before
+
+
+async def test_a_create_with_an_unknown_outcome_is_settled_whatever_the_catalog_says_now() -> None:
+    """The resend of an attempt that may exist is not checked: a catalog changed since
+    (the item now inactive) must not keep it from being settled, and it is never sent as
+    a new order."""
+    async with (
+        Sandbox(clock=frozen()) as sb,
+        sb.client(check_catalog=True, max_retries=0) as tango,
+    ):
+        request = order_request(amount=10)
+        sb.inject("POST /orders", "drop-after-commit")
+        with pytest.raises(ta.APIConnectionError) as err:
+            await tango.orders.create(request)
+        assert err.value.outcome_unknown
+        sb.catalog = {
+            utid: dataclasses.replace(item, status="inactive") for utid, item in sb.catalog.items()
+        }
+        await tango.catalog.refresh()
+        settled = await tango.orders.create(request)  # the same content: its externalRefID
+        assert not settled.created
+        refs = {r.json["externalRefID"] for r in posts(sb)}
+        assert len(posts(sb)) == 2 and len(refs) == 1
+        with pytest.raises(ta.ValidationError):  # a new order is checked as before
+            await tango.orders.create(order_request(amount=11))
+        assert len(posts(sb)) == 2

@@ -49,8 +49,10 @@ from .._exceptions import (
     APIConnectionError,
     APIError,
     AuthenticationError,
+    CatalogUnavailableError,
     ConflictError,
     InsufficientFundsError,
+    OAuthError,
     PermissionDeniedError,
     RateLimitError,
     SendSkipped,
@@ -168,7 +170,7 @@ class SystemicStop:
     """Why a job stopped by itself: an answer every later row would get too."""
 
     row: int
-    error: APIError
+    error: TangoError  # an APIError, or an OAuthError / CatalogUnavailableError
     reason: str  # what it means and what to do
 
     def __str__(self) -> str:
@@ -349,8 +351,15 @@ def is_retriable(error: TangoError) -> bool:
 
 def systemic_reason(error: TangoError) -> str | None:
     """Why ``error`` stops a whole job (every later row would get it too), or None."""
+    if isinstance(error, OAuthError):  # its message names the remedy (a token cache...)
+        return f"no OAuth token could be had: {error}"
     if isinstance(error, AuthenticationError):
         return "the API refused the credentials (401): check the platform name and key"
+    if isinstance(error, CatalogUnavailableError):
+        return (
+            "the catalog could not be fetched to check the orders (check_catalog=True): "
+            f"{error.cause if error.cause is not None else error}; nothing was sent, resume later"
+        )
     if isinstance(error, PermissionDeniedError):
         return (
             "the API refused access (403): these credentials may not place this order on "
@@ -424,8 +433,7 @@ class BulkJob:
         self._balance_check = balance_check
         self._skip_invalid = skip_invalid
         self._create_journal = create_journal  # a journal made after the pre-flight
-        self._preflight_ran = False
-        self._preflight_error: BaseException | None = None
+        self._preflight_task: asyncio.Future[Preflight | None] | None = None
         self.checked: Preflight | None = None  # the pre-flight's report, once it ran
 
     # --- construction -------------------------------------------------------------------
@@ -566,17 +574,11 @@ class BulkJob:
         run refuses nothing: it reports. Returns the :class:`Preflight` (also kept as
         :attr:`checked`), None for a job without one. Called again, it returns (or raises)
         what the first call did."""
-        if self._preflight_ran:
-            if self._preflight_error is not None:
-                raise self._preflight_error
-            return self.checked
-        self._preflight_ran = True
-        try:
-            checked = await self._run_preflight()
-        except BaseException as e:
-            self._preflight_error = e
-            raise
-        return checked
+        # One run, awaited by every caller: a second caller (the iteration, while a first
+        # await is still reading) must wait for the verdict, never go on without it.
+        if self._preflight_task is None:
+            self._preflight_task = asyncio.ensure_future(self._run_preflight())
+        return await self._preflight_task
 
     async def _run_preflight(self) -> Preflight | None:
         hook = self._preflight_hook
@@ -791,7 +793,7 @@ class BulkJob:
         key = e.i18n_key if isinstance(e, APIError) else None
         message = str(e)
         reason = systemic_reason(e)
-        if reason is not None and isinstance(e, APIError):
+        if reason is not None:
             if self.stopped_by is None:
                 self.stopped_by = SystemicStop(row, e, reason)
                 log.error("bulk job stopped at row %d: %s", row, reason)

@@ -35,6 +35,7 @@ not known. Rows whose outcome is already settled (a resumed job) are not its bus
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -68,6 +69,10 @@ _ACCOUNT_READS = 4  # accounts looked up at once
 _PERCENT = ("percent", "pct", "%")
 _FLAT = ("flat", "fixed", "amount", "value", "fee")
 _SHOWN = 60  # characters of a server or user text shown in a note
+# A fee or converted cost from the API at or above this is not a usable figure (Decimal
+# arithmetic on 1E+999999999 overflows): it is said, not counted.
+_MAX_FIGURE = Decimal(10) ** 18
+_CODE = re.compile(r"[A-Z0-9]{1,10}")  # what a currency code can look like
 
 
 class _AccountReader(Protocol):
@@ -268,7 +273,7 @@ def fee_of(item: CatalogItem, amount: Decimal) -> tuple[Decimal, str | None]:
     if fee is None or fee.value is None:
         return Decimal(0), None
     value = fee.value
-    if not value.is_finite() or value < 0:
+    if not value.is_finite() or value < 0 or value >= _MAX_FIGURE:
         return Decimal(0), f"the fee of {_name(item.utid)} ({_name(str(value))}) is not counted"
     kind = (fee.type or "").strip().lower()
     if any(word in kind for word in _PERCENT):
@@ -340,8 +345,12 @@ async def run_preflight(
                 continue
             item = catalog.find(key.utid)
             if item is not None:
-                if isinstance(item.currency_code, str) and item.currency_code.strip():
-                    currency = item.currency_code.strip().upper()
+                currency = _code(item.currency_code)
+                if currency is None and item.currency_code and str(item.currency_code).strip():
+                    notes.setdefault(
+                        f"the currency of {_name(item.utid)} ({_name(str(item.currency_code))}) "
+                        "is not a currency code: its amounts taken to be in the account's"
+                    )
                 fee, fee_note = fee_of(item, key.amount)
                 if fee_note is not None:
                     notes.setdefault(fee_note)
@@ -385,11 +394,11 @@ async def run_preflight(
         account_notes: list[str] = [found] if isinstance(found, str) else []
         if not check_balances:
             account_notes.append("balance not asked for: not checked")
-        home = (
-            account.currency_code.strip().upper()
-            if account is not None and isinstance(account.currency_code, str)
-            else None
-        )
+        home = _code(account.currency_code) if account is not None else None
+        if account is not None and home is None and account.currency_code:
+            account_notes.append(
+                f"its currency ({_name(str(account.currency_code))}) is not a currency code"
+            )
         status = account.status if account is not None else None
         if isinstance(status, str) and status.strip().upper() not in ("ACTIVE", ""):
             account_notes.append(f"its status is {_name(status)}: the API may refuse its orders")
@@ -399,7 +408,11 @@ async def run_preflight(
             cost: Decimal | None = None
             note: str | None = None
             if home is None:
-                note = "cost in the account's currency unknown (the account was not read)"
+                note = (
+                    "cost in the account's currency unknown (the account was not read)"
+                    if account is None
+                    else "cost in the account's currency unknown (the API gave no currency)"
+                )
             elif shown == home:
                 cost = face + fees
             else:
@@ -408,10 +421,17 @@ async def run_preflight(
                 if isinstance(got, str):
                     note = f"cost not estimated: {got}"
                 else:
+                    unusable = (
+                        f"cost not estimated: the {_name(shown)}/{_name(home)} rate is unusable"
+                    )
                     try:
                         cost = got.convert(face + fees, shown, home)
                     except ValidationError as e:
                         note = f"cost not estimated: {e.rule}"
+                    except ArithmeticError:  # a hostile rate (1E+999999): no usable figure
+                        note = unusable
+                    if cost is not None and (not cost.is_finite() or abs(cost) >= _MAX_FIGURE):
+                        cost, note = None, unusable
             lines.append(CostLine(shown, count, face, fees, cost, note))
         known = [line.cost for line in lines]
         total = sum((c for c in known if c is not None), Decimal(0))
@@ -533,6 +553,16 @@ def _at(value: object) -> str:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return f"{when.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+
+def _code(value: object) -> str | None:
+    """A currency code as the pre-flight compares them (stripped, upper case), or None for
+    none or for a text that cannot be one (spaces, punctuation, over 10 characters: an API
+    answer that must neither be compared nor stored as it is)."""
+    if not isinstance(value, str):
+        return None
+    code = value.strip().upper()
+    return code if _CODE.fullmatch(code) else None
 
 
 def _text(d: Decimal | None) -> str | None:

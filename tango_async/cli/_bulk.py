@@ -266,9 +266,10 @@ def submit(
         if dry_run:
             to_check = plan.rows
             if opened is not None and opened.ref_scheme == CONTENT_REFS:
-                # rows its journal already ordered would not be sent (nor paid) again
-                done = {r.external_ref_id for r in opened.rows() if r.state is RowState.DONE}
-                to_check = [r for r in plan.rows if r[1] not in done]
+                # only the rows the resume would send cost anything: not those its journal
+                # already ordered (nor paid), nor those it settled as failed or invalid
+                left = {r.external_ref_id for r in opened.to_send()}
+                to_check = [r for r in plan.rows if r[1] in left]
             found = await _dry_preflight(settings, plan, to_check, order_rate, limit)
             return _dry_run(plan, file, opened, found, balance_check=not no_balance_check)
         if opened is not None:
@@ -393,18 +394,27 @@ def _dry_run(
 ) -> int:
     refused: list[RowError] = []
     catalog_refused: frozenset[int] = frozenset()
+    # With a journal, the real submit resumes its job: no pre-flight then, so neither the
+    # balance check nor the catalog's rules refuse anything (a row sent before with an
+    # unknown outcome must be sent again to be settled): what follows is information.
+    resumes = opened is not None
     if isinstance(checked, Preflight):
-        catalog_refused = checked.catalog_invalid
-        refused = [e for e in checked.invalid if e.row in catalog_refused]
+        refused = [e for e in checked.invalid if e.row in checked.catalog_invalid]
+        if not resumes:
+            catalog_refused = checked.catalog_invalid
     refs = [ref for number, ref, _ in plan.rows if number not in catalog_refused]
     label = f"run label {plan.run_label}" if plan.run_label else "no run label"
     click.echo(f"dry run: {len(refs)} order(s) from {file} ({label}); nothing sent")
     if plan.errors:
         click.echo(f"{len({e.row for e in plan.errors})} invalid row(s) would be skipped")
     if refused:
+        count = len({e.row for e in refused})
         click.echo(
             escape_lines(
-                f"{len(catalog_refused)} row(s) break the catalog's rules and would not be sent:"
+                f"{count} row(s) break the catalog's rules and would not be sent:"
+                if not resumes
+                else f"{count} row(s) break the catalog's rules (the resume does not check "
+                "them: it would send them):"
             )
         )
         for error in refused[:20]:
@@ -432,15 +442,19 @@ def _dry_run(
             f"journal {opened.path}: {sum(1 for r in refs if r in done)} of them are already "
             "ordered and would not be sent again"
         )
+        click.echo(
+            "the real submit resumes this journal's job: its balance check and the catalog's "
+            "rules are not repeated (the figures above are for information)"
+        )
     shown = [(n, ref) for n, ref, _ in plan.rows if n not in catalog_refused]
     for number, ref in shown[:10]:
         click.echo(f"  row {number}: externalRefID {ref}")
     if len(refs) > 10:
         click.echo(f"  ... and {len(refs) - 10} more")
-    if isinstance(checked, Preflight) and checked.short and balance_check:
+    if isinstance(checked, Preflight) and checked.short and balance_check and not resumes:
         click.echo(escape_lines(f"would be refused: {checked.refusal('pass --no-balance-check')}"))
         return EXIT_USAGE
-    return EXIT_FAILED if plan.errors or refused else EXIT_OK
+    return EXIT_FAILED if plan.errors or catalog_refused else EXIT_OK
 
 
 @cli.command()

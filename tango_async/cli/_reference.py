@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import sys
 from collections.abc import Callable, Sequence
-from decimal import Decimal
 from typing import Any
 
 import click
@@ -166,16 +165,12 @@ def _value(entry: Entry) -> str | None:
     item = entry[1]
     kind = (item.value_type or "").upper()
     if kind == FIXED_VALUE or (item.face_value is not None and kind != VARIABLE_VALUE):
-        return None if item.face_value is None else _plain(item.face_value)
+        return None if item.face_value is None else plain_decimal(item.face_value)
     if item.min_value is None and item.max_value is None:
         return None
-    low = "" if item.min_value is None else _plain(item.min_value)
-    high = "" if item.max_value is None else _plain(item.max_value)
+    low = "" if item.min_value is None else plain_decimal(item.min_value)
+    high = "" if item.max_value is None else plain_decimal(item.max_value)
     return f"{low}-{high}"
-
-
-def _plain(d: Decimal) -> str:
-    return plain_decimal(d)
 
 
 def _countries(entry: Entry) -> str:

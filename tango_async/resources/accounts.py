@@ -92,34 +92,6 @@ class AccountList(PagedList[Account]):
     answer = list[Account] | AccountListWire
 
 
-def list_query(
-    *,
-    account_number: str | None,
-    display_name: str | None,
-    status: str | None,
-    contact_email: str | None,
-    currency_code: str | Sequence[str] | None,
-    min_balance: Number | None,
-    max_balance: Number | None,
-    min_date_created_at: DateLike | None,
-    max_date_created_at: DateLike | None,
-    funding_notification_email: str | Sequence[str] | None,
-) -> list[tuple[str, str]]:
-    """The checked query of an account list (see :meth:`Accounts.list`)."""
-    return account_filters(
-        account_number=account_number,
-        display_name=display_name,
-        status=status,
-        contact_email=contact_email,
-        currency_code=currency_code,
-        min_balance=min_balance,
-        max_balance=max_balance,
-        min_date_created_at=min_date_created_at,
-        max_date_created_at=max_date_created_at,
-        funding_notification_email=funding_notification_email,
-    )
-
-
 class Accounts(Resource):
     """Account calls of the API (``client.accounts``): reads only."""
 
@@ -165,7 +137,7 @@ class Accounts(Resource):
         list). They are checked when ``list()`` is called (ValidationError); each page
         is a read, retried as :meth:`get` is.
         """
-        query = list_query(
+        query = account_filters(
             account_number=account_number,
             display_name=display_name,
             status=status,

@@ -40,6 +40,7 @@ from .._repr import tolerant_repr
 from .._retry import ACTION, CHANGE, READ
 from .._transport import Exchange
 from .._validation import (
+    account_filters,
     account_request,
     account_update_request,
     alert_request,
@@ -66,7 +67,7 @@ from ..types.accounts import (
 )
 from ..types.customers import Customer, CustomerListWire
 from ._base import Resource
-from .accounts import DateLike, Number, PagedList, list_query
+from .accounts import DateLike, Number, PagedList
 
 if TYPE_CHECKING:
     from .._transport import Transport
@@ -79,6 +80,8 @@ __all__ = [
     "LowBalanceAlertPages",
     "LowBalanceAlerts",
 ]
+
+_COLLECTION: object = object()  # _path() without an ID: the collection's path
 
 log = logging.getLogger("tango_async")
 
@@ -279,9 +282,9 @@ class CustomerAccounts(Resource):
     """The accounts of a customer (``client.customers.accounts``): list (also by calling
     it: ``customers.accounts(cid)``), create, update."""
 
-    def _path(self, customer_identifier: object, account_identifier: object = None) -> str:
+    def _path(self, customer_identifier: object, account_identifier: object = _COLLECTION) -> str:
         path = f"/customers/{path_segment(check_customer_identifier(customer_identifier))}/accounts"
-        if account_identifier is not None:
+        if account_identifier is not _COLLECTION:  # None is a bad ID, not the collection
             path += f"/{path_segment(check_account_identifier(account_identifier))}"
         return path
 
@@ -308,7 +311,7 @@ class CustomerAccounts(Resource):
         Accounts.list>`. Checked when called (ValidationError); NotFoundError (when
         iterated) for an unknown customer."""
         path = self._path(customer_identifier)
-        query = list_query(
+        query = account_filters(
             account_number=account_number,
             display_name=display_name,
             status=status,
@@ -435,12 +438,15 @@ class LowBalanceAlerts(Resource):
     (``client.customers.low_balance_alerts``): list, get, set, update, delete."""
 
     def _path(
-        self, customer_identifier: object, account_identifier: object, alert_id: object = None
+        self,
+        customer_identifier: object,
+        account_identifier: object,
+        alert_id: object = _COLLECTION,
     ) -> str:
         cid = path_segment(check_customer_identifier(customer_identifier))
         aid = path_segment(check_account_identifier(account_identifier))
         path = f"/customers/{cid}/accounts/{aid}/lowbalance"
-        if alert_id is not None:
+        if alert_id is not _COLLECTION:  # None is a bad ID, not the collection
             path += f"/{path_segment(check_balance_alert_id(alert_id))}"
         return path
 

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .._cache import until_daily_change
-from .._exceptions import ValidationError
 from .._pagination import CursorPaginator
 from .._retry import READ
 from .._validation import exchange_rate_query
@@ -25,6 +24,7 @@ from ..types.exchange_rates import ExchangeRate
 from ..types.exchange_rates import ExchangeRates as ExchangeRatesModel
 from ..types.orders import _Wire
 from ._base import Resource
+from .catalog import _check_flag
 
 if TYPE_CHECKING:
     from .._transport import Transport
@@ -93,8 +93,7 @@ class ExchangeRates(Resource):
         ``base_currency`` / ``reward_currency`` (one code or a list) filter, bypassing the
         cache. ValidationError for a bad filter (nothing sent); APIError /
         APIConnectionError once retries are spent (nothing cached)."""
-        if not isinstance(refresh, bool):
-            raise ValidationError("refresh", "must be True or False")
+        _check_flag(refresh)
         query = exchange_rate_query(base_currency=base_currency, reward_currency=reward_currency)
         transport = self._requestor.transport
         if query:

@@ -117,13 +117,13 @@ class Orders(Resource):
         client's cached catalog (fetched once if needed, never per order): an unknown or
         inactive utid, or an amount that is not the item's face value or outside its
         range, is a ValidationError; a catalog that cannot be fetched a
-        CatalogUnavailableError. Nothing is sent and no rate slot is spent either way.
+        CatalogUnavailableError. Nothing is sent and no rate slot is spent either way. A
+        resend of an earlier attempt whose outcome is unknown is not checked (it may
+        exist; it is settled whatever the catalog says now).
         """
         client = self._requestor
         store = client.unresolved_store
         wire = prepare_order(request, max_amount=client.max_amount)
-        # check_catalog: the cached catalog's rules, before any store or rate slot is touched
-        await check_order(client, wire.utid, Decimal(wire.amount))
         ref = wire.external_ref_id
         key: str | None = None
         if ref is None:
@@ -143,6 +143,11 @@ class Orders(Resource):
         # of this client never picks the same earlier attempt.
         self._in_flight.add(ref)
         try:
+            if earlier is None:
+                # check_catalog: the cached catalog's rules, before any rate slot is taken.
+                # Not for a resend of an attempt whose outcome is unknown: it may exist, and
+                # a catalog changed since must not keep it from being settled.
+                await check_order(client, wire.utid, Decimal(wire.amount))
             body = encode_request(msgspec.structs.replace(wire, external_ref_id=ref))
             return await self._send_encoded(
                 ref, body, content_key=key, remember=True, reused=earlier is not None

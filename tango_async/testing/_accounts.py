@@ -643,6 +643,15 @@ class Customers:
             )
         return name, threshold, emails, problems
 
+    def _threshold_taken(
+        self, account_identifier: str, threshold: Decimal, *, but: AlertRecord | None = None
+    ) -> bool:
+        """Whether another alert of the account (not ``but``) has this threshold (409.012)."""
+        return any(
+            a is not but and a.account_identifier == account_identifier and a.threshold == threshold
+            for a in self.alerts.values()
+        )
+
     async def set_alert(self, request: web.Request) -> web.Response:
         record = self._customer_account(request)
         if isinstance(record, web.Response):
@@ -655,9 +664,7 @@ class Customers:
             return self._invalid(request, problems)
         assert name is not None and threshold is not None and emails is not None
         aid = record.account_identifier
-        if any(
-            a.account_identifier == aid and a.threshold == threshold for a in self.alerts.values()
-        ):
+        if self._threshold_taken(aid, threshold):
             return self._error(request, "409.012", threshold)
         alert = AlertRecord(
             str(uuid.uuid5(uuid.NAMESPACE_URL, f"sandbox-alert-{next(self._seq)}")),
@@ -687,11 +694,8 @@ class Customers:
         name, threshold, emails, problems = self._alert_body(body, creating=False)
         if problems:
             return self._invalid(request, problems)
-        if threshold is not None and any(
-            a is not alert
-            and a.account_identifier == alert.account_identifier
-            and a.threshold == threshold
-            for a in self.alerts.values()
+        if threshold is not None and self._threshold_taken(
+            alert.account_identifier, threshold, but=alert
         ):
             return self._error(request, "409.012", threshold)
         if name is not None:

@@ -13,10 +13,9 @@ of ``Sandbox(strict_catalog=True)`` orders.
   day, its ``lastModifiedDate`` that day's 12:30. :meth:`CatalogData.set_rate` fixes one.
   ``paginate=true`` pages them by ``maxResults`` (default 10, at most 200) with opaque
   ``nextCursor`` / ``prevCursor``; without it, all come in one answer, as Tango says.
-- **Reward countries** page like the exchange rates (``items``, Tango's page shape); the
-  spec types the answer as one ``CountryViewSummary``, so the answer also carries the
-  page's first country's fields at its top level (a shape both the spec and Tango's
-  pages accept). **Mobile countries**: ``items`` and, likewise, the first one's fields.
+- **Reward countries** page like the exchange rates (``items``, Tango's page shape; the
+  contract checker's correction 10 says so where the spec types one ``CountryViewSummary``).
+  **Mobile countries**: ``{"items": [...]}``.
 - **strict_catalog**: an order for a utid not in the catalog is refused with 400
   (400.050), for an inactive item with 422 (422.050), for an amount that breaks the
   item's value rule with 400 (400.051, the rule in the message), as Tango would. Off by
@@ -400,18 +399,14 @@ class CatalogData:
             page = _page(q, countries)
         except _BadQuery as e:
             return self._errors.response(request.path, "400.002", str(e))
-        # the spec's CountryViewSummary at the top level (its fields required, null when
-        # the page is empty), Tango's page beside it
-        fields = ("twoLetterCode", "threeLetterCode", "countryName", "preferredCurrency")
-        top = page["items"][0] if page["items"] else dict.fromkeys(fields)
-        return respond({**top, **page})
+        return respond(page)  # Tango's cursor page (see the contract's correction 10)
 
     async def mobile_countries(self, request: web.Request) -> web.Response:
         items = [
             {"isoCode": iso_code, "countryName": name, "countryCode": code, "languageCode": lang}
             for iso_code, name, code, lang in MOBILE_COUNTRIES
         ]
-        return respond({**items[0], "items": items})
+        return respond({"items": items})
 
     async def brand_categories(self, request: web.Request) -> web.Response:
         return respond(

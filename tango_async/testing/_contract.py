@@ -93,6 +93,12 @@ Corrections applied to tangocard-openapi.json, all by _correct() on a deep copy:
    the length its last {m,n} gives is kept as minLength / maxLength. The character rule
    is checked by the client and the sandbox.
 
+10. The 200 of GET /rewardCountries is Tango's cursor page (prevCursor, nextCursor,
+   prevPageAvailable, nextPageAvailable, maxResults, and items: an array of
+   CountryViewSummary), as the "Manage countries and currencies" page shows; the spec gives
+   a single CountryViewSummary. The 200 of GET /mobileCountries is a list of
+   MobileCountryView, bare or as the items of such a page (the spec gives one object).
+
 Done by the checker's route matching rather than in the spec:
 8. Path template parameters match any one non-empty path segment whatever their name
    ({referenceLineItemId} on the line-item resend path, {referenceLineItemID} on the other
@@ -248,6 +254,34 @@ def _correct(spec: Mapping[str, Any]) -> dict[str, Any]:
             if bounds is not None:
                 schema.setdefault("minLength", int(bounds.group(1)))
                 schema.setdefault("maxLength", int(bounds.group(2)))
+
+    # 10. The country lists are lists (a cursor page of them), not one object.
+    for route, schema_name in (
+        ("/rewardCountries", "CountryViewSummary"),
+        ("/mobileCountries", "MobileCountryView"),
+    ):
+        if schema_name not in schemas:
+            continue
+        op = out.get("paths", {}).get(route, {}).get("get")
+        media = (op or {}).get("responses", {}).get("200", {}).get("content", {})
+        if "application/json" in media:
+            items = {"type": "array", "items": {"$ref": f"#/components/schemas/{schema_name}"}}
+            page = {
+                "type": "object",
+                "required": ["items"],
+                "properties": {
+                    "items": items,
+                    "prevCursor": {"type": ["string", "null"]},
+                    "nextCursor": {"type": ["string", "null"]},
+                    "prevPageAvailable": {"type": ["boolean", "null"]},
+                    "nextPageAvailable": {"type": ["boolean", "null"]},
+                    "maxResults": {"type": ["integer", "null"]},
+                },
+            }
+            shapes = [page] if route == "/rewardCountries" else [items, page]
+            media["application/json"]["schema"] = (
+                shapes[0] if len(shapes) == 1 else {"anyOf": shapes}
+            )
 
     # 7. Unlisted 4xx/5xx statuses answer with ErrorInfo.
     if "ErrorInfo" in schemas:

@@ -14,7 +14,7 @@ reference: the rate applied to an order is the one in effect when it is placed.
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Context, Decimal
 
 import msgspec
 
@@ -109,7 +109,10 @@ class ExchangeRates(_Wire, kw_only=True, gc=False):
         src, dst = from_currency.strip().upper(), to_currency.strip().upper()
         if src == dst:
             return value
-        factor = self._factor(src, dst)
+        try:
+            factor = self._factor(src, dst)
+        except ArithmeticError:  # decimal Overflow / DivisionByZero / InvalidOperation
+            raise ValidationError("amount", "cannot be converted at that exchange rate") from None
         if factor is None:
             raise ValidationError(
                 "currency_code",
@@ -119,7 +122,7 @@ class ExchangeRates(_Wire, kw_only=True, gc=False):
             out = _CONTEXT.multiply(value, factor)
             if places is not None:
                 out = out.quantize(Decimal((0, (1,), -int(places))), context=_CONTEXT)
-        except InvalidOperation:
+        except ArithmeticError:  # InvalidOperation, Overflow: beyond what a rate can give
             raise ValidationError("amount", "is too large to convert") from None
         return out
 
