@@ -44,7 +44,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import ipaddress
 import logging
 import math
 import re
@@ -72,7 +71,7 @@ from ._exceptions import (
 from ._logs import escape
 from ._repr import REDACTED, HeaderValue, Sealed, SecretBytes, tolerant_repr
 from ._retry import READ, RetryPolicy
-from ._validation import finite_number, text_problem
+from ._validation import URL_NOISE, finite_number, http_url, text_problem
 from ._version import __version__
 
 __all__ = [
@@ -87,9 +86,7 @@ __all__ = [
     "MemoryTokenCache",
     "OAuth",
     "TokenCache",
-    "URL_NOISE",
     "check_token_url",
-    "http_url",
     "wall_time",
 ]
 
@@ -114,7 +111,6 @@ _WAIT_GUARD = 1.0  # seconds a waiter sleeps at most before it looks at the cach
 # an access token is a visible-ASCII word (RFC 6750's b64token, and any JWT, fit)
 _TOKEN_TEXT = re.compile(r"[\x21-\x7e]+")
 _NUMBER = re.compile(r"\s*[0-9]{1,12}(\.[0-9]{1,9})?\s*")
-URL_NOISE = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
 _RATE_LIMITED = re.compile(r"rate.?limit|exceeded", re.IGNORECASE)
 _FORM_HEADERS = {
     "Accept": "application/json",
@@ -145,15 +141,6 @@ def wall_time(clock: object) -> float:
     return time.time()
 
 
-def _is_loopback(host: str) -> bool:
-    if host.lower() in ("localhost", "localhost."):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def check_token_url(value: object, field: str = "token_url") -> str:
     """An absolute https URL (plain http for loopback hosts only), without credentials,
     query, fragment, whitespace or control characters (around it: dropped), as
@@ -166,26 +153,6 @@ def check_token_url(value: object, field: str = "token_url") -> str:
         # evil.com's host, the secret sent there
         raise ValidationError(field, "must not contain whitespace or control characters")
     return str(http_url(value, field))
-
-
-def http_url(value: str, field: str) -> URL:
-    """``value`` as an absolute http(s) URL without credentials, query or fragment, plain
-    http for loopback hosts only; ValidationError naming ``field`` otherwise. The caller
-    has dropped the white space around it and refused any inside it (:data:`URL_NOISE`):
-    yarl would drop tabs, CR and LF silently."""
-    try:
-        url = URL(value)
-    except (TypeError, ValueError):
-        raise ValidationError(field, "must be an absolute http(s) URL") from None
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ValidationError(field, "must be an absolute http(s) URL")
-    if url.user or url.password or url.query_string or url.fragment:
-        raise ValidationError(field, "must not carry credentials, a query or a fragment")
-    if url.scheme == "http" and not _is_loopback(url.host):
-        raise ValidationError(
-            field, "plain http:// is allowed for loopback hosts only; use https://"
-        )
-    return url
 
 
 # --- the token --------------------------------------------------------------------------------

@@ -63,11 +63,12 @@ from ._exceptions import (
     error_class_for,
 )
 from ._logs import escape
-from ._oauth import URL_NOISE, AccessToken, BearerAuth, http_url
+from ._oauth import AccessToken, BearerAuth
 from ._pacing import Pace, RoutePacing
 from ._ratelimit import WriteGate
 from ._retry import OperationRetry, RetryPolicy, parse_retry_after
 from ._retry import header as _header
+from ._validation import URL_NOISE, http_url
 from ._version import __version__
 
 log = logging.getLogger("tango_async")

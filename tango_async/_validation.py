@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import math
 import re
 import unicodedata
@@ -20,6 +21,7 @@ from enum import StrEnum
 from urllib.parse import quote, unquote, urlsplit
 
 import msgspec
+from yarl import URL
 
 from ._constants import DEFAULT_MAX_AMOUNT
 from ._exceptions import ValidationError
@@ -1623,3 +1625,37 @@ def reward_country_query(
         codes = [check_currency_code(c, f"preferred_currencies[{i}]") for i, c in enumerate(values)]
         query.append(("preferredCurrencies", ",".join(codes)))
     return query
+
+
+# --- http(s) URLs: base_url, token_url ---------------------------------------------
+
+URL_NOISE = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def http_url(value: str, field: str) -> URL:
+    """``value`` as an absolute http(s) URL without credentials, query or fragment, plain
+    http for loopback hosts only; ValidationError naming ``field`` otherwise. The caller
+    has dropped the white space around it and refused any inside it (:data:`URL_NOISE`):
+    yarl would drop tabs, CR and LF silently."""
+    try:
+        url = URL(value)
+    except (TypeError, ValueError):
+        raise ValidationError(field, "must be an absolute http(s) URL") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValidationError(field, "must be an absolute http(s) URL")
+    if url.user or url.password or url.query_string or url.fragment:
+        raise ValidationError(field, "must not carry credentials, a query or a fragment")
+    if url.scheme == "http" and not _is_loopback(url.host):
+        raise ValidationError(
+            field, "plain http:// is allowed for loopback hosts only; use https://"
+        )
+    return url
