@@ -34,8 +34,10 @@ from ._exceptions import (
 from ._oauth import AccessToken, MemoryTokenCache, OAuth, TokenCache
 from ._pacing import PacingPolicy
 from ._ratelimit import LocalRateLimiter, RateLimiter, WriteGate
+from ._response import RawResponse
 from ._retry import RetryPolicy
 from ._signing import WebhookVerifier, parse_webhook, verify_webhook
+from ._telemetry import Instrument, RequestEvent, ResponseEvent
 from ._unresolved import (
     LocalUnresolvedStore,
     SqliteUnresolvedStore,
@@ -129,6 +131,10 @@ from .types.customers import Customer
 from .types.exchange_rates import ExchangeRate, ExchangeRates
 
 __all__ = [
+    "Instrument",
+    "RawResponse",
+    "RequestEvent",
+    "ResponseEvent",
     # Catalog and exchange rates (issue 15)
     "Brand",
     "BrandCategory",

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import functools
 import os
 import ssl
+from collections.abc import Sequence
 from decimal import Decimal
 from types import TracebackType
 
@@ -30,8 +34,11 @@ from ._logs import setup_logging
 from ._oauth import OAuth
 from ._pacing import PacingPolicy, RoutePacing
 from ._ratelimit import LocalRateLimiter, RateLimiter
+from ._raw import WithRawResponse
 from ._requestor import Requestor
+from ._response import Recorder
 from ._retry import RetryPolicy
+from ._telemetry import Hooks, Instrument, RequestHook, ResponseHook, Tracing
 from ._transport import Transport, check_base_url
 from ._unresolved import LocalUnresolvedStore, UnresolvedStore
 from ._validation import check_max_amount, finite_number
@@ -111,6 +118,18 @@ class TangoClient:
     rule, CatalogUnavailableError when the catalog cannot be fetched; nothing sent
     either way, no rate slot spent).
 
+    Observing (issue 16): ``on_request`` / ``on_response`` (a callable or a sequence of
+    them) are called, synchronously, before and after every attempt with a
+    :class:`~tango_async.RequestEvent` / :class:`~tango_async.ResponseEvent` (route
+    template, attempt, status, request ID, retry reason, rate-slot wait); an exception in a
+    hook is logged and ignored. ``telemetry=True`` emits OpenTelemetry spans and metrics
+    through the global providers (the ``otel`` extra; ValidationError without it), or pass
+    a :class:`tango_async.otel.Telemetry` (or any object with the
+    :class:`~tango_async._telemetry.Instrument` interface). See :mod:`tango_async.otel`.
+
+    :attr:`with_raw_response` gives each call's HTTP answer with its result;
+    :meth:`with_options` a view of the client with another timeout or retry budget.
+
     Raises ValidationError for a missing credential or a bad argument. A client is bound
     to the event loop it is first used in; using it after :meth:`close` or from another
     loop raises ClientClosedError.
@@ -142,6 +161,9 @@ class TangoClient:
         auth: OAuth | None = None,
         check_catalog: bool = False,
         catalog_ttl: float = DEFAULT_CATALOG_TTL,
+        on_request: RequestHook | Sequence[RequestHook] | None = None,
+        on_response: ResponseHook | Sequence[ResponseHook] | None = None,
+        telemetry: bool | Instrument = False,
     ) -> None:
         setup_logging()
         name = platform_name if platform_name is not None else os.environ.get("TANGO_PLATFORM_NAME")
@@ -162,7 +184,9 @@ class TangoClient:
             raise ValidationError("platform_name", "must be a non-empty string")
         url = base_url if base_url is not None else os.environ.get("TANGO_BASE_URL") or SANDBOX_URL
         if not _positive(timeout):
-            raise ValidationError("timeout", "must be a finite number of seconds, 0 to 86400")
+            raise ValidationError(
+                "timeout", "must be a finite number of seconds above 0, at most 86400"
+            )
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise ValidationError("retry", "must be a RetryPolicy")
         if max_retries is not None and not _count(max_retries):
@@ -217,6 +241,7 @@ class TangoClient:
             )
         if pacing is not None and not isinstance(pacing, PacingPolicy):
             raise ValidationError("pacing", "must be a PacingPolicy")
+        tracing = Tracing([Hooks(on_request, on_response), *_instrument(telemetry)])
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.pacing: PacingPolicy = pacing if pacing is not None else PacingPolicy()
 
@@ -258,6 +283,7 @@ class TangoClient:
             clock=self.clock,
             ssl_context=ssl_context,
             pacing=RoutePacing(self.pacing, self.rate_limiter, self.clock),
+            tracing=tracing,
         )
         # What every resource calls the API with; a resource never sees the client.
         self._requestor = Requestor(
@@ -275,14 +301,98 @@ class TangoClient:
             check_catalog=check_catalog,
         )
         self._resend_links = self._requestor.resend_links
-        self.orders = BulkOrders(self._requestor, self.rate_limiter)
-        self.line_items = LineItems(self._requestor)
-        self.webhooks = Webhooks(self._requestor)
-        self.accounts = Accounts(self._requestor)
-        self.customers = Customers(self._requestor)
-        self.catalog = Catalogs(self._requestor)
-        self.choice_products = ChoiceProducts(self._requestor)
-        self.exchange_rates = ExchangeRates(self._requestor)
+        self._view_of: TangoClient | None = None  # the client a view was made from
+        self._resources()
+
+    def _resources(self) -> None:
+        """The resources, fed by this client's (or view's) requestor."""
+        requestor = self._requestor
+        self.orders = BulkOrders(requestor, self.rate_limiter)
+        self.line_items = LineItems(requestor)
+        self.webhooks = Webhooks(requestor)
+        self.accounts = Accounts(requestor)
+        self.customers = Customers(requestor)
+        self.catalog = Catalogs(requestor)
+        self.choice_products = ChoiceProducts(requestor)
+        self.exchange_rates = ExchangeRates(requestor)
+
+    def _view(
+        self,
+        *,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        recorder: Recorder | None = None,
+        fresh_cache: bool = False,
+    ) -> TangoClient:
+        """A view of this client: its session, limiter, stores, caches and order
+        reservations, with the transport settings given (see :meth:`with_options`)."""
+        view = copy.copy(self)
+        view.__dict__.pop("with_raw_response", None)  # a cached_property of this client
+        view._transport = self._transport.derive(timeout=timeout, retry=retry, recorder=recorder)
+        changes: dict[str, object] = {"transport": view._transport}
+        if fresh_cache:
+            changes["cache"] = ReferenceCache(self.clock)
+        view._requestor = dataclasses.replace(self._requestor, **changes)  # type: ignore[arg-type]
+        view._view_of = self._view_of if self._view_of is not None else self
+        view._resources()
+        return view
+
+    def with_options(
+        self,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> TangoClient:
+        """A view of this client with other per-call options, as in openai-python:
+        ``await tango.with_options(timeout=5, max_retries=0).orders.get(ref)``.
+
+        ``timeout``: seconds for one HTTP attempt (not the OAuth token request, shared
+        with the client, which keeps the client's); ``retry``: another RetryPolicy;
+        ``max_retries``: retries of a call after a transient failure (over ``retry``'s, or
+        the client's policy's). What is not given stays the client's.
+
+        The view shares everything else with its client: the aiohttp session, the rate
+        limiter (order creation stays at the client's rate, views included), the resend
+        cooldowns, the unresolved-order store and the creates in flight (a create through
+        a view is never sent twice beside the client's), the reference-data cache and the
+        observers. It is cheap: make one per call if you like. Closing a view does
+        nothing (close the client); a view of a closed client raises ClientClosedError
+        as the client does. Views chain (``with_options(...).with_options(...)``), and
+        ``with_raw_response`` works on a view.
+
+        Raises ValidationError for a bad value (as the constructor does)."""
+        if timeout is not None and not _positive(timeout):
+            raise ValidationError(
+                "timeout", "must be a finite number of seconds above 0, at most 86400"
+            )
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ValidationError("retry", "must be a RetryPolicy")
+        if max_retries is not None and not _count(max_retries):
+            raise ValidationError("max_retries", "must be an int of at least 0")
+        policy = retry
+        if retry is not None and not _count(retry.max_retries):
+            raise ValidationError("retry", "max_retries must be an int of at least 0")
+        if max_retries is not None:
+            policy = (policy or self.retry).with_options(max_retries=max_retries)
+        return self._view(timeout=None if timeout is None else float(timeout), retry=policy)
+
+    @functools.cached_property
+    def with_raw_response(self) -> WithRawResponse:
+        """The client's resources, each call returning a :class:`~tango_async.RawResponse`:
+        ``raw = await tango.with_raw_response.orders.get(ref)`` gives ``raw.status_code``,
+        ``raw.headers``, ``raw.request_id`` (X-REQUEST-ID, Tango's support reference) and
+        ``raw.parse()`` (the Order). Every awaitable call of every resource is there; a
+        paginated ``list()`` gives its first page's answer. Each call runs on a view of the
+        client (see :meth:`with_options`): the same pacing, cooldowns and money safety.
+        Cached reference data (catalog, exchange rates) is always fetched anew by a raw
+        call, leaving the client's cache as it was. Errors are raised as by the plain
+        call."""
+
+        def view(recorder: Recorder, fresh_cache: bool) -> TangoClient:
+            return self._view(recorder=recorder, fresh_cache=fresh_cache)
+
+        return WithRawResponse(view)
 
     def __repr__(self) -> str:
         # Safe on a client whose __init__ raised: a traceback with captured locals shows it.
@@ -305,7 +415,10 @@ class TangoClient:
         return self._transport.retry
 
     async def close(self) -> None:
-        """Close the session this client opened (a caller's session is left open)."""
+        """Close the session this client opened (a caller's session is left open). On a
+        view (:meth:`with_options`), nothing: close the client it was made from."""
+        if self._view_of is not None:
+            return
         await self._transport.close()
 
     async def __aenter__(self) -> TangoClient:
@@ -335,6 +448,25 @@ def _oauth_problem(auth: object, *, has_key: bool) -> ValidationError | None:
             "Basic), not both",
         )
     return None
+
+
+def _instrument(telemetry: object) -> list[Instrument]:
+    """The instrument of ``telemetry=``: none, OpenTelemetry's (True), or the one given."""
+    if telemetry is False or telemetry is None:
+        return []
+    if telemetry is True:
+        from .otel import Telemetry  # imports opentelemetry: only when asked for
+
+        return [Telemetry()]
+    if isinstance(telemetry, type):  # telemetry=Telemetry: its call() would fail on every call
+        raise ValidationError(
+            "telemetry", f"must be an instance, not the class {telemetry.__name__} (add ())"
+        )
+    if isinstance(telemetry, Instrument):
+        return [telemetry]
+    raise ValidationError(
+        "telemetry", "must be True, False or a tango_async.otel.Telemetry (an Instrument)"
+    )
 
 
 def _count(value: object) -> bool:

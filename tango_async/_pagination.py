@@ -10,7 +10,24 @@ every list:
 - **Laziness**: nothing is fetched until iteration starts; each iteration starts afresh.
 - **Stop rules**: a window ends at an empty or short page or at its ``totalCount``; a
   first page with a ``totalCount`` past the window, or a next page that would lie past
-  it, splits a date window instead (or raises ResultWindowError without one).
+  it, splits a date window instead.
+- **The whole history**: without a date range the first request goes without dates
+  (a list within the window is paged through as it is); when the list turns out larger
+  than the window, the walk splits the whole history, :data:`EARLIEST` to a day past
+  the client's clock when the split is made (:data:`HISTORY_MARGIN`, for a server
+  clock ahead of the client's), into date windows as for a range. Items already
+  yielded before the split are not yielded again. ResultWindowError remains only where
+  no split is possible: ``page=`` beyond the first page of a list larger than the
+  window, or more than the window within one millisecond.
+- **Page numbers and totals**: :meth:`AsyncPaginator.pages` numbers the pages it yields
+  in one sequence across the date windows (the first is ``page``, 0 by default, and
+  each next one one more), not the API's number within the window; and gives every
+  page the ``totalCount`` of the whole query (history or range) as the API counted it
+  on the walk's first answer, not the window's. Where the API never counted the whole
+  query (it refused the range as too long, 422.043, before giving a count), a page
+  carries the count of the window it came from. Either figure is the API's when it was
+  asked: items created or removed during the walk can make it differ from the number
+  yielded.
 - **The repeated-page guard**: a page holding only items already seen in its window
   (the API answered the same page again) ends that window with a warning.
 - **Date-window splitting with edge dedupe**: given a date range, a result too large
@@ -58,6 +75,7 @@ from ._validation import check_int, format_query_datetime, to_rfc3339
 __all__ = [
     "DEFAULT_CONCURRENCY",
     "EARLIEST",
+    "HISTORY_MARGIN",
     "MAX_CONCURRENCY",
     "AsyncPaginator",
     "CursorPaginator",
@@ -67,6 +85,8 @@ __all__ = [
 log = logging.getLogger("tango_async")
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # before any RaaS v2 order; lower bound of a range
+# the whole history ends this far past the client's clock (a server clock ahead of it)
+HISTORY_MARGIN = timedelta(days=1)
 _MS = timedelta(milliseconds=1)
 DEFAULT_CONCURRENCY = 1  # sequential unless asked: see Orders.list for why
 MAX_CONCURRENCY = 16
@@ -159,8 +179,29 @@ class AsyncPaginator(ABC, Generic[ItemT, PageT]):
 
     def _splits(self, error: Exception, window: Span | None) -> bool:
         """Whether ``error``, raised fetching a page of ``window``, means the window must
-        be split in two (without a window: raise ResultWindowError); by default none."""
+        be split in two (without a window: the whole history is split); by default none."""
         return False
+
+    def _stamped(self, page: PageT, number: int, total: int) -> PageT:
+        """``page`` as :meth:`pages` yields it: numbered ``number`` in the walk's one
+        sequence, with ``total`` the whole query's count (see the module docstring). By
+        default ``page`` unchanged (a list whose pages carry no such figures)."""
+        return page
+
+    def _time(self, item: ItemT) -> datetime | None:
+        """When ``item`` was created (None: not known), which a date window selects it by;
+        by default not known."""
+        return None
+
+    def _history(self, latest: datetime | None = None) -> Span:
+        """The span the whole history is split in when it exceeds the result window: from
+        :data:`EARLIEST` to :data:`HISTORY_MARGIN` past the later of the client's clock and
+        ``latest``, the newest creation time among the items the walk has seen (a server
+        clock further ahead than the margin: its newest items are still in the span)."""
+        now = datetime.now(UTC)
+        if latest is not None and latest.tzinfo is not None and latest > now:
+            now = latest
+        return (EARLIEST, now + HISTORY_MARGIN)
 
     # --- the walk --------------------------------------------------------------------------
 
@@ -181,13 +222,16 @@ class AsyncPaginator(ABC, Generic[ItemT, PageT]):
 
     def pages(self) -> AsyncIterator[PageT]:
         """The pages of the result; items already yielded are left out (a page left with
-        none is skipped). Nothing is fetched before iteration; errors as for the items."""
+        none is skipped). Numbered in one sequence across the date windows, each with the
+        whole query's count (see the module docstring). Nothing is fetched before
+        iteration; errors as for the items."""
         return self._pages()
 
     def _after(self, window: _Window, number: int, count: int, total: int) -> _Next:
         """What the walk does after page ``number`` of ``window`` held ``count`` items of
         ``total``: the one rule :meth:`_pages` walks by and the prefetcher predicts with."""
-        if number == window.start and total > self._window and window.span is not None:
+        first = number == window.start
+        if first and total > self._window and (window.span is not None or not window.start):
             return _Next.SPLIT
         if not count or count < self._per_page or (number + 1) * self._per_page >= total:
             return _Next.WINDOW
@@ -205,6 +249,11 @@ class AsyncPaginator(ABC, Generic[ItemT, PageT]):
         # Each entry: a window to page through and the keys it must not yield again.
         stack = [_Window(0, root, set(), self._first_page)]
         previous: set[Hashable] = set()
+        sequence = self._first_page  # the number of the next page yielded
+        whole: int | None = None  # the whole query's count: the walk's first answer's
+        latest: datetime | None = None  # the newest item seen without a window
+        yielded = 0  # items yielded (a split history's count checked against ``whole``)
+        history: Span | None = None  # the span the whole history was split in, if it was
         try:
             while stack:
                 entry = stack.pop()
@@ -214,6 +263,7 @@ class AsyncPaginator(ABC, Generic[ItemT, PageT]):
                 number = started_at = entry.start
                 total: int | None = None  # of the last page taken in this window
                 split_into = 0
+                low: int | None = None  # the least count of a page of this window
                 while True:
                     try:
                         if ahead is None:
@@ -226,12 +276,26 @@ class AsyncPaginator(ABC, Generic[ItemT, PageT]):
                         split_into = 2
                         break
                     total = self._total(page)
-                    if total > self._window and not seen and window is not None:
+                    if whole is None and entry.id == 0 and number == started_at:
+                        whole = total
+                    items = self._items(page)
+                    if window is None:  # (a server clock ahead: the history's end follows)
+                        for item in items:
+                            when = self._time(item)
+                            if when is not None and (latest is None or when > latest):
+                                latest = when
+                    if total > self._window and not seen and (window is not None or not started_at):
                         split_into = math.ceil(total / (self._window / 2))
                         break
-                    items = self._items(page)
                     keys = [self._key(i) for i in items]
-                    repeated = bool(keys) and all(k in seen for k in keys)
+                    # A page of items all seen is the API answering the same page again,
+                    # unless the list grew during the walk of this window: items created
+                    # meanwhile push the rest down (a newest-first list), by a page or
+                    # more, and stopping there would lose every later page. (Pages are
+                    # fetched ahead with ``concurrency``: not in the order they are taken.)
+                    grew = low is not None and total > low
+                    low = total if low is None else min(low, total)
+                    repeated = bool(keys) and all(k in seen for k in keys) and not grew
                     fresh = [
                         item
                         for item, k in zip(items, keys, strict=True)
@@ -239,7 +303,10 @@ class AsyncPaginator(ABC, Generic[ItemT, PageT]):
                     ]
                     seen.update(keys)
                     if fresh:
-                        yield self._with_items(page, fresh)
+                        counted = total if whole is None else whole
+                        yield self._stamped(self._with_items(page, fresh), sequence, counted)
+                        sequence += 1
+                        yielded += len(fresh)
                     if repeated:
                         log.warning(
                             "%s returned page %d again; stopping this window", self.route, number
@@ -256,12 +323,15 @@ class AsyncPaginator(ABC, Generic[ItemT, PageT]):
                 if not split_into:
                     previous = seen
                     continue
-                if window is None:
+                if window is None and started_at:
                     raise ResultWindowError(
-                        f"{self.route} matches more than the API's {self._window}-result "
-                        "window; pass start_date and/or end_date so the range can be split "
-                        "into windows"
+                        f"page={self._first_page} cannot be combined with a list of more "
+                        f"than {self._window} results (the API's result window): iterate "
+                        "from the first page instead, so the history can be split into "
+                        "date windows"
                     )
+                if window is None:
+                    window = history = self._history(latest)
                 if started_at:
                     raise ResultWindowError(
                         f"page={self._first_page} cannot be combined with a date range holding "
@@ -271,6 +341,18 @@ class AsyncPaginator(ABC, Generic[ItemT, PageT]):
                 parts = _split(window, split_into, self._window, self.noun)
                 carried = exclude | seen
                 stack.extend(_Window(next(window_ids), part, carried) for part in reversed(parts))
+            if history is not None and whole is not None and yielded < whole:
+                log.warning(
+                    "%s: the API counted %d %s in the whole history but its date windows "
+                    "(%s to %s) held %d: the others were created outside them (a server "
+                    "clock far from this one's) or left the filters during the walk",
+                    self.route,
+                    whole,
+                    self.noun,
+                    to_rfc3339(history[0]),
+                    to_rfc3339(history[1]),
+                    yielded,
+                )
         finally:
             if ahead is not None:
                 await ahead.close()

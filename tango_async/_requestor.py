@@ -14,7 +14,18 @@ from ._retry import RetryPolicy
 from ._transport import Transport
 from ._unresolved import UnresolvedStore
 
-__all__ = ["Requestor"]
+__all__ = ["CreateState", "Requestor"]
+
+
+@dataclass(slots=True, eq=False)
+class CreateState:
+    """The order creations of one client, shared by its views (``with_options``,
+    ``with_raw_response``): the externalRefIDs of creates in flight, and those settled (never
+    reused, even if the unresolved store kept them). One per client, so that a view never
+    sends a create its client has in flight."""
+
+    in_flight: set[str] = field(default_factory=set)
+    settled: dict[str, None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -40,6 +51,7 @@ class Requestor:
     cache: ReferenceCache = field(default_factory=ReferenceCache)
     catalog_ttl: float = 12 * 3600.0
     check_catalog: bool = False
+    creates: CreateState = field(default_factory=CreateState)
 
     @property
     def retry(self) -> RetryPolicy:

@@ -34,6 +34,7 @@ attempt does). A second 401 is the AuthenticationError.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import re
 import reprlib
@@ -66,8 +67,10 @@ from ._logs import escape
 from ._oauth import AccessToken, BearerAuth
 from ._pacing import Pace, RoutePacing
 from ._ratelimit import WriteGate
+from ._response import Recorder
 from ._retry import OperationRetry, RetryPolicy, parse_retry_after
 from ._retry import header as _header
+from ._telemetry import ActiveCall, Tracing, call_route, retry_reason
 from ._validation import URL_NOISE, http_url
 from ._version import __version__
 
@@ -352,8 +355,26 @@ def check_base_url(base_url: str) -> str:
     return str(http_url(base_url, "base_url")).rstrip("/")
 
 
+class _Shared:
+    """What a transport and its views (:meth:`Transport.derive`) share: the session and
+    its lifecycle, the event loop, the calls waiting (for :meth:`Transport.close`)."""
+
+    __slots__ = ("closed", "closing", "loop", "owns_session", "session", "waiting")
+
+    def __init__(self, session: aiohttp.ClientSession | None) -> None:
+        self.session = session
+        self.owns_session = session is None
+        self.closed = False
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.waiting: set[asyncio.Task[Any]] = set()  # tasks inside wait()
+        self.closing: set[asyncio.Task[Any]] = set()  # ... that close() cancelled
+
+
 class Transport:
-    """Sends requests for one client. Owns its aiohttp session unless one was given."""
+    """Sends requests for one client. Owns its aiohttp session unless one was given.
+
+    :meth:`derive` makes a view of it (``with_options``, ``with_raw_response``) with its
+    own timeout, retry policy or recorder, sharing everything else."""
 
     def __init__(
         self,
@@ -369,6 +390,7 @@ class Transport:
         ssl_context: ssl.SSLContext | None = None,
         pacing: RoutePacing | None = None,
         oauth: BearerAuth | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         if (credential is None) == (oauth is None):
             raise ValidationError("auth", "exactly one of a credential and OAuth is needed")
@@ -392,29 +414,70 @@ class Transport:
         self.timeout = timeout
         self._client_timeout = aiohttp.ClientTimeout(total=timeout)
         self.retry = retry
-        self._session = session
-        self._owns_session = session is None
+        self._shared = _Shared(session)
         self._connector_limit = connector_limit
         self.max_response_bytes = max_response_bytes
-        self._closed = False
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._waiting: set[asyncio.Task[Any]] = set()  # tasks inside wait()
-        self._closing: set[asyncio.Task[Any]] = set()  # ... that close() cancelled
+        self.tracing: Tracing = tracing if tracing is not None else Tracing()
+        self._recorder: Recorder | None = None  # a with_raw_response view's
+
+    def derive(
+        self,
+        *,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        recorder: Recorder | None = None,
+    ) -> Transport:
+        """A view of this transport: the same session, credential, pacing and observers,
+        closed with it; its own ``timeout`` (per attempt), ``retry`` policy and
+        ``recorder`` (the 2xx answers of its calls, for with_raw_response) where given."""
+        view = copy.copy(self)
+        if timeout is not None:
+            view.timeout = timeout
+            view._client_timeout = aiohttp.ClientTimeout(total=timeout)
+        if retry is not None:
+            view.retry = retry
+        view._recorder = recorder  # never the parent's: each raw call records its own
+        return view
+
+    # The shared lifecycle, under the names the methods below use.
+    @property
+    def _session(self) -> aiohttp.ClientSession | None:
+        return self._shared.session
+
+    @_session.setter
+    def _session(self, session: aiohttp.ClientSession | None) -> None:
+        self._shared.session = session
+
+    @property
+    def _owns_session(self) -> bool:
+        return self._shared.owns_session
+
+    @property
+    def _closed(self) -> bool:
+        return self._shared.closed
+
+    @property
+    def _waiting(self) -> set[asyncio.Task[Any]]:
+        return self._shared.waiting
+
+    @property
+    def _closing(self) -> set[asyncio.Task[Any]]:
+        return self._shared.closing
 
     # --- lifecycle ----------------------------------------------------------------------
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._shared.closed
 
     def session(self) -> aiohttp.ClientSession:
         """The session, created on first use inside the running loop."""
         if self._closed:
             raise ClientClosedError("this TangoClient is closed; create a new one")
         loop = asyncio.get_running_loop()
-        if self._loop is None:
-            self._loop = loop
-        elif loop is not self._loop:
+        if self._shared.loop is None:
+            self._shared.loop = loop
+        elif loop is not self._shared.loop:
             raise ClientClosedError(
                 "this TangoClient was first used in another event loop; "
                 "create one client per event loop"
@@ -436,7 +499,7 @@ class Transport:
     async def close(self) -> None:
         if self._closed:
             return
-        self._closed = True
+        self._shared.closed = True
         for task in self._waiting:  # they end with ClientClosedError, having sent nothing more
             self._closing.add(task)
             task.cancel()
@@ -488,6 +551,7 @@ class Transport:
         before_send: Callable[[], Awaitable[None]] | None = None,
         exchange: Exchange | None = None,
         pace: Pace | None = None,
+        trace: ActiveCall | None = None,
     ) -> Response:
         """One HTTP attempt: a Response whatever its status. Raises APIConnectionError /
         APITimeoutError, or ClientClosedError when the client is (or gets) closed first;
@@ -504,8 +568,11 @@ class Transport:
         type and OS error kept in the message."""
         session = self.session()
         url = self.base_url + path
+        slot_wait = 0.0
         if pace is not None:
+            waiting = self.clock.monotonic()
             await self.wait(pace.slot())
+            slot_wait = self.clock.monotonic() - waiting
         if before_send is not None:
             await self.wait(before_send())
         # OAuth: this attempt's token (masked), fetched or renewed when needed; an OAuthError
@@ -519,6 +586,10 @@ class Transport:
         if exchange is not None:
             exchange.attempts += 1
             exchange.in_flight = True
+        if self._recorder is not None:
+            self._recorder.attempts += 1
+        if trace is not None:
+            trace.attempt(path, attempt, slot_wait)
         start = time.perf_counter()
         deadline = asyncio.get_running_loop().time() + self.timeout
         failure: TangoError | None = None  # raised once out of the except blocks
@@ -769,14 +840,46 @@ class Transport:
         params: Sequence[tuple[str, str]] | None = None,
         before_send: Callable[[], Awaitable[None]] | None = None,
         exchange: Exchange | None = None,
+        cooldown_wait: float = 0.0,
     ) -> Response:
         """Send with retries as ``operation`` decides; return a 2xx Response or raise.
 
         Raises the last attempt's error when ``operation`` does not retry it: an APIError
         subclass for an answer, APIConnectionError (APITimeoutError) for a failure without
         one; ClientClosedError once the client is closed. ``exchange``, if given, records
-        what may have reached the server (see Exchange).
+        what may have reached the server (see Exchange). ``cooldown_wait``: the seconds
+        the call waited for a resend cooldown before this, for the observers.
         """
+        if not self.tracing.active:
+            resp = await self._request(
+                method, path, operation, body, params, before_send, exchange, None
+            )
+        else:
+            route = call_route(method, path)
+            trace = self.tracing.call(method, route, operation.kind, cooldown_wait)
+            try:
+                resp = await self._request(
+                    method, path, operation, body, params, before_send, exchange, trace
+                )
+            except BaseException as e:
+                trace.end(getattr(e, "status_code", None), e)
+                raise
+            trace.end(resp.status, None)
+        if self._recorder is not None:
+            self._recorder.record(resp.status, resp.headers, resp.body, method, path)
+        return resp
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        operation: OperationRetry,
+        body: bytes | None,
+        params: Sequence[tuple[str, str]] | None,
+        before_send: Callable[[], Awaitable[None]] | None,
+        exchange: Exchange | None,
+        trace: ActiveCall | None,
+    ) -> Response:
         policy = self.retry
         decide = operation.decide
         pace = (
@@ -799,9 +902,17 @@ class Transport:
                     before_send=before_send,
                     exchange=exchange,
                     pace=pace,
+                    trace=trace,
                 )
             except APIConnectionError as e:
                 option = decide(e, attempt, policy)
+                if trace is not None:
+                    trace.answered(
+                        status_code=None,
+                        request_id=None,
+                        error=type(e).__name__,
+                        retry=(retry_reason(e), option.delay) if option.retry else None,
+                    )
                 if not option.retry:
                     raise
                 delay = option.delay
@@ -817,6 +928,13 @@ class Transport:
                 if pace is not None and resp.status != 429:
                     pace.succeeded()
                 if 200 <= resp.status < 300:
+                    if trace is not None:
+                        trace.answered(
+                            status_code=resp.status,
+                            request_id=_request_id(resp),
+                            error=None,
+                            headers=resp.headers,
+                        )
                     return resp
                 if resp.status == 401 and resp.bearer is not None and not reauthorized:
                     # The token was refused (revoked, expired early): drop it unless another
@@ -824,6 +942,14 @@ class Transport:
                     # was not processed: safe even for an order creation.
                     reauthorized = True
                     assert self._oauth is not None
+                    if trace is not None:
+                        trace.answered(
+                            status_code=401,
+                            request_id=_request_id(resp),
+                            error="AuthenticationError",
+                            retry=("reauthorize", 0.0),
+                            headers=resp.headers,
+                        )
                     await self.wait(self._oauth.invalidate(resp.bearer))
                     log.info("%s %s: HTTP 401 with an OAuth token; renewing it, once", method, path)
                     continue
@@ -831,6 +957,14 @@ class Transport:
                 if exchange is not None and (error.status_code >= 500 or error.status_code == 409):
                     exchange.maybe_delivered = True  # processed, or in process
                 option = decide(error, attempt, policy)
+                if trace is not None:
+                    trace.answered(
+                        status_code=resp.status,
+                        request_id=error.request_id,
+                        error=type(error).__name__,
+                        retry=(retry_reason(error), option.delay) if option.retry else None,
+                        headers=resp.headers,
+                    )
                 if not option.retry:
                     raise error
                 delay = option.delay

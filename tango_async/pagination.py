@@ -1,5 +1,6 @@
 """Order history: ``orders.list()``, a lazy async iterator over ``GET /orders`` that sees
-past the 10,000 window, and its filters.
+past the 10,000 window (with or without a date range: the whole history is windowed by
+date when it reaches the window), and its filters.
 
 :class:`OrderHistory` is the generic :class:`tango_async._pagination.AsyncPaginator`
 (laziness, lookahead with ``concurrency``, the stop rules, the repeated-page guard,
@@ -100,6 +101,12 @@ def _camel(name: str) -> str:
     return head + "".join(p.capitalize() for p in rest)
 
 
+def filter_wire_name(name: str) -> str:
+    """The query parameter of filter ``name`` of ``orders.list()`` (``external_ref_id`` is
+    ``externalRefID``, ``start_date`` ``startDate``)."""
+    return _camel(name)
+
+
 def build_list_query(**filters: object) -> list[tuple[str, str]]:
     """Check the filters of ``orders.list()`` and render them as query parameters."""
     query: list[tuple[str, str]] = []
@@ -138,7 +145,10 @@ def list_query(filters: OrderListQuery) -> list[tuple[str, str]]:
 class OrderHistory(AsyncPaginator[Order, OrderPage]):
     """What ``orders.list()`` returns: iterate it for orders, or :meth:`pages` for pages.
 
-    Nothing is fetched until iteration starts; each iteration starts afresh. With
+    Nothing is fetched until iteration starts; each iteration starts afresh. Without a
+    date range the whole history is yielded: when it holds more than the API's result
+    window it is split into date windows as a range is (see :mod:`tango_async._pagination`),
+    each order once. With
     ``concurrency`` above 1, up to that many pages are fetched ahead of the consumer (see
     :mod:`tango_async._pagination`); the orders and their order are the same as without.
     ``query`` is the rendered filters (:func:`build_list_query`); the dates, paging and
@@ -180,8 +190,29 @@ class OrderHistory(AsyncPaginator[Order, OrderPage]):
         )
 
     def pages(self) -> AsyncIterator[OrderPage]:
-        """The pages of the result, each an OrderPage; orders already yielded are left out."""
+        """The pages of the result, each an OrderPage; orders already yielded are left out
+        (a page left with none is skipped).
+
+        Under date windowing (a history or range larger than the API's result window) the
+        pages keep one numbering and one total: ``page.number`` counts the pages yielded,
+        in one sequence across the windows (the first is ``page=``, 0 by default; not the
+        API's page number within its window); ``page.total_count`` is the totalCount of
+        the whole query (the history, or the range) as the API counted it on the walk's
+        first request, on every page, not the window's. When the API refused to count the
+        whole range (422.043, the range is too long for one request) a page carries its
+        window's count instead. Orders created during the walk can make the total differ
+        from the number of orders yielded; ``result_count`` and ``elements_per_block``
+        are the API's for the request that gave the page."""
         return self._pages()
+
+    def _stamped(self, page: OrderPage, number: int, total: int) -> OrderPage:
+        return OrderPage(
+            number=number,
+            elements_per_block=page.elements_per_block,
+            result_count=page.result_count,
+            total_count=total,
+            orders=page.orders,
+        )
 
     async def _fetch(self, window: Span | None, number: int) -> OrderPage:
         params = list(self._query)
@@ -218,6 +249,9 @@ class OrderHistory(AsyncPaginator[Order, OrderPage]):
     def _key(self, item: Order) -> Hashable:
         return item.reference_order_id
 
+    def _time(self, item: Order) -> datetime | None:
+        return item.created_at
+
     def _with_items(self, page: OrderPage, items: list[Order]) -> OrderPage:
         return OrderPage(
             number=page.number,
@@ -228,7 +262,8 @@ class OrderHistory(AsyncPaginator[Order, OrderPage]):
         )
 
     def _splits(self, error: Exception, window: Span | None) -> bool:
-        """422.043 (period too long) within a date window, or 400.021 (past the window)."""
+        """422.043 (period too long) within a date window, or 400.021 (past the window,
+        with or without one: without one the whole history is split)."""
         if not isinstance(error, BadRequestError | UnprocessableEntityError):
             return False
         if error.i18n_key == PERIOD_TOO_LONG and window is not None:

@@ -34,6 +34,16 @@ def order_request(**kw: Any) -> ta.CreateOrderRequest:
     return ta.CreateOrderRequest(**fields)
 
 
+SANDBOX_CUSTOMER, SANDBOX_ACCOUNT = "sandbox-customer", "sandbox-account"  # seeded
+
+
+def sandbox_order(**kw: Any) -> ta.CreateOrderRequest:
+    """An order of the local sandbox's seeded customer and account."""
+    return order_request(
+        **{"customer_identifier": SANDBOX_CUSTOMER, "account_identifier": SANDBOX_ACCOUNT, **kw}
+    )
+
+
 @pytest.fixture
 async def mocked_client() -> AsyncIterator[ta.TangoClient]:
     """A client for aioresponses tests: fake host, fast retries, a fast order rate."""

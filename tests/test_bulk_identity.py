@@ -224,7 +224,7 @@ def test_dry_run_sends_nothing_and_makes_no_journal(env: dict[str, str], tmp_pat
     dry = run_cli(env, tmp_path, file, "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert "dry run: 4 order(s)" in dry.stdout and "nothing sent" in dry.stdout
-    assert re.search(r"row 1: externalRefID tb[0-9a-f]{40}", dry.stdout)
+    assert re.search(r"row 2: externalRefID tb[0-9a-f]{40}", dry.stdout)  # line 2
     assert not (tmp_path / "d.csv.journal").exists()
     assert server_orders(env, who) == []
 

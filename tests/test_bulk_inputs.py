@@ -204,7 +204,8 @@ def test_good_csv_and_jsonl_give_the_same_requests(tmp_path: Path) -> None:
     from_jsonl = read_orders(jsonl_file(tmp_path, *jsonl_equivalent()))
     assert [r.errors for r in from_csv] == [(), (), ()]
     assert [r.errors for r in from_jsonl] == [(), (), ()]
-    assert [r.row for r in from_csv] == [1, 2, 3] == [r.row for r in from_jsonl]
+    assert [r.row for r in from_csv] == [2, 3, 4]  # file lines: the header is line 1
+    assert [r.row for r in from_jsonl] == [1, 2, 3]
     expected = expected_requests()
     assert [r.request for r in from_csv] == expected
     assert [r.request for r in from_jsonl] == expected
@@ -282,7 +283,8 @@ def test_crlf_quoted_newlines_and_bom(tmp_path: Path) -> None:
     )
     rows = read_orders(write(tmp_path, "bom.csv", text))
     assert [r.errors for r in rows] == [(), ()]
-    assert [r.row for r in rows] == [1, 2]
+    assert [r.row for r in rows] == [2, 4]  # the first spans lines 2-3: numbered by line 2
+    assert [r.record for r in rows] == [1, 2]  # 0.1's numbering (row-number refs)
     assert rows[0].request is not None and rows[0].request.customer_identifier == "cust-12345"
     assert rows[0].request.message == "line one\r\nline two"
 
@@ -362,42 +364,43 @@ def test_bad_csv_rows_report_row_and_field(tmp_path: Path) -> None:
             good_row(expiration_date="2030-06-01T10:00:00z"),  # 16: lowercase z is UTC
         )
     )
-    assert [r.row for r in rows] == list(range(1, 17))
+    assert [r.row for r in rows] == list(range(2, 18))  # file lines: the header is line 1
     assert rows[0].errors == () and rows[0].request is not None
-    assert only_error(rows, 2) == RowError(2, "amount", "must be a number like 10.00 (got 'ten')")
-    assert only_error(rows, 3) == RowError(3, "amount", "must be a finite number")
+    assert only_error(rows, 3) == RowError(3, "amount", "must be a number like 10.00 (got 'ten')")
     assert only_error(rows, 4) == RowError(4, "amount", "must be a finite number")
-    e5 = only_error(rows, 5)
+    assert only_error(rows, 5) == RowError(5, "amount", "must be a finite number")
+    e5 = only_error(rows, 6)
     assert (e5.field, e5.rule) == (
         "send_email",
         "must be true or false (or yes/no, 1/0), not 'maybe'",
     )
-    e6 = only_error(rows, 6)
+    e6 = only_error(rows, 7)
     assert e6.field == "expiration_date" and e6.rule.startswith("must include a timezone offset")
-    e7 = only_error(rows, 7)
+    e7 = only_error(rows, 8)
     assert e7.field == "expiration_date" and "ISO 8601" in e7.rule
-    r8 = next(r for r in rows if r.row == 8)
+    r8 = next(r for r in rows if r.row == 9)
     assert r8.request is None
     assert [(e.field, e.rule) for e in r8.errors] == [
         ("recipient.address.city", "is required"),
         ("recipient.address.state_or_province", "is required"),
         ("recipient.address.postal_code", "is required"),
     ]
-    e9 = only_error(rows, 9)
+    e9 = only_error(rows, 10)
     assert (e9.field, e9.rule) == (
         "recipient.email",
         "must be an email address like name@example.com",
     )
-    e10 = only_error(rows, 10)
+    e10 = only_error(rows, 11)
     assert e10.field == "" and "5 cells" in e10.rule and "14 columns" in e10.rule
-    assert only_error(rows, 11).field == "amount"
-    assert only_error(rows, 12) == RowError(12, "amount", "is required")
-    assert only_error(rows, 13) == RowError(13, "amount", "must be greater than 0")
-    # Every cell's type error is reported; prepare_order's rules only run on a clean row.
-    r14 = next(r for r in rows if r.row == 14)
-    assert [e.field for e in r14.errors] == ["amount", "send_email"]
-    assert only_error(rows, 15).field == "expiration_date"
-    r16 = next(r for r in rows if r.row == 16)
+    assert only_error(rows, 12).field == "amount"
+    assert only_error(rows, 13) == RowError(13, "amount", "is required")
+    assert only_error(rows, 14) == RowError(14, "amount", "must be greater than 0")
+    # Every cell's type error is reported, and every rule the rest of the row breaks (issue
+    # 16: before, prepare_order's rules only ran on a clean row)
+    r14 = next(r for r in rows if r.row == 15)
+    assert [e.field for e in r14.errors] == ["amount", "send_email", "recipient.email"]
+    assert only_error(rows, 16).field == "expiration_date"
+    r16 = next(r for r in rows if r.row == 17)
     assert r16.errors == () and r16.request is not None
     assert r16.request.expiration_date == datetime(2030, 6, 1, 10, tzinfo=UTC)
 
@@ -415,9 +418,9 @@ def test_csv_missing_required_cells_and_physical_rules(tmp_path: Path) -> None:
         )
     )  # fmt: skip
     assert errors_of(rows) == [
-        (1, "customer_identifier"),
-        (1, "account_identifier"),
-        (2, "recipient.address.postal_code"),
+        (2, "customer_identifier"),
+        (2, "account_identifier"),
+        (3, "recipient.address.postal_code"),
     ]
     assert rows[1].errors[0].rule == "US addresses take a 5-digit ZIP code only"
 
@@ -426,8 +429,9 @@ def test_csv_blank_rows_are_skipped_but_counted(tmp_path: Path) -> None:
     header = BASE + ",recipient.email,recipient.first_name"
     p = csv_file(tmp_path, header, "", f"{GOOD},1,a@example.com,Ann", ",,,,,", f"{GOOD},x,,")
     rows = read_orders(p)
-    assert [r.row for r in rows] == [2, 4]
-    assert errors_of(rows) == [(4, "amount")]
+    assert [r.row for r in rows] == [3, 5]  # file lines: the header is line 1
+    # the bad amount, and (issue 16: every broken rule) the recipient EMAIL delivery needs
+    assert errors_of(rows) == [(5, "amount"), (5, "recipient")]
 
 
 def test_row_error_str() -> None:
@@ -541,7 +545,10 @@ def test_jsonl_bad_rows(tmp_path: Path) -> None:
     assert got[4] == [("", "must be a JSON object, not a string")]
     assert got[5] == [("recipient.email", "must be a string, not a number")]
     assert got[6] == [("amount", "is required (got null)")]
-    assert got[7] == [("account_identifier", "is required (JSON key 'accountIdentifier')")]
+    assert got[7] == [  # (issue 16: and every rule the rest breaks)
+        ("account_identifier", "is required (JSON key 'accountIdentifier')"),
+        ("recipient", "is required for EMAIL delivery"),
+    ]
     assert got[8][0][0] == "" and "NaN" in got[8][0][1]
     assert got[9] == [("send_email", "must be true or false, not a string")]
     assert got[10][0][0] == "expiration_date" and "timezone offset" in got[10][0][1]
@@ -551,6 +558,7 @@ def test_jsonl_bad_rows(tmp_path: Path) -> None:
         "recipient.address.state_or_province",
         "recipient.address.postal_code",
         "recipient.address.country",
+        "recipient.last_name",  # issue 16: every rule the rest breaks (ADDRESS needs one)
     ]
     assert got[13] == [("utid", "must be U followed by digits (e.g. U561593)")]
     assert got[14] == [("", "the JSON key 'utid' appears twice in one object")]
@@ -689,17 +697,19 @@ def test_rows_read_are_checked_once_and_others_once(
     monkeypatch.setattr(_inputs, "prepare_order", counting)
     monkeypatch.setattr(_job, "prepare_order", counting)
     rows = read_orders(jsonl_file(tmp_path, wire(), wire(amount=11), wire(utid="X")))
-    assert len(calls) == 3  # each row once, the bad one included
+    # each good row once; the bad one until every field is checked (issue 16): its bad utid,
+    # then the rest with a stand-in utid
+    assert len(calls) == 4
     plan = _job.plan_rows(rows)
-    assert len(calls) == 3 and len(plan.rows) == 2  # not again
+    assert len(calls) == 4 and len(plan.rows) == 2  # not again
     by_hand = [r.request for r in rows if r.request is not None]
     again = _job.plan_rows(by_hand)
-    assert len(calls) == 5 and again.rows == plan.rows  # requests: checked once, same refs
+    assert len(calls) == 6 and again.rows == plan.rows  # requests: checked once, same refs
     replaced = [dataclasses.replace(rows[0], request=rows[1].request), rows[1]]
     _job.plan_rows(replaced, max_amount=Decimal(500))
-    assert len(calls) == 7  # another request, another limit: checked again
+    assert len(calls) == 8  # another request, another limit: checked again
     _job.plan_rows(rows[:1], max_amount=Decimal(5))
-    assert len(calls) == 8
+    assert len(calls) == 9
     assert _job.plan_rows(rows[:2], max_amount=Decimal(10)).errors[0].row == 2
 
 
@@ -772,7 +782,7 @@ def test_many_rows(tmp_path: Path) -> None:
     header = BASE + ",recipient.email,recipient.first_name"
     body = "".join(f"{GOOD},{i % 50}.25,p{i}@example.com,Pat\n" for i in range(5000))
     rows = read_orders(write(tmp_path, "many.csv", header + "\n" + body))
-    assert len(rows) == 5000 and rows[-1].row == 5000
+    assert len(rows) == 5000 and rows[-1].row == 5001 and rows[-1].record == 5000
     assert not any(r.errors for r in rows)
 
 

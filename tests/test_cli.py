@@ -80,7 +80,7 @@ def test_submit_a_small_csv(tmp_path: Path) -> None:
     report = tmp_path / "orders.results.csv"
     assert f"report: {report}" in result.stdout
     rows = read_report(report)
-    assert [r["row"] for r in rows] == ["1", "2", "3", "4", "5"]
+    assert [r["row"] for r in rows] == ["2", "3", "4", "5", "6"]  # file lines (issue 16)
     assert {r["outcome"] for r in rows} == {"created"}
     assert {r["status"] for r in rows} == {"COMPLETE"}
     assert all(REF.match(r["externalRefID"]) for r in rows)
@@ -126,18 +126,19 @@ def test_bad_rows_are_listed_and_nothing_is_sent(tmp_path: Path) -> None:
     file = write_csv(
         tmp_path,
         good_row(1),
-        "cust-12345,acct-12345,U561593,abc,p2@example.com,Ann",  # row 2: amount
+        "cust-12345,acct-12345,U561593,abc,p2@example.com,Ann",  # line 3: amount
         good_row(3),
-        "cust-12345,acct-12345,U561593,4.00,nope,Ann",  # row 4: recipient.email
-        "cust-12345,acct-12345,X1,5.00,p5@example.com,Ann",  # row 5: utid
+        "cust-12345,acct-12345,U561593,4.00,nope,Ann",  # line 5: recipient.email
+        "cust-12345,acct-12345,X1,5.00,p5@example.com,Ann",  # line 6: utid
     )
     result = submit(file)
     assert result.exit_code == 1, result.output
     err = result.stderr
-    assert re.search(r"^row 2, amount: .+", err, re.MULTILINE)
-    assert re.search(r"^row 4, recipient\.email: .+", err, re.MULTILINE)
-    assert re.search(r"^row 5, utid: .+", err, re.MULTILINE)
-    assert "row 1" not in err and "row 3" not in err
+    # rows are numbered by the file's lines (issue 16): the header is line 1
+    assert re.search(r"^row 3, amount: .+", err, re.MULTILINE)
+    assert re.search(r"^row 5, recipient\.email: .+", err, re.MULTILINE)
+    assert re.search(r"^row 6, utid: .+", err, re.MULTILINE)
+    assert "row 2" not in err and "row 4" not in err
     assert "3 invalid row(s)" in err and "nothing sent" in err and "--skip-invalid" in err
     assert not (tmp_path / "orders.csv.journal").exists()
     assert not (tmp_path / "orders.results.csv").exists()
@@ -157,12 +158,12 @@ def test_skip_invalid_sends_the_valid_rows(tmp_path: Path) -> None:
     assert "skipping 2 invalid row(s)" in result.stderr
     assert "3 created" in result.stdout and "2 invalid" in result.stdout
     rows = {r["row"]: r for r in read_report(tmp_path / "orders.results.csv")}
-    assert sorted(rows) == ["1", "2", "3", "4", "5"]
-    assert [rows[n]["outcome"] for n in ("1", "3", "5")] == ["created"] * 3
-    assert all(rows[n]["referenceOrderID"] for n in ("1", "3", "5"))
-    assert rows["2"]["outcome"] == rows["4"]["outcome"] == "invalid"
-    assert rows["2"]["message"].startswith("amount:")
-    assert rows["4"]["message"].startswith("recipient.email:")
+    assert sorted(rows) == ["2", "3", "4", "5", "6"]  # file lines (issue 16)
+    assert [rows[n]["outcome"] for n in ("2", "4", "6")] == ["created"] * 3
+    assert all(rows[n]["referenceOrderID"] for n in ("2", "4", "6"))
+    assert rows["3"]["outcome"] == rows["5"]["outcome"] == "invalid"
+    assert rows["3"]["message"].startswith("amount:")
+    assert rows["5"]["message"].startswith("recipient.email:")
     counts = journal_counts(tmp_path / "orders.csv.journal")
     assert counts[RowState.DONE] == 3 and counts[RowState.INVALID] == 2
 

@@ -1137,7 +1137,7 @@ def test_listen_usage_errors_and_a_port_in_use(tmp_path: Path) -> None:
         busy.listen()
         port = busy.getsockname()[1]
         result = invoke("webhooks", "listen", "--port", str(port), "--unsigned")
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output  # an environment error (issue 16)
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
 
 

@@ -399,15 +399,14 @@ async def test_history_past_the_real_10k_window() -> None:
     assert len(got) == len(ids) == len(set(got))
 
 
-async def test_history_without_range_raises_at_the_window() -> None:
+async def test_history_without_range_streams_past_the_window() -> None:
+    """Issue 16: without dates the whole history is yielded, split by date past the
+    window: every order once, every request answered 200."""
     async with Sandbox(order_rate=None, contract=CONTRACT, max_window=500) as server:
-        server.seed_orders(700, start=START, step=timedelta(seconds=1))
+        ids = server.seed_orders(700, start=START, step=timedelta(seconds=1))
         async with client_for(server, result_window=500) as tango:
-            got: list[ta.Order] = []
-            with pytest.raises(ta.ResultWindowError, match="start_date"):
-                async for o in tango.orders.list():
-                    got.append(o)
-    assert len(got) == 500
+            got = [o.reference_order_id async for o in tango.orders.list()]
+    assert sorted(got) == sorted(ids) and len(set(got)) == 700
     assert all(r.status == 200 for r in server.requests)
 
 

@@ -189,16 +189,30 @@ async def test_a_period_too_long_splits_the_same_way() -> None:
     assert concurrent == sequential and sorted(sequential) == sorted(ids)
 
 
-async def test_without_a_range_the_window_still_raises() -> None:
+async def test_without_a_range_the_whole_history_is_windowed() -> None:
+    # issue 16: past the window without dates, the history is split by date, not refused
+    async with Sandbox(order_rate=None, max_window=500) as server:
+        ids = server.seed_orders(700, start=START, step=timedelta(seconds=1))
+        async with client_for(server, result_window=500) as tango:
+            sequential = await ids_of(tango)
+            concurrent = await ids_of(tango, concurrency=4)
+            assert prefetches() == []
+    # (each walk splits the history up to its own "now": the windows, hence the order
+    # across them, may differ between two walks; each order comes once in both)
+    assert sorted(concurrent) == sorted(sequential) == sorted(ids)
+    assert len(set(concurrent)) == len(concurrent)
+
+
+async def test_page_without_a_range_past_the_window_still_raises() -> None:
     async with Sandbox(order_rate=None, max_window=500) as server:
         server.seed_orders(700, start=START, step=timedelta(seconds=1))
         async with client_for(server, result_window=500) as tango:
             got: list[ta.Order] = []
-            with pytest.raises(ta.ResultWindowError, match="start_date"):
-                async for o in tango.orders.list(concurrency=4):
+            with pytest.raises(ta.ResultWindowError, match="page=1 cannot be combined"):
+                async for o in tango.orders.list(page=1, concurrency=4):
                     got.append(o)
             assert prefetches() == []
-    assert len(got) == 500
+    assert len(got) == 400  # pages 1 to 4 of 100: page 5 would lie past the window
 
 
 async def test_a_repeated_page_stops_the_window_as_before() -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tango_async import ResultWindowError, ValidationError
-from tango_async._pagination import AsyncPaginator, Span
+from tango_async._pagination import EARLIEST, AsyncPaginator, Span
 from tango_async.pagination import QUERY_FILTERS, WINDOW_FILTERS, OrderListQuery
 from tango_async.resources.orders import Orders
 
@@ -135,10 +135,20 @@ async def test_stop_rules_the_total_and_the_empty_page() -> None:
     assert [n for _, n in empty.requests] == [0]
 
 
-async def test_past_the_window_without_a_range_is_a_result_window_error() -> None:
+async def test_past_the_window_without_a_range_the_whole_history_is_split() -> None:
+    # issue 16: no date range is the whole history, windowed by date past the window
     source = Source(spread(25))
-    with pytest.raises(ResultWindowError, match=r"GET /things matches more than the API's 10"):
-        await collect(Fake(source))
+    got = await collect(Fake(source))
+    assert sorted(got) == [f"i{k:03d}" for k in range(25)] and len(got) == len(set(got))
+    assert source.requests[0] == (None, 0)  # first without dates, then in windows
+    assert all(w is not None for w, _ in source.requests[1:])
+    assert source.requests[1][0] is not None and source.requests[1][0][0] == EARLIEST
+
+
+async def test_page_past_the_window_without_a_range_is_still_a_result_window_error() -> None:
+    source = Source(spread(25))
+    with pytest.raises(ResultWindowError, match=r"page=1 cannot be combined with a list of more"):
+        await collect(Fake(source, page=1))
 
 
 async def test_the_arguments_are_checked_at_construction() -> None:

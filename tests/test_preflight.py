@@ -362,7 +362,7 @@ async def test_record_is_json_and_its_words_show_cost_balance_and_verdict() -> N
     assert acct["cost"] == "21.00" and acct["balance"] == "100" and acct["ok"] is True
     lines = preflight_lines(record)
     assert lines[0].startswith("balance check ") and "ok" in lines[0]
-    assert re.match(r"balance check \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", lines[0])
+    assert re.match(r"balance check \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", lines[0])
     assert any(
         "account acct-aaaa: 2 row(s), estimated cost 21.00 USD, balance 100 USD" in x for x in lines
     )

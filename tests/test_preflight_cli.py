@@ -154,12 +154,12 @@ def test_a_catalog_invalid_amount_is_refused_before_sending(
     dry = submit(tsb, file, "--dry-run")
     assert dry.exit_code == 1, dry.output
     assert "1 row(s) break the catalog's rules" in dry.stdout
-    assert "row 2, amount: must be 25 USD for U100025" in dry.stdout
+    assert "row 3, amount: must be 25 USD for U100025" in dry.stdout  # line 3 of the file
     assert "dry run: 1 order(s)" in dry.stdout
 
     real = submit(tsb, file)
     assert real.exit_code == 1, real.output
-    assert "row 2, amount: must be 25 USD" in real.stderr and "nothing sent" in real.stderr
+    assert "row 3, amount: must be 25 USD" in real.stderr and "nothing sent" in real.stderr
     assert posts(tsb) == 0 and not (tmp_path / "o.csv.journal").exists()
 
     skipped = submit(tsb, file, "--skip-invalid")
@@ -167,7 +167,7 @@ def test_a_catalog_invalid_amount_is_refused_before_sending(
     assert posts(tsb) == 1
     with Journal.open(tmp_path / "o.csv.journal") as opened:
         assert opened.counts()[RowState.INVALID] == 1
-        assert "must be 25 USD" in (opened.get(2).message or "")
+        assert "must be 25 USD" in (opened.get(3).message or "")  # line 3 of the file
     # the same file again finds its journal: nothing is sent twice
     again = submit(tsb, file, "--skip-invalid")
     assert again.exit_code == 1 and "nothing to send" in again.stdout

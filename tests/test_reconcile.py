@@ -611,7 +611,9 @@ async def test_the_results_file(sb: Sandbox, client: ta.TangoClient, mixed: Path
     jsonl = write_reconcile_report(report, mixed.with_name("r.jsonl"))
     lines = [json.loads(line) for line in jsonl.read_text(encoding="utf-8").splitlines()]
     assert [line["row"] for line in lines] == [1, 2, 3, 4, 5]
-    assert lines[2]["result"] == "pending" and lines[1]["amount"] == "2"
+    # issue 16: an amount is a JSON number in plain decimal notation, never a string
+    assert lines[2]["result"] == "pending" and lines[1]["amount"] == 2
+    assert '"amount":2,' in jsonl.read_text(encoding="utf-8").splitlines()[1]
     with pytest.raises(ta.ValidationError):
         write_reconcile_report(report, mixed.with_name("r.x"), format="xml")
 
@@ -674,7 +676,7 @@ def test_cli_reconcile_then_status(tsb: ThreadedSandbox, tmp_path: Path) -> None
     status = invoke("status", path)
     assert status.exit_code == 0, status.output
     assert re.search(
-        r"^reconciled \d{4}-\d\d-\d\d .+ \(last record by poll\)$", status.stdout, re.M
+        r"^reconciled \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(last record by poll\)$", status.stdout, re.M
     )
     assert re.search(r"^  delivered\s+1  amount 2$", status.stdout, re.MULTILINE)
     assert re.search(r"^  pending\s+1  amount 3$", status.stdout, re.MULTILINE)

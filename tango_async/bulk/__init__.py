@@ -30,7 +30,9 @@ from ._job import (
     plan_rows,
 )
 from ._journal import (
+    JobRun,
     Journal,
+    JournalBusyError,
     JournalDamagedError,
     JournalError,
     JournalMismatchError,
@@ -74,7 +76,9 @@ __all__ = [
     "EventResult",
     "InputFileError",
     "InputRow",
+    "JobRun",
     "Journal",
+    "JournalBusyError",
     "JournalDamagedError",
     "JournalError",
     "JournalMismatchError",

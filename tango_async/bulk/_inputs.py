@@ -1,8 +1,11 @@
 """Reading the input file of a bulk order job: CSV or JSON Lines, one order per row.
 
 ``read_orders()`` returns one ``InputRow`` per data row: the ``CreateOrderRequest`` it
-stands for, or every ``RowError`` found in it (type errors of every cell first, then the
-first documented rule ``prepare_order()`` finds broken). Problems with the file as a whole
+stands for, or every ``RowError`` found in it (type errors of every cell first, then every
+documented rule ``prepare_order()`` finds broken, field by field: see
+:func:`_rule_errors`). A row is numbered by the line of the file it starts on (CSV: the
+header is line 1, and a quoted value holding a line break makes a record span lines;
+JSON Lines: its line), as an editor or a spreadsheet numbers it. Problems with the file as a whole
 (missing, unreadable, not UTF-8, no orders, unknown columns, wrong format) raise
 ``InputFileError``; nothing else is raised (bar ValidationError for a bad ``max_amount``).
 
@@ -18,11 +21,14 @@ filled in. A row keeps what that check returned, so a bulk job does not check it
 
 from __future__ import annotations
 
+import codecs
 import csv
 import dataclasses
 import hashlib
 import json
+import os
 import re
+import stat
 import types
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -59,6 +65,10 @@ _SUFFIXES: dict[str, Format] = {
 }
 _CUSTOM = "custom_fields"
 _CHUNK = 1 << 20
+# A line longer than this is no order file (a binary file, /dev/zero): refused before it
+# is read whole into memory. (Far above any valid row: a CSV cell is at most 131,072
+# characters, csv's field limit.)
+MAX_LINE = 1 << 24
 
 
 class InputFileError(TangoError, ValueError):
@@ -70,9 +80,11 @@ class InputFileError(TangoError, ValueError):
 class RowError:
     """One problem with one data row.
 
-    ``row`` is 1-based (CSV: the record after the header is row 1; JSON Lines: line 1 is
-    row 1). ``field`` is snake_case and dotted (``recipient.email``), ``""`` when the row
-    as a whole cannot be read.
+    ``row`` is the line of the file the row starts on, from 1 (CSV: the header is line 1,
+    so the first data row is usually row 2; a record whose quoted value holds a line break
+    spans lines and is numbered by its first; JSON Lines: the line). ``field`` is
+    snake_case and dotted (``recipient.email``), ``""`` when the row as a whole cannot be
+    read.
     """
 
     row: int
@@ -87,7 +99,12 @@ class RowError:
 
 @dataclass(frozen=True, slots=True)
 class InputRow:
-    """One data row: its request (None when it has errors) and its errors (empty if valid)."""
+    """One data row: its request (None when it has errors) and its errors (empty if valid).
+
+    ``row`` is the file line it starts on (see :class:`RowError`). ``record`` is its
+    ordinal as tango-async 0.1 numbered rows (CSV: the record after the header is 1; JSON
+    Lines: the line), which 0.1's row-number externalRefIDs (``submit_many(job_id=)``)
+    are made of; None for a row built by hand (its ``row`` is used)."""
 
     row: int
     request: CreateOrderRequest | None
@@ -98,6 +115,7 @@ class InputRow:
     _checked: tuple[CreateOrderRequest, CreateOrderRequest, Decimal, bytes] | None = (
         dataclasses.field(default=None, repr=False, compare=False)
     )
+    record: int | None = dataclasses.field(default=None, repr=False, compare=False)
 
 
 # --- the shape of a request, read off the models ------------------------------------------
@@ -167,6 +185,11 @@ _COLUMNS: dict[str, tuple[tuple[str, ...], _Field]] = {
     col: (path, leaf) for col, path, leaf in _csv_columns(CreateOrderRequest)
 }
 _KNOWN = ", ".join([*_COLUMNS, f"{_CUSTOM}.<name>"])
+# The columns every order needs (a nested object's own, e.g. recipient.address.city, are
+# needed only when the object is given)
+_REQUIRED_COLUMNS = tuple(
+    col for col, (path, leaf) in _COLUMNS.items() if len(path) == 1 and leaf.required
+)
 
 
 # --- cell and value conversions -----------------------------------------------------------
@@ -288,17 +311,131 @@ def _finish(
     request: CreateOrderRequest | None,
     errors: list[RowError],
     max_amount: Decimal = DEFAULT_MAX_AMOUNT,
+    *,
+    record: int | None = None,
 ) -> InputRow:
-    if request is not None and not errors:
+    """The row of ``request``: checked against every documented rule (every field
+    broken, see :func:`_rule_errors`). ``errors`` are those found reading the row; then
+    ``request`` is what was read with a stand-in for each value found wrong (so the rest
+    is checked too), and the row is invalid whatever the rules say."""
+    if request is None:
+        return InputRow(row, None, tuple(errors), record=record)
+    wire, broken = _rule_errors(row, request, max_amount, known=[e.field for e in errors])
+    errors = [*errors, *broken]
+    if errors or wire is None:
+        return InputRow(row, None, tuple(errors), record=record)
+    seen = _snapshot(request)
+    checked = None if seen is None else (request, wire, max_amount, seen)
+    return InputRow(row, request, (), _checked=checked, record=record)
+
+
+# --- every broken rule of a row -----------------------------------------------------------
+#
+# prepare_order() stops at the first rule broken. To report every field of a row that
+# breaks one, the field it names is replaced (an optional one taken out, a required one
+# given a stand-in that meets its rules) and the request checked again, until it passes;
+# each pass takes one field out, so it ends. Stand-ins are the most lenient values (a
+# country outside US and CA, whose postal and region rules are the loosest), so they add
+# no error of their own. Once the delivery method is in doubt (delivery_method or
+# send_email broken), the rules that depend on it (what a method requires) are not
+# reported: the method the row meant is not known.
+
+_STAND_INS: dict[str, Any] = {
+    "customer_identifier": "placeholder",
+    "account_identifier": "placeholder",
+    "utid": "U000000",
+    "amount": Decimal(1),
+    "first_name": "Placeholder",
+    "last_name": "Placeholder",
+    "email": "placeholder@example.com",
+    "mobile_number": "+12025550143",
+    "street_line1": "1 Placeholder Street",
+    "city": "Placeholder",
+    "state_or_province": "NY",
+    "postal_code": "10001",
+    "country": "GB",
+}
+_METHOD_FIELDS = frozenset({"delivery_method", "send_email"})
+
+
+def _unreadable(row: int) -> list[RowError]:
+    """The error of a row that cannot be read as an order and has no other (never a row
+    without a request and without an error: it would be dropped silently)."""
+    return [RowError(row, "", "cannot be read as an order")]
+
+
+_MAX_RULE_PASSES = 100  # more than a request has fields
+
+
+def _rule_errors(
+    row: int, request: CreateOrderRequest, max_amount: Decimal, *, known: Iterable[str] = ()
+) -> tuple[CreateOrderRequest | None, list[RowError]]:
+    """What ``prepare_order`` returns for ``request`` (None if a rule is broken) and every
+    rule broken, one error per field (see the comment above). Fields in ``known`` (errors
+    already found in them while reading) are not reported again."""
+    skip = set(known)
+    doubt = bool(skip & _METHOD_FIELDS)
+    errors: list[RowError] = []
+    tried: set[str] = set()
+    for _ in range(_MAX_RULE_PASSES):
         try:
             wire = prepare_order(request, max_amount=max_amount)
         except ValidationError as e:
-            errors.append(RowError(row, e.field, e.rule))
-        else:
-            seen = _snapshot(request)
-            checked = None if seen is None else (request, wire, max_amount, seen)
-            return InputRow(row, request, (), _checked=checked)
-    return InputRow(row, None, tuple(errors))
+            field, rule = e.field, e.rule
+            depends = doubt and (
+                "delivery" in rule or (field.startswith("recipient") and "required" in rule)
+            )
+            if field not in skip and field not in tried and not depends:
+                errors.append(RowError(row, field, rule))  # one error a field
+            if field in tried:  # no stand-in helped: stop here
+                return None, errors
+            tried.add(field)
+            doubt = doubt or field in _METHOD_FIELDS
+            replaced = _without(request, field, rule)
+            if replaced is None:
+                return None, errors
+            request = replaced
+            continue
+        return (None if errors or skip else wire), errors
+    return None, errors  # pragma: no cover - each pass replaces a field
+
+
+def _without(request: CreateOrderRequest, field: str, rule: str) -> CreateOrderRequest | None:
+    """``request`` with the value of ``field`` (a dotted path) replaced by its stand-in,
+    or taken out when it has none and is optional (for the model and for the rule broken:
+    "is required..."); None when neither can be (a whole recipient or address missing)."""
+    names = field.split(".")
+    chain: list[msgspec.Struct] = [request]
+    node: Any = request
+    for i, name in enumerate(names):
+        if not isinstance(node, msgspec.Struct) or name not in node.__struct_fields__:
+            names = names[:i]  # e.g. custom_fields.<key>: take the whole attribute out
+            break
+        if i < len(names) - 1:
+            node = getattr(node, name)
+            chain.append(node)
+    if not names:
+        return None
+    chain = chain[: len(names)]
+    leaf = names[-1]
+    parent = chain[-1]
+    required = leaf not in _optional_fields(type(parent)) or rule.startswith("is required")
+    value: Any = None  # an optional value is taken out, unless it has a stand-in
+    if leaf in _STAND_INS:  # (taking out an email may break "EMAIL delivery needs one")
+        value = _STAND_INS[leaf]
+        if getattr(parent, leaf) == value:  # the stand-in itself is refused: give up
+            return None
+    elif required:
+        return None
+    new: Any = msgspec.structs.replace(parent, **{leaf: value})
+    for struct, name in zip(reversed(chain[:-1]), reversed(names[:-1]), strict=True):
+        new = msgspec.structs.replace(struct, **{name: new})
+    result: CreateOrderRequest = new
+    return result
+
+
+def _optional_fields(struct: type[msgspec.Struct]) -> frozenset[str]:
+    return frozenset(f.name for f in _shape(struct).values() if not f.required)
 
 
 def checked_request(item: InputRow, max_amount: object) -> CreateOrderRequest | None:
@@ -337,6 +474,8 @@ def _csv_row(
     cells: list[str],
     columns: list[tuple[str, tuple[str, ...], _Field | None]],
     max_amount: Decimal = DEFAULT_MAX_AMOUNT,
+    *,
+    record: int | None = None,
 ) -> InputRow:
     errors: list[RowError] = []
     # Nested values by attribute path; a nested object exists once one of its cells is given.
@@ -352,7 +491,9 @@ def _csv_row(
             value = _parse_cell(field, text)
         except _CellError as e:
             errors.append(RowError(row, col, e.rule))
-            value = None
+            if not field.required:  # left out, so the rest of the row is checked
+                continue
+            value = _STAND_INS.get(field.name)
         node = tree
         for name in path[:-1]:
             node = node.setdefault(name, {})
@@ -360,9 +501,11 @@ def _csv_row(
     if custom:
         tree[_CUSTOM] = custom
     _check_required(CreateOrderRequest, tree, "", errors, row)
-    if errors:
-        return InputRow(row, None, tuple(errors))
-    return _finish(row, _construct(CreateOrderRequest, tree), errors, max_amount)
+    try:
+        request = _construct(CreateOrderRequest, tree)
+    except (TypeError, ValueError):  # a required value with no stand-in: only what was found
+        return InputRow(row, None, tuple(errors or _unreadable(row)), record=record)
+    return _finish(row, request, errors, max_amount, record=record)
 
 
 def _check_required(
@@ -372,12 +515,18 @@ def _check_required(
     errors: list[RowError],
     row: int,
 ) -> None:
+    """Report every required field missing from ``tree`` and give it its stand-in (so
+    the rest of the row can be checked: see :func:`_rule_errors`)."""
     for f in _shape(struct).values():
         value = tree.get(f.name)
         if f.kind == "struct" and isinstance(value, dict):
             _check_required(f.type, value, f"{prefix}{f.name}.", errors, row)
         elif f.required and f.name not in tree:
             errors.append(RowError(row, prefix + f.name, "is required"))
+            if f.name in _STAND_INS:
+                tree[f.name] = _STAND_INS[f.name]
+        elif f.required and tree[f.name] is None and f.name in _STAND_INS:
+            tree[f.name] = _STAND_INS[f.name]
 
 
 def _construct(struct: type[msgspec.Struct], tree: dict[str, Any]) -> Any:
@@ -671,8 +820,8 @@ def _jsonl_request(
                 errors.append(RowError(row, "", "is not valid Unicode (a lone surrogate)"))
                 return None, errors
             continue
-        if errors:
-            return None, errors
+        # With errors, ``value`` holds stand-ins for what was wrong: the rules are still
+        # checked on the rest of the row (see _finish)
         request: CreateOrderRequest = _request_of(CreateOrderRequest, value)
         return request, errors
     return None, errors  # pragma: no cover - each pass takes something out
@@ -684,19 +833,21 @@ def _jsonl_row(row: int, line: str, max_amount: Decimal = DEFAULT_MAX_AMOUNT) ->
             line, parse_float=Decimal, parse_constant=_no_constant, object_pairs_hook=_pairs
         )
     except _DuplicateKey as e:
-        return InputRow(row, None, (RowError(row, "", str(e)),))
+        return InputRow(row, None, (RowError(row, "", str(e)),), record=row)
     except ValueError as e:  # json.JSONDecodeError and the NaN / Infinity refusal
-        return InputRow(row, None, (RowError(row, "", f"is not valid JSON: {e}"),))
+        return InputRow(row, None, (RowError(row, "", f"is not valid JSON: {e}"),), record=row)
     except RecursionError:
-        return InputRow(row, None, (RowError(row, "", "is nested too deeply"),))
+        return InputRow(row, None, (RowError(row, "", "is nested too deeply"),), record=row)
     if not isinstance(obj, dict):
-        return InputRow(
-            row, None, (RowError(row, "", f"must be a JSON object, not {_json_type(obj)}"),)
-        )
+        why = f"must be a JSON object, not {_json_type(obj)}"
+        return InputRow(row, None, (RowError(row, "", why),), record=row)
     request, errors = _jsonl_request(row, obj)
     if request is None:
-        return InputRow(row, None, tuple(errors))
-    return _finish(row, request, errors, max_amount)
+        return InputRow(row, None, tuple(errors), record=row)
+    try:
+        return _finish(row, request, errors, max_amount, record=row)
+    except (TypeError, ValueError, msgspec.ValidationError):  # pragma: no cover - stand-ins
+        return InputRow(row, None, tuple(errors or _unreadable(row)), record=row)
 
 
 # --- files --------------------------------------------------------------------------------
@@ -745,8 +896,18 @@ def read_orders(
     if fmt not in ("csv", "jsonl"):
         raise InputFileError(f"format must be 'csv' or 'jsonl', not {fmt!r}")
     try:
+        mode = os.stat(p).st_mode
+    except OSError as e:
+        raise _os_error(p, e) from None
+    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        raise InputFileError(
+            f"{p}: is not a regular file (a pipe or a device): an input file is read twice "
+            "(its orders, then its digest), so save it to a file first"
+        )
+    try:
         with open(p, encoding="utf-8-sig", newline="" if fmt == "csv" else None) as f:
-            rows = _read_csv(p, f, limit) if fmt == "csv" else _read_jsonl(p, f, limit)
+            lines = _bounded_lines(p, f)
+            rows = _read_csv(p, lines, limit) if fmt == "csv" else _read_jsonl(p, lines, limit)
     except UnicodeDecodeError:
         raise InputFileError(
             f"{p}: is not UTF-8 text ({_where_not_utf8(p)}); save it as UTF-8"
@@ -758,21 +919,40 @@ def read_orders(
     return rows
 
 
+def _bounded_lines(p: Path, f: Any) -> Iterator[str]:
+    """The lines of the text file ``f`` (as iterating it gives them), each read at most
+    :data:`MAX_LINE` characters at a time: a longer line is an InputFileError naming it,
+    never a whole file read into memory."""
+    number = 0
+    while line := f.readline(MAX_LINE + 1):
+        number += 1
+        if len(line) > MAX_LINE:
+            raise InputFileError(
+                f"{p}: line {number} is longer than {MAX_LINE:,} characters: not an order "
+                "file (a binary file?)"
+            )
+        yield line
+
+
 def _where_not_utf8(p: Path) -> str:
     """Where the first byte that is not UTF-8 is (UTF-8 never uses byte 0x0A inside a
     character, so decoding line by line finds it exactly)."""
-    offset = 0
+    offset, number = 0, 1
+    decoder = codecs.getincrementaldecoder("utf-8")()
     try:
         with open(p, "rb") as f:
-            for number, raw in enumerate(f, 1):
+            # (read at most MAX_LINE bytes at a time: a binary file may have no line break)
+            while raw := f.readline(MAX_LINE):
+                pending = decoder.getstate()[0]  # the start of a character cut by the read
                 try:
-                    raw.decode("utf-8")
+                    decoder.decode(raw)
                 except UnicodeDecodeError as e:
                     return (
-                        f"line {number}, byte offset {offset + e.start}: "
-                        f"{raw[e.start : e.start + 1]!r}"
+                        f"line {number}, byte offset {offset - len(pending) + e.start}: "
+                        f"{e.object[e.start : e.start + 1]!r}"
                     )
                 offset += len(raw)
+                number += raw.endswith(b"\n")
     except OSError:
         pass
     return "an undecodable byte"
@@ -798,14 +978,19 @@ def _read_csv(p: Path, lines: Iterable[str], max_amount: Decimal) -> list[InputR
             raise InputFileError(f"{p}: has no orders (the file is empty)")
         columns = _csv_header(p, header)
         rows: list[InputRow] = []
-        for number, cells in enumerate(reader, 1):
+        end = reader.line_num  # the last line read: the header's
+        # ``record`` numbers records as 0.1 did (its row-number externalRefIDs); ``line``,
+        # the row number, is the line the record starts on (a quoted line break makes a
+        # record span lines)
+        for record, cells in enumerate(reader, 1):
+            line, end = end + 1, reader.line_num
             if not any(c.strip() for c in cells):
                 continue  # a blank line, or a row of empty cells: no order, number kept
             if len(cells) != len(columns):
                 rule = f"has {len(cells)} cells but the header has {len(columns)} columns"
-                rows.append(InputRow(number, None, (RowError(number, "", rule),)))
+                rows.append(InputRow(line, None, (RowError(line, "", rule),), record=record))
                 continue
-            rows.append(_csv_row(number, cells, columns, max_amount))
+            rows.append(_csv_row(line, cells, columns, max_amount, record=record))
     except csv.Error as e:
         raise InputFileError(f"{p}: is not valid CSV (line {reader.line_num}): {e}") from None
     return rows
@@ -837,6 +1022,16 @@ def _csv_header(p: Path, header: list[str]) -> list[tuple[str, tuple[str, ...], 
         raise InputFileError(
             f"{p}: unknown column{'s' if len(unknown) > 1 else ''} {shown}; known columns: {_KNOWN}"
         )
+    if not unknown:
+        given = {c[0] for c in columns}
+        missing = [c for c in _REQUIRED_COLUMNS if c not in given]
+        if missing:
+            raise InputFileError(
+                f"{p}: the header has no {', '.join(map(repr, missing))} column"
+                f"{'s' if len(missing) > 1 else ''} (every order needs "
+                f"{'them' if len(missing) > 1 else 'it'}); the header is line 1 of a CSV "
+                f"file, known columns: {_KNOWN}"
+            )
     if duplicates:
         raise InputFileError(
             f"{p}: column{'s' if len(duplicates) > 1 else ''} "
@@ -873,4 +1068,11 @@ def _read_jsonl(p: Path, lines: Iterable[str], max_amount: Decimal) -> list[Inpu
                     "on a single line"
                 )
         rows.append(_jsonl_row(number, text, max_amount))
+    if rows and all(
+        len(r.errors) == 1 and r.errors[0].rule.startswith("is not valid JSON") for r in rows
+    ):
+        raise InputFileError(
+            f"{p}: is not JSON Lines (no line of it is JSON); for a CSV file, name it .csv "
+            "or read it as CSV (format='csv'; the CLI's --input-format csv)"
+        )
     return rows

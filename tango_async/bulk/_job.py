@@ -30,12 +30,14 @@ iterating it then raises that JournalError.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import re
 import time
+import weakref
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -237,12 +239,15 @@ def plan_rows(
     job_id: str | None = None,
 ) -> Plan:
     """Check every row and derive its externalRefID (see the module docstring); nothing
-    is sent. Row numbers are InputRow.row, else the position (from 1). Each row is checked
+    is sent. Row numbers are InputRow.row (the file line a row read by ``read_orders``
+    starts on), else the position (from 1). Each row is checked
     once: a row ``read_orders`` checked against this ``max_amount`` is not checked again
     (see :func:`~tango_async.bulk._inputs.checked_request`), any other is checked here.
 
-    ``job_id`` selects 0.1's scheme instead, ``{job_id}r{row}`` by row number: only to
-    finish, with the same externalRefIDs, a job that 0.1 started with that job ID."""
+    ``job_id`` selects 0.1's scheme instead, ``{job_id}r{row}`` by row number as 0.1
+    numbered rows (``InputRow.record``: a CSV's record after the header is 1, not the file
+    line): only to finish, with the same externalRefIDs, a job that 0.1 started with that
+    job ID."""
     label = check_run_label(run_label)
     if job_id is not None and (not isinstance(job_id, str) or not job_id.isalnum()):
         raise ValidationError("job_id", "must be letters and digits (0.1's job IDs)")
@@ -253,8 +258,10 @@ def plan_rows(
         # A row read_orders() checked is not checked again (checked_request); any other
         # request is checked here, once.
         checked: CreateOrderRequest | None = None
+        ordinal = number  # 0.1's row number, which its row-number refs are made of
         if isinstance(item, InputRow):
             number, request, row_errors = item.row, item.request, list(item.errors)
+            ordinal = item.record if item.record is not None else item.row
             checked = checked_request(item, max_amount)
         else:
             request, row_errors = item, []
@@ -267,7 +274,7 @@ def plan_rows(
             if own is not None:
                 ref = own
             elif job_id is not None:
-                ref = f"{job_id}r{number}"
+                ref = f"{job_id}r{ordinal}"  # as 0.1 numbered it, not the file line
             else:
                 content = encode_request(wire, CANONICAL_ENCODER)
                 seen[content] += 1
@@ -386,6 +393,22 @@ class BulkJob:
     it the same way and sets :attr:`stopped_by`; a journal that cannot be written stops it
     and the iteration raises that JournalError (what was sent stays recorded as SENDING,
     so a resume re-sends it with its externalRefID).
+
+    **The journal's lock.** A journaled job holds its journal's job lock (one running job
+    per journal, see :meth:`Journal.lock`) from :meth:`resume` or the journal's creation
+    until its iteration ends, however it ends (finished, stopped, a systemic refusal, a
+    journal error, cancelled): then it releases it, so another job, in this process or
+    another, may resume the journal at once (``BulkJob.resume(client, job.journal)``, or
+    ``Journal.open(path)``). The journal stays open for reading (``job.journal.counts()``,
+    ``write_report``) until ``job.journal.close()``. A job that is never iterated, or whose
+    iteration is left unfinished (``break``, a cancellation or an exception in the loop's
+    body), keeps the lock until :meth:`aclose` (``async with job:`` calls it on exit; the
+    iteration's garbage collection does it too), ``job.journal.release()`` or
+    ``close()``::
+
+        async with tango.orders.submit_many(rows, journal="rewards.journal") as job:
+            async for result in job:
+                ...
     """
 
     def __init__(
@@ -419,12 +442,17 @@ class BulkJob:
         self._dry_run = dry_run
         self._stopping = False
         self._started = False
+        self._running = False  # an iteration is in progress
+        self._ended = asyncio.Event()  # set when an iteration has ended
+        self._iteration: weakref.ref[AsyncGenerator[RowResult, None]] | None = None
         self._t0 = 0.0
         self._recent: deque[float] = deque()
         self._total = total if total is not None else len(self._rows)
         self._done = already_done
         self._failed = already_failed + len({e.row for e in self._invalid})
         self._executor: ThreadPoolExecutor | None = None
+        self._executor_done = False
+        self._workers: list[asyncio.Task[None]] = []  # the senders of the iteration
         self._fatal: BaseException | None = None
         self.stopped_by: SystemicStop | None = None
         self.results: list[RowResult] = []  # in completion order
@@ -637,11 +665,15 @@ class BulkJob:
             remaining * float(spacing),
         )
 
-    def __aiter__(self) -> AsyncIterator[RowResult]:
+    def __aiter__(self) -> AsyncGenerator[RowResult, None]:
         if self._started:
             raise RuntimeError("a BulkJob runs once; resume it from its journal instead")
         self._started = True
-        return self._run()
+        iteration = self._run()
+        # weakly held: an iteration left unfinished (``break``) is still closed, and its
+        # lock released, when it is garbage collected
+        self._iteration = weakref.ref(iteration)
+        return iteration
 
     async def _io(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Journal I/O on the job's one journal thread (SQLite fsyncs must not block the loop)."""
@@ -649,7 +681,20 @@ class BulkJob:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
 
-    async def _run(self) -> AsyncIterator[RowResult]:
+    async def _run(self) -> AsyncGenerator[RowResult, None]:
+        self._running = True
+        rows = self._run_rows()
+        try:
+            async with contextlib.aclosing(rows):  # its own finally runs first, at once
+                async for result in rows:
+                    yield result
+        finally:
+            self._running = False
+            if self._executor is None or self._executor_done:  # nothing left in flight
+                self._release()
+            self._ended.set()
+
+    async def _run_rows(self) -> AsyncGenerator[RowResult, None]:
         await self.preflight()
         for number, message in invalid_messages(self._invalid).items():
             refused = RowResult(number, "", "invalid", message=message)
@@ -673,7 +718,7 @@ class BulkJob:
         for refused in self.results:
             results.put_nowait(refused)
         self.results = []
-        workers = [
+        workers = self._workers = [
             asyncio.create_task(self._worker(queue, results))
             for _ in range(min(self._concurrency, max(1, len(self._rows))))
         ]
@@ -696,8 +741,54 @@ class BulkJob:
                 w.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
             self._executor.shutdown(wait=True)
+            # Nothing is in flight and no journal write is pending: the job has ended
+            # (finished, stopped, failed or cancelled), so its lock goes (issue 16).
+            self._executor_done = True
+            self._release()
         if self._fatal is not None:
             raise self._fatal
+
+    def _release(self) -> None:
+        """Release the journal's job lock (the journal stays open for reading)."""
+        if self._journal is not None:
+            self._journal.release()
+
+    async def aclose(self) -> None:
+        """End the job and release its journal's job lock (idempotent). An iteration left
+        unfinished (``break``, an exception or a cancellation in the loop's body) is
+        closed first, as a second Ctrl-C would: the requests in flight are cancelled,
+        their rows stay SENDING, and a resume re-sends them with their externalRefIDs. The
+        journal stays open for reading (``job.journal.counts()``,
+        :func:`~tango_async.bulk.write_report`) until ``job.journal.close()``. Not from
+        inside the job's own loop: call :meth:`stop` there."""
+        iteration = self._iteration() if self._iteration is not None else None
+        if iteration is not None:
+            await iteration.aclose()  # no-op for an iteration that ended
+        elif self._running:  # collected unfinished: asyncio closes it (its finalizer hook)
+            await self._ended.wait()
+        if self._running:
+            return
+        if self._executor is not None and not self._executor_done:
+            # The iteration's own clean-up was cut short (cancelled again while it waited
+            # for its senders): the lock goes only once nothing is in flight and no
+            # journal write is pending, or another job could resume rows still being sent
+            for w in self._workers:
+                w.cancel()
+            await asyncio.gather(*self._workers, return_exceptions=True)
+            await asyncio.get_running_loop().run_in_executor(
+                None, lambda: self._executor.shutdown(wait=True) if self._executor else None
+            )
+            self._executor_done = True
+        self._release()
+
+    async def __aenter__(self) -> BulkJob:
+        """``async with job:`` runs nothing by itself; its exit is :meth:`aclose`."""
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """:meth:`aclose`: the job ends and its journal's lock is released, however the
+        block is left (a ``break``, an exception), and even if it was never iterated."""
+        await self.aclose()
 
     async def _worker(
         self, queue: asyncio.Queue[tuple[int, str, bytes]], results: asyncio.Queue[RowResult | None]

@@ -71,13 +71,16 @@ import contextlib
 import errno
 import hashlib
 import json
+import logging
 import os
 import re
+import socket
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType, TracebackType
@@ -90,9 +93,13 @@ from .._repr import tolerant_repr
 from .._version import __version__
 from ..types.enums import FINAL_LINE_ITEM_STATUSES, FINAL_ORDER_STATUSES
 
+log = logging.getLogger("tango_async")
+
 __all__ = [
     "FINAL_STATUSES",
+    "JobRun",
     "Journal",
+    "JournalBusyError",
     "JournalDamagedError",
     "JournalError",
     "JournalMismatchError",
@@ -125,6 +132,21 @@ class JournalError(TangoError):
 
     Raised before anything is changed: a refused call leaves the journal as it was.
     """
+
+
+class JournalBusyError(JournalError):
+    """The journal's job lock is held: another job (another process, or another
+    :class:`Journal` of this one) is running the job or creating the journal. ``pid`` and
+    ``host`` are those its running job recorded (None when unknown: a journal being
+    created, or a job of a tango_async that does not record them). Nothing was changed."""
+
+    def __init__(
+        self, message: str, path: Path, *, pid: int | None = None, host: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.path = path
+        self.pid = pid
+        self.host = host
 
 
 class JournalMismatchError(JournalError, ValueError):
@@ -258,6 +280,39 @@ class StatusRecord:
         return self.status in FINAL_STATUSES
 
 
+@dataclass(frozen=True, slots=True)
+class JobRun:
+    """Who runs the journal's job now, or last ran it (see :meth:`Journal.job_run`).
+
+    ``running`` says whether the job lock is held now, checked on the lock itself (a
+    process that died, however, holds none: a stale record never reads as running).
+    ``pid``, ``host`` and ``started_at`` are what the last job to take the lock recorded
+    (None for a journal no such job took: made by a tango_async before 0.2); while
+    ``running``, they name the running job (None when the lock is held by a job that
+    recorded nothing, an older tango_async: the recorded pid is checked on this host).
+    ``last_activity`` is the last change of a row, ``settled`` how many rows became DONE,
+    FAILED or UNKNOWN in the last ``window`` seconds of that run, and ``rate`` those per
+    second (0.0 when none)."""
+
+    running: bool
+    pid: int | None
+    host: str | None
+    started_at: datetime | None
+    last_activity: datetime | None
+    settled: int
+    window: float
+
+    @property
+    def rate(self) -> float:
+        """Rows settled per second over :attr:`window` (0.0 when the window is empty)."""
+        return self.settled / self.window if self.window > 0 else 0.0
+
+    @property
+    def local(self) -> bool:
+        """Whether the recorded host is this machine's."""
+        return self.host is not None and self.host == _hostname()
+
+
 def _to_record(r: tuple[Any, ...]) -> StatusRecord:
     return StatusRecord(
         row=r[0],
@@ -363,6 +418,11 @@ _COLUMNS: Final = (
     "http_status, i18n_key, message, retriable, request, updated_at"
 )
 _META_KEYS: Final = ("job_id", "input_path", "input_digest", "settings", "created_at")
+# The job that took the lock last (issue 16): meta keys written when it takes it, in one
+# transaction with the meta's checksum. Like ``preflight`` they need no new schema: a
+# tango_async that does not know them reads and resumes the journal as before.
+_RUN_KEYS: Final = ("run_pid", "run_host", "run_started_at")
+_ACTIVITY_WINDOW: Final = 60.0  # seconds of a run's recent activity its rate is taken over
 _DIGEST_SQL: Final = f"tango_row_digest({_COLUMNS})"
 _SET_DIGEST: Final = f"UPDATE rows SET digest = {_DIGEST_SQL}"
 _SQLITE_MAGIC: Final = b"SQLite format 3\x00"
@@ -434,6 +494,37 @@ def _ts(dt: datetime) -> str:
 def _parse_ts(text: str) -> datetime:
     dt = datetime.fromisoformat(text)
     return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
+
+
+def _opt_ts(text: str | None) -> datetime | None:
+    """A timestamp of the journal, or None for none or one that does not read as one."""
+    if not text:
+        return None
+    try:
+        return _parse_ts(text)
+    except ValueError:
+        return None
+
+
+def _utc_text(dt: datetime) -> str:
+    """``dt`` in RFC 3339, UTC, seconds, ``Z`` (as the CLI shows times)."""
+    return dt.astimezone(UTC).replace(tzinfo=None, microsecond=0).isoformat() + "Z"
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this machine (one of another user counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True
+    return True
+
+
+def _run_meta(now: str) -> dict[str, str]:
+    """The meta keys that record this process as the one running the job."""
+    return {"run_pid": str(os.getpid()), "run_host": _hostname(), "run_started_at": now}
 
 
 def _opt_bool(value: int | None) -> bool | None:
@@ -532,6 +623,13 @@ def _build_path(path: Path) -> Path:
     return path.with_name(path.name + ".creating")
 
 
+def _hostname() -> str:
+    try:
+        return socket.gethostname() or "?"
+    except OSError:  # pragma: no cover - gethostname does not fail on POSIX
+        return "?"
+
+
 def _busy(path: Path) -> str:
     if not os.path.lexists(path) or os.path.lexists(_build_path(path)):
         return (
@@ -542,10 +640,32 @@ def _busy(path: Path) -> str:
     return f"journal {path} is in use by another running job; wait for it, or stop it"
 
 
+_LOCK_TRIES: Final = 5  # a lock held for an instant (a ``status`` checking it) is retried
+_LOCK_PAUSE: Final = 0.01
+# ... and while only such checks hold it (shared), up to this many times (2 s): checks
+# that keep coming (several ``status`` loops) never make a starting job fail
+_PROBED_TRIES: Final = 200
+
+
+def _only_checked(f: IO[bytes]) -> bool:
+    """Whether the lock ``f`` could not take is held only by checks (shared flocks, see
+    :func:`_lock_held`), not by a job (an exclusive one): a shared flock is tried and
+    released at once."""
+    import fcntl
+
+    try:
+        fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    fcntl.flock(f, fcntl.LOCK_UN)
+    return True
+
+
 def _take_lock(path: Path) -> IO[bytes] | None:
     """The job lock of the journal at ``path``: ``flock(LOCK_EX | LOCK_NB)`` on ``PATH.lock``,
-    released when the file is closed or the process ends, however it ends. JournalError when
-    another process (or another Journal in this one) holds it. None where there is no flock.
+    released when the file is closed or the process ends, however it ends. JournalBusyError
+    when another process (or another Journal in this one) holds it (a hold of a few ms, a
+    ``status`` looking at the lock, is waited out). None where there is no flock.
     """
     try:
         import fcntl
@@ -561,10 +681,19 @@ def _take_lock(path: Path) -> IO[bytes] | None:
                 f"cannot be opened ({e.strerror or e})"
             ) from None
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            for attempt in range(_PROBED_TRIES):
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if attempt >= _LOCK_TRIES - 1 and not _only_checked(f):
+                        raise
+                    if attempt == _PROBED_TRIES - 1:
+                        raise
+                    time.sleep(_LOCK_PAUSE)
         except BlockingIOError:
             f.close()
-            raise JournalError(_busy(path)) from None
+            raise JournalBusyError(_busy(path), path) from None
         except OSError as e:
             f.close()
             raise JournalError(
@@ -575,6 +704,33 @@ def _take_lock(path: Path) -> IO[bytes] | None:
             return f
         f.close()  # we locked a lock file that was removed meanwhile: take the new one
     raise JournalError(f"cannot take journal {path}: its lock file {lock_path} keeps changing")
+
+
+def _lock_held(path: Path) -> bool:
+    """Whether some process (this one included) holds the job lock of ``path`` now: a
+    shared ``flock`` on ``PATH.lock`` tried and released at once, never creating the file.
+    A lock file that cannot be opened (permissions) counts as held: not known to be free."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no lock
+        return False
+    try:
+        fd = os.open(_lock_path(path), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:  # pragma: no cover - a file system without flock
+        return False
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
 
 
 def _release(lock_file: IO[bytes] | None, path: Path, *, remove: bool) -> None:
@@ -831,6 +987,7 @@ class Journal:
             }
             if preflight_json is not None:  # issue 15: the pre-flight the job started with
                 meta["preflight"] = preflight_json
+            meta |= _run_meta(now)  # issue 16: the job that holds the lock (status shows it)
             seen_rows: set[int] = set()
             refs: dict[str, int] = {}
 
@@ -1012,19 +1169,129 @@ class Journal:
 
     def lock(self) -> None:
         """Take this journal for one running job (an advisory ``flock`` on ``PATH.lock``,
-        released by :meth:`close` or when the process ends, however it ends). JournalError
-        when another process holds it (running its job, or creating the journal), or another
-        Journal of this process; a journal from :meth:`create` holds it already. Upgrades a
-        schema-1 or -2 journal to schema 3."""
+        released by :meth:`release`, :meth:`close` or when the process ends, however it
+        ends). :class:`JournalBusyError` (naming the running job's pid and host) when
+        another process holds it (running its job, or creating the journal), or another
+        Journal of this process; a journal from :meth:`create` holds it already. Upgrades
+        a schema-1 or -2 journal to schema 3, and records this process as the one running
+        the job (meta ``run_pid``, ``run_host``, ``run_started_at``: see :meth:`job_run`)."""
         if self._lock_file is not None:
             return
-        self._lock_file = _take_lock(self.path)
+        try:
+            self._lock_file = _take_lock(self.path)
+        except JournalBusyError as e:
+            raise self._busy_error(e) from None
         try:
             self._upgrade()
+            self._record_run()
         except BaseException:
             _release(self._lock_file, self.path, remove=False)
             self._lock_file = None
             raise
+
+    @property
+    def locked(self) -> bool:
+        """Whether this Journal holds the job lock (see :meth:`lock`)."""
+        return self._lock_file is not None
+
+    def release(self) -> None:
+        """Release the job lock if this Journal holds it (idempotent); the file stays open
+        for reading (and :meth:`lock` takes it again). A :class:`~tango_async.bulk.BulkJob`
+        releases its journal's lock itself when its run ends, however it ends."""
+        with self._lock:
+            lock_file, self._lock_file = self._lock_file, None
+        _release(lock_file, self.path, remove=False)
+
+    def _busy_error(self, e: JournalBusyError) -> JournalBusyError:
+        """``e`` with what the running job recorded: its pid, host and start."""
+        try:
+            run = self.job_run()
+        except JournalError:
+            return e
+        if not run.running or run.pid is None:
+            return e
+        since = "" if run.started_at is None else f", started {_utc_text(run.started_at)}"
+        where = f" on {escape(run.host)}" if run.host else ""
+        return JournalBusyError(
+            f"journal {self.path} is in use by another running job (pid {run.pid}{where}"
+            f"{since}): wait for it to end (tango-async status {self.path} shows its "
+            f"progress), or stop it (Ctrl-C in its terminal, or kill {run.pid}), then resume",
+            self.path,
+            pid=run.pid,
+            host=run.host,
+        )
+
+    def _record_run(self) -> None:
+        """Record this process as the one running the job (best effort: a journal that
+        cannot be written now fails at its first row all the same)."""
+        if not self._digests:  # pragma: no cover - lock() upgrades first
+            return
+        with self._lock:
+            conn = self._db()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+                meta |= _run_meta(_ts(_now()))
+                meta["digest"] = _meta_digest(meta)
+                conn.executemany(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                    [(k, meta[k]) for k in (*_RUN_KEYS, "digest")],
+                )
+                conn.execute("COMMIT")
+            except sqlite3.Error as e:
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                log.debug("journal %s: the running job not recorded: %s", self.path, e)
+
+    def job_run(self) -> JobRun:
+        """Who runs the journal's job now, or last ran it, and how fast (see
+        :class:`JobRun`): whether the job lock is held (checked on the lock: a record left
+        by a process that died never reads as running), the pid, host and start the last
+        job to take the lock recorded, and the rows settled over the last minute of its
+        run. Safe while a job runs (it only reads, and tries the lock for an instant
+        without taking it from anyone)."""
+        running = self._lock_file is not None or _lock_held(self.path)
+        now = _now()
+        with self._lock:
+            try:
+                conn = self._db()
+                meta = dict(
+                    conn.execute(
+                        f"SELECT key, value FROM meta WHERE key IN ({', '.join('?' * 3)})",
+                        _RUN_KEYS,
+                    ).fetchall()
+                )
+                started = _opt_ts(meta.get("run_started_at"))
+                since = now - timedelta(seconds=_ACTIVITY_WINDOW)
+                if started is not None and started > since:
+                    since = started
+                settled, last_settled = conn.execute(
+                    "SELECT count(*), max(updated_at) FROM rows "
+                    "WHERE state IN ('DONE', 'FAILED', 'UNKNOWN') AND updated_at >= ?",
+                    (_ts(since),),
+                ).fetchone()
+                (last,) = conn.execute("SELECT max(updated_at) FROM rows").fetchone()
+            except sqlite3.Error as e:
+                raise JournalError(f"cannot read journal {self.path}: {e}") from e
+        pid_text = meta.get("run_pid", "")
+        pid = int(pid_text) if pid_text.isdigit() and len(pid_text) < 19 else None
+        host = meta.get("run_host") or None
+        if running and pid is not None and host == _hostname() and not _alive(pid):
+            pid = host = None  # held by a job that recorded nothing (an older tango_async)
+        window = max((now - since).total_seconds(), 1.0) if settled else 0.0
+        if not running and settled and last_settled is not None:  # ended: up to its end
+            end = _opt_ts(last_settled) or now
+            window = max((end - since).total_seconds(), 1.0)
+        return JobRun(
+            running=running,
+            pid=pid,
+            host=host,
+            started_at=started if pid is not None else None,
+            last_activity=_opt_ts(last),
+            settled=int(settled),
+            window=window,
+        )
 
     def _upgrade(self) -> None:
         """Schema 1 -> 3 (the UNKNOWN state; checksums), 2 -> 3 (checksums), in one

@@ -50,6 +50,7 @@ from .._validation import plain_decimal
 from ..types.accounts import Account
 from ..types.catalog import Catalog, CatalogItem
 from ..types.exchange_rates import ExchangeRates
+from ._format import format_time
 from ._inputs import RowError
 
 __all__ = [
@@ -543,7 +544,8 @@ def preflight_lines(record: Mapping[str, Any]) -> list[str]:
 
 
 def _at(value: object) -> str:
-    """When a record was made, as ``status`` shows times (``2026-01-02 12:00:00 UTC``)."""
+    """When a record was made, as every bulk output shows times: RFC 3339 in UTC with
+    ``Z`` (``2026-01-02T12:00:00Z``)."""
     if not isinstance(value, str):
         return "?"
     try:
@@ -552,7 +554,7 @@ def _at(value: object) -> str:
         return escape(str(value))
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return f"{when.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+    return format_time(when, seconds=True) or "?"
 
 
 def _code(value: object) -> str | None:

@@ -61,6 +61,7 @@ from .._logs import escape
 from .._validation import plain_decimal
 from ..types.enums import KNOWN_LINE_ITEM_STATUSES, KNOWN_ORDER_STATUSES
 from ..types.orders import Order
+from ._format import format_time, json_line
 from ._journal import FINAL_STATUSES, Journal, JournalRow, RowState, StatusRecord
 from ._report import ReportError, csv_cell, report_format
 
@@ -241,7 +242,8 @@ class ReconcileReport:
         the rows that need action or are still pending (``limit`` of each, with why)."""
         counts, amounts = self.counts, self.amounts
         when = (
-            f" (last record {self.reconciled_at:%Y-%m-%d %H:%M:%S %Z}, by {self.reconciled_by})"
+            f" (last record {format_time(self.reconciled_at, seconds=True)}, "
+            f"by {self.reconciled_by})"
             if self.reconciled_at is not None
             else ""
         )
@@ -361,7 +363,8 @@ def _classify(r: JournalRow, rec: StatusRecord | None, error: str | None) -> tup
     if status in FINAL_STATUSES:  # PARTIAL: some of its line items ended otherwise
         return "needs_action", f"the order ended {_short(status)}: look up its line items"
     return "pending", (
-        f"{_short(status)} as of {rec.as_of:%Y-%m-%d %H:%M:%S %Z} ({rec.source}): reconcile "
+        f"{_short(status)} as of {format_time(rec.as_of, seconds=True)} ({rec.source}): "
+        "reconcile "
         f"again later, or with --wait{lookup}"
     )
 
@@ -967,7 +970,7 @@ def _report_rows(report: ReconcileReport) -> Iterable[dict[str, Any]]:
             "status": r.status,
             "amount": r.amount,
             "source": r.source,
-            "seenAt": None if r.seen_at is None else r.seen_at.isoformat(timespec="seconds"),
+            "seenAt": format_time(r.seen_at, seconds=True),
             "reason": r.reason or None,
         }
 
@@ -990,9 +993,7 @@ def write_reconcile_report(
         with out.open("w", encoding="utf-8", newline="") as f:
             if fmt == "jsonl":
                 for row in _report_rows(report):
-                    amount = row["amount"]
-                    row["amount"] = None if amount is None else plain_decimal(amount)
-                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    f.write(json_line(row) + "\n")  # the amount a plain JSON number
             else:
                 writer = csv.writer(f)
                 writer.writerow(RECONCILE_FIELDS)

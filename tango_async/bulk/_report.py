@@ -19,7 +19,6 @@ files with comma as the separator.
 from __future__ import annotations
 
 import csv
-import json
 import os
 import re
 from collections import Counter
@@ -31,6 +30,7 @@ from typing import Any
 from .._exceptions import TangoError, ValidationError
 from .._logs import escape
 from .._validation import plain_decimal
+from ._format import json_line
 from ._job import Progress, RowResult, journal_outcome
 from ._journal import Journal
 
@@ -156,7 +156,7 @@ def write_report(
         with path.open("w", encoding="utf-8", newline="") as f:
             if fmt == "jsonl":
                 for row in report_rows(source):
-                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    f.write(json_line(row) + "\n")
             else:
                 writer = csv.writer(f)
                 writer.writerow(REPORT_FIELDS)
@@ -174,9 +174,11 @@ def summary(
     report_path: str | Path | None = None,
     resume_command: str | None = None,
     stopped_by: str | None = None,
+    journal_path: str | Path | None = None,
 ) -> str:
     """A one-screen summary: counts by outcome, the commonest failures, why the job
-    stopped (``stopped_by``), what the outcomes mean, where to look next."""
+    stopped (``stopped_by``), what the outcomes mean, where to look next: the journal
+    (``journal_path``, else the journal summarised) and the report (``report_path``)."""
     rows = list(report_rows(source))
     outcomes = Counter(r["outcome"] for r in rows)
     lines = [
@@ -212,6 +214,10 @@ def summary(
         )
     if outcomes["pending"] and stopped_by:
         lines.append(f"{outcomes['pending']} row(s) not ordered stay pending.")
+    if journal_path is None and isinstance(source, Journal):
+        journal_path = source.path
+    if journal_path is not None:
+        lines.append(f"journal: {journal_path}")
     if report_path is not None:
         lines.append(f"report: {report_path}")
     if resume_command:

@@ -9,7 +9,7 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,9 +21,9 @@ from .._exceptions import ValidationError
 from .._logs import escape_lines
 from .._validation import (
     check_max_amount,
-    plain_decimal,
 )
-from ..bulk._inputs import RowError, file_digest, read_orders
+from ..bulk._format import format_amount, format_time
+from ..bulk._inputs import InputFileError, RowError, detect_format, file_digest, read_orders
 from ..bulk._job import (
     BulkJob,
     BulkValidationError,
@@ -34,6 +34,7 @@ from ..bulk._job import (
 )
 from ..bulk._journal import (
     CONTENT_REFS,
+    JobRun,
     Journal,
     JournalError,
     RowState,
@@ -128,18 +129,36 @@ def _left_to_send(journal: Journal) -> int:
     return len(journal.to_send())
 
 
-def _nothing_to_send(opened: Journal, file: Path) -> str:
+def _nothing_to_send(opened: Journal, file: Path, report: Path, *, csv_raw: bool) -> int:
+    """``submit`` of orders its journal has settled already: say so (naming the journal
+    and the report, rewritten from the journal), send nothing; return the exit code."""
     counts = opened.counts()
     total = sum(counts.values())
     label = f"run label {opened.run_label}" if opened.run_label else "no run label"
     parts = ", ".join(f"{n} {state.value.lower()}" for state, n in counts.items() if n)
-    return (
-        f"nothing to send: every row of {file} was settled by the job started "
-        f"{opened.created_at:%Y-%m-%d %H:%M:%S %Z} (journal {opened.path}, job "
-        f"{opened.job_id}, {label}): {total} row(s), {parts}. Submitting the same orders "
-        "again never orders them twice. To send these rewards again as NEW orders: "
-        f"tango-async submit {shlex.quote(str(file))} --run-label LABEL"
+    try:
+        written: Path | None = write_report(opened, report, csv_raw=csv_raw)
+    except ReportError as e:
+        written = None
+        echo_err(f"error: {e}; the journal {opened.path} keeps every row's state")
+    where = f"; report {written}" if written is not None else ""
+    click.echo(
+        escape_lines(
+            f"nothing to send: all {total} row(s) of {file} already settled in journal "
+            f"{opened.path} ({parts}){where}; nothing sent"
+        )
     )
+    click.echo(
+        escape_lines(
+            f"the job {opened.job_id} ({label}) started "
+            f"{format_time(opened.created_at, seconds=True)} settled them. Submitting the "
+            "same orders again never orders them twice. To send these rewards again as NEW "
+            f"orders: tango-async submit {shlex.quote(str(file))} --run-label LABEL"
+        )
+    )
+    if written is None:
+        return EXIT_USAGE
+    return EXIT_FAILED if counts[RowState.FAILED] + counts[RowState.INVALID] else EXIT_OK
 
 
 @cli.command()
@@ -194,7 +213,9 @@ def _nothing_to_send(opened: Journal, file: Path) -> str:
     help="Results file, .csv or .jsonl. Default: FILE's name + .results.csv",
 )
 @click.option(
-    "--input-format", type=click.Choice(["csv", "jsonl"]), help="Default: from the file's suffix."
+    "--input-format",
+    type=click.Choice(["csv", "jsonl"]),
+    help="The input file's format. Default: from its suffix (.csv; .jsonl, .ndjson, .json).",
 )
 @click.option(
     "--progress-interval",
@@ -243,14 +264,16 @@ def submit(
     async def main() -> int:
         label = check_run_label(run_label)
         limit: dict[str, Any] = {"max_amount": max_amount} if max_amount is not None else {}
-        rows = read_orders(file, format=input_format, **limit)  # type: ignore[arg-type]
+        fmt = input_format or _input_format(file)
+        rows = read_orders(file, format=fmt, **limit)  # type: ignore[arg-type]
         plan = plan_rows(rows, run_label=label, **limit)
         if plan.errors and not skip_invalid:
-            for error in plan.errors:
-                echo_err(str(error))
+            _echo_row_errors(plan.errors)
+            lines = "the header is line 1" if fmt == "csv" else "one order a line"
             echo_err(
-                f"{len({x.row for x in plan.errors})} invalid row(s) in {file}; nothing "
-                "sent. Fix them, or pass --skip-invalid to send the others."
+                f"{len({x.row for x in plan.errors})} invalid row(s) in {file} (rows are "
+                f"numbered by the file's lines: {lines}); nothing sent. Fix them, or pass "
+                "--skip-invalid to send the others."
             )
             return EXIT_FAILED
         digest = file_digest(file)
@@ -273,16 +296,17 @@ def submit(
             found = await _dry_preflight(settings, plan, to_check, order_rate, limit)
             return _dry_run(plan, file, opened, found, balance_check=not no_balance_check)
         if opened is not None:
-            if not _left_to_send(opened):
-                click.echo(_nothing_to_send(opened, file))
-                counts = opened.counts()
+            try:
+                if not _left_to_send(opened):
+                    return _nothing_to_send(opened, file, out, csv_raw=csv_raw)
+                opened.lock()  # a job running it: one line naming its pid (issue 16)
+                echo_err(f"journal {path} holds these orders: resuming its job")
+                _show_recorded(opened, resumed=True)
+                async with connect(settings, order_rate=order_rate, **limit) as client:
+                    job = BulkJob.resume(client, opened, concurrency=concurrency)
+                    return await drive(job, path, out, progress_interval, csv_raw=csv_raw)
+            finally:
                 opened.close()
-                return EXIT_FAILED if counts[RowState.FAILED] + counts[RowState.INVALID] else 0
-            echo_err(f"journal {path} holds these orders: resuming its job")
-            _show_recorded(opened, resumed=True)
-            async with connect(settings, order_rate=order_rate, **limit) as client:
-                job = BulkJob.resume(client, opened, concurrency=concurrency)
-                return await drive(job, path, out, progress_interval, csv_raw=csv_raw)
         settings_saved = {
             "order_rate": order_rate,
             "concurrency": concurrency,
@@ -312,8 +336,7 @@ def submit(
                 echo_err(f"error: {e.preflight.refusal('pass --no-balance-check')}")
                 return EXIT_USAGE
             except BulkValidationError as e:
-                for error in e.errors:
-                    echo_err(str(error))
+                _echo_row_errors(list(e.errors))
                 echo_err(
                     f"{len({x.row for x in e.errors})} row(s) of {file} break the catalog's "
                     "rules; nothing sent. Fix them, or pass --skip-invalid to send the others."
@@ -332,7 +355,60 @@ def submit(
                 echo_err(f"skipping {job.progress().failed} invalid row(s)")
             return await drive(job, path, out, progress_interval, csv_raw=csv_raw)
 
-    run(main())
+    _run(main())
+
+
+SHOWN_INVALID_ROWS = 100  # invalid rows whose errors submit lists (every field of each)
+
+
+def _echo_row_errors(errors: list[RowError]) -> None:
+    """Every error of the first :data:`SHOWN_INVALID_ROWS` invalid rows, one a line, then
+    one line counting the rest: a file of 100,000 bad rows is not a million lines."""
+    shown: set[int] = set()
+    hidden: list[RowError] = []
+    for error in errors:
+        if error.row not in shown and len(shown) >= SHOWN_INVALID_ROWS:
+            hidden.append(error)
+            continue
+        shown.add(error.row)
+        echo_err(str(error))
+    if hidden:
+        rows = len({e.row for e in hidden})
+        echo_err(
+            f"... and {len(hidden)} more error(s) in {rows} more invalid row(s), not shown "
+            f"(the first {SHOWN_INVALID_ROWS} invalid rows are): fix those and run again"
+        )
+
+
+def _run(coro: Coroutine[Any, Any, int]) -> None:
+    """:func:`run` for the bulk commands, with Ctrl-C where no job is running (reading
+    the file, the pre-flight, connecting; a running job has its own two-stage handler):
+    one line and exit 130, never a traceback. Nothing is being sent then: a job sends
+    only from :func:`drive`, which handles Ctrl-C itself."""
+
+    async def interruptible() -> int:
+        try:
+            return await coro
+        except asyncio.CancelledError:  # the first Ctrl-C, outside a running job
+            echo_err("interrupted (Ctrl-C); nothing more was sent")
+            return EXIT_INTERRUPTED
+
+    try:
+        run(interruptible())
+    except KeyboardInterrupt:  # a second Ctrl-C, at once
+        echo_err("interrupted (Ctrl-C); nothing more was sent")
+        raise SystemExit(EXIT_INTERRUPTED) from None
+
+
+def _input_format(file: Path) -> str:
+    """The format of ``file`` by its suffix, or InputFileError naming ``--input-format``."""
+    try:
+        return detect_format(file)
+    except InputFileError:
+        raise InputFileError(
+            f"{file}: cannot tell the format from the suffix {file.suffix!r}: name it .csv, "
+            ".jsonl, .ndjson or .json, or pass --input-format csv (or jsonl)"
+        ) from None
 
 
 def _hook(client: TangoClient) -> Any:
@@ -470,14 +546,28 @@ def _dry_run(
     type=_ORDER_RATE,
     help="Default: the rate the job was started with.",
 )
-@click.option("--concurrency", type=_JOB_CONCURRENCY, help="Requests in flight at once.")
+@click.option(
+    "--concurrency",
+    type=_JOB_CONCURRENCY,
+    help="Requests in flight at once. Default: what the job was started with.",
+)
 @click.option(
     "--retry-failed",
     is_flag=True,
     help="Also re-send rows that failed for good (a 4xx), same externalRefID.",
 )
-@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), help="Results file.")
-@click.option("--progress-interval", type=_SECONDS, default=10.0, show_default=True)
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Results file, .csv or .jsonl. Default: the report the job was started with.",
+)
+@click.option(
+    "--progress-interval",
+    type=_SECONDS,
+    default=10.0,
+    show_default=True,
+    help="Seconds between progress lines when not on a terminal.",
+)
 @_CSV_RAW
 @click.pass_obj
 def resume(
@@ -520,17 +610,19 @@ def resume(
             if opened.input_path:
                 inputs["job's input file"] = Path(opened.input_path)
             _check_files(inputs=inputs, journal=journal, report=out, journal_hint="'JOURNAL'")
-        except BaseException:
+            # Taken before anything is shown or connected: a job running it is refused in
+            # one line naming its pid (issue 16); the checks above wrote nothing
+            opened.lock()
+            if remote:
+                settings.base_url = saved_url
+            _show_recorded(opened, resumed=True)
+            async with connect(settings, order_rate=rate, **limit) as client:
+                job = BulkJob.resume(client, opened, retry_failed=retry_failed, concurrency=jobs)
+                return await drive(job, journal, out, progress_interval, csv_raw=raw)
+        finally:
             opened.close()
-            raise
-        if remote:
-            settings.base_url = saved_url
-        _show_recorded(opened, resumed=True)
-        async with connect(settings, order_rate=rate, **limit) as client:
-            job = BulkJob.resume(client, opened, retry_failed=retry_failed, concurrency=jobs)
-            return await drive(job, journal, out, progress_interval, csv_raw=raw)
 
-    run(main())
+    _run(main())
 
 
 def _saved(
@@ -578,16 +670,21 @@ def _saved_limit(saved: dict[str, Any]) -> dict[str, Any]:
 @cli.command()
 @click.argument("journal", type=click.Path(dir_okay=False, path_type=Path))
 def status(journal: Path) -> None:
-    """Where the job of JOURNAL stands (safe while it runs)."""
+    """Where the job of JOURNAL stands (safe while it runs): its rows by state, the
+    balance check it started with, whether it is running now (its pid and host, its rate
+    over the last minute, progress and ETA) or was interrupted (the resume command), and
+    its reconciliation."""
 
     async def main() -> int:
         with Journal.open(journal) as opened:
             counts = opened.counts()
+            run_info = opened.job_run()
             total = sum(counts.values())
-            click.echo(f"job {opened.job_id}  input {opened.input_path}")
+            click.echo(escape_lines(f"job {opened.job_id}  input {opened.input_path}"))
+            click.echo(escape_lines(f"journal {opened.path}"))
             if opened.run_label:
                 click.echo(f"run label {opened.run_label}")
-            click.echo(f"started {opened.created_at:%Y-%m-%d %H:%M:%S %Z}, {total} row(s)")
+            click.echo(f"started {format_time(opened.created_at, seconds=True)}, {total} row(s)")
             for state in RowState:
                 click.echo(f"  {state.value.lower():<8} {counts[state]}")
             record = opened.preflight  # issue 15: the balance check the job started with
@@ -596,26 +693,23 @@ def status(journal: Path) -> None:
             else:
                 for line in preflight_lines(record):
                     click.echo(escape_lines(line))
-            if counts[RowState.UNKNOWN]:
-                click.echo(
-                    f"{counts[RowState.UNKNOWN]} row(s) have an unknown outcome: resume "
-                    "settles them with their externalRefIDs"
-                )
-            if _left_to_send(opened):
-                click.echo(f"not finished: {_resume_command(journal)}")
+            left = _left_to_send(opened)
+            for line in _run_lines(opened, run_info, counts, left, journal):
+                click.echo(escape_lines(line))
             last = opened.last_reconciled()
             if last is not None:
                 report = build_report(opened)
                 click.echo(
                     escape_lines(
-                        f"reconciled {last[0]:%Y-%m-%d %H:%M:%S %Z} (last record by {last[1]})"
+                        f"reconciled {format_time(last[0], seconds=True)} "
+                        f"(last record by {last[1]})"
                     )
                 )
                 results, amounts = report.counts, report.amounts
                 for category in CATEGORIES:
                     click.echo(
                         f"  {_LABELS[category]:<13} {results[category]:>6}  "
-                        f"amount {plain_decimal(amounts[category])}"
+                        f"amount {format_amount(amounts[category])}"
                     )
                 if results["pending"]:
                     again = _reconcile_command(journal)
@@ -626,7 +720,66 @@ def status(journal: Path) -> None:
                 click.echo(escape_lines(f"not reconciled yet: {_reconcile_command(journal)}"))
             return EXIT_OK
 
-    run(main())
+    _run(main())
+
+
+def _run_lines(
+    opened: Journal, run_info: JobRun, counts: dict[RowState, int], left: int, journal: Path
+) -> list[str]:
+    """What ``status`` says of the job's run: running (pid, host, since, progress, rate,
+    ETA), or not running (interrupted: the resume command; finished)."""
+    total = sum(counts.values())
+    settled = counts[RowState.DONE] + counts[RowState.FAILED] + counts[RowState.INVALID]
+    remaining = counts[RowState.PENDING] + counts[RowState.SENDING] + counts[RowState.UNKNOWN]
+    who = "" if run_info.pid is None else f"pid {run_info.pid}"
+    if who and run_info.host:
+        who += f" on {run_info.host}"
+    since = format_time(run_info.started_at, seconds=True)
+    last = format_time(run_info.last_activity, seconds=True)
+    lines: list[str] = []
+    if run_info.running:
+        rate = run_info.rate
+        eta = "unknown"
+        if remaining and rate > 0:
+            eta = _duration(remaining / rate)
+        elif not remaining:
+            eta = "0s"
+        else:
+            saved = opened.settings.get("order_rate")
+            if isinstance(saved, int | float) and not isinstance(saved, bool) and saved > 0:
+                eta = f"{_duration(remaining / float(saved))} at its order rate of {saved}/s"
+        head = f"running now ({who}" if who else "running now (pid not recorded"
+        lines.append(f"{head}{f', since {since}' if since else ''}, last activity {last})")
+        lines.append(
+            f"progress: {settled} of {total} row(s) settled ({counts[RowState.DONE]} done), "
+            f"{remaining} left; {rate:.2f} orders/s over the last "
+            f"{run_info.window:.0f} s; ETA {eta}"
+        )
+        if run_info.local and run_info.pid is not None:
+            lines.append(
+                f"to stop it: Ctrl-C in its terminal, or kill {run_info.pid} (it finishes the "
+                "requests in flight); then resume it. Do not resume it while it runs."
+            )
+        if counts[RowState.UNKNOWN]:
+            lines.append(
+                f"{counts[RowState.UNKNOWN]} row(s) have an unknown outcome: a resume after "
+                "this run settles them with their externalRefIDs"
+            )
+        return lines
+    if counts[RowState.UNKNOWN]:
+        lines.append(
+            f"{counts[RowState.UNKNOWN]} row(s) have an unknown outcome: resume settles them "
+            "with their externalRefIDs"
+        )
+    if left:
+        ran = f" (last run: {who}" if who else " (last run"
+        ran += f", started {since}" if since else ""
+        ran += f", last activity {last})" if last else ")"
+        lines.append(f"not running: interrupted or stopped before every row was sent{ran}")
+        lines.append(f"not finished: {_resume_command(journal)}")
+    else:
+        lines.append(f"finished: not running (last activity {last})")
+    return lines
 
 
 _LABELS = {
@@ -682,7 +835,13 @@ def _default_reconcile_report(journal: Path) -> Path:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Reconciliation results, .csv or .jsonl. Default: JOURNAL's stem + .reconciled.csv",
 )
-@click.option("--progress-interval", type=_SECONDS, default=10.0, show_default=True)
+@click.option(
+    "--progress-interval",
+    type=_SECONDS,
+    default=10.0,
+    show_default=True,
+    help="Seconds between progress lines when not on a terminal.",
+)
 @_CSV_RAW
 @click.pass_obj
 def reconcile_command(
@@ -741,7 +900,7 @@ def reconcile_command(
         finally:
             opened.close()
 
-    run(main())
+    _run(main())
 
 
 async def drive_reconcile(
@@ -868,6 +1027,7 @@ async def drive(
                     report_path=written,
                     resume_command=resume_cmd,
                     stopped_by=stopped,
+                    journal_path=journal,
                 )
             )
         )

@@ -4,12 +4,14 @@ coroutine with Ctrl-C handling, connecting, the ``cli`` group itself."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import math
 import os
-from collections.abc import AsyncIterator, Callable, Coroutine
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
@@ -131,8 +133,48 @@ class _Checked(click.ParamType):  # type: ignore[type-arg]  # generic only in ne
         return value
 
 
+class KnownValue(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click
+    """A filter value with known values (an enum of :mod:`tango_async.types.enums`): one of
+    them in any case is taken as the API spells it (``complete`` is ``COMPLETE``); any
+    other value, checked by ``check`` (the library's rule for the filter), is sent as
+    given with one warning line on stderr, since the API may know values newer than this
+    release's."""
+
+    def __init__(self, values: Sequence[str], check: Callable[[str], object]) -> None:
+        self.name = "value"
+        self._values = tuple(values)
+        self._check = check
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "[" + "|".join(self._values) + "|...]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):  # pragma: no cover - click passes text
+            return value
+        for known in self._values:
+            if value.casefold() == known.casefold():
+                return known
+        try:
+            self._check(value)
+        except ValidationError as e:
+            self.fail(e.rule, param, ctx)
+        option = param.opts[0] if param is not None and param.opts else "the value"
+        echo_err(
+            f"warning: {option} {value!r} is not a known value "
+            f"(known: {', '.join(self._values)}); sent as given"
+        )
+        return value
+
+
 def run(coro: Coroutine[Any, Any, int]) -> None:
-    """Run a command's coroutine and turn its result or error into the exit code."""
+    """Run a command's coroutine and turn its result or error into the exit code.
+
+    An input, journal, report or validation error is one line and exit 2; an API refusal
+    (and any other TangoError) exit 1 with its message; an OSError of the environment (a
+    file that cannot be read or written, an address in use) one line and exit 2; Ctrl-C one
+    line and exit 130. A job
+    that may have sent orders keeps its own messages and exit codes (the bulk commands
+    print them before returning): nothing here hides an unknown outcome."""
     try:
         code = asyncio.run(coro)
     except (InputFileError, JournalError, ValidationError, ReportError) as e:
@@ -144,7 +186,23 @@ def run(coro: Coroutine[Any, Any, int]) -> None:
     except TangoError as e:
         echo_err(f"error: {type(e).__name__}: {e}")
         code = EXIT_FAILED
+    except OSError as e:
+        if e.errno == errno.EPIPE:  # the reader went away (| head): click's quiet exit 1
+            raise
+        echo_err(f"error: {os_error_text(e)}")
+        code = EXIT_USAGE
+    except KeyboardInterrupt:  # Ctrl-C: asyncio.run cancelled the command, then raised this
+        echo_err("interrupted (Ctrl-C)")
+        code = EXIT_INTERRUPTED
     raise SystemExit(code)
+
+
+def os_error_text(e: OSError) -> str:
+    """An OSError in one line: what failed and on which file, without a traceback."""
+    reason = e.strerror or str(e) or type(e).__name__
+    if e.filename is not None:
+        return f"{reason}: {os.fsdecode(e.filename)!r}"
+    return reason
 
 
 @asynccontextmanager
@@ -191,9 +249,244 @@ async def connect(settings: Settings, **client_options: Any) -> AsyncIterator[Ta
         yield client
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--platform-name", envvar="TANGO_PLATFORM_NAME", help="[env: TANGO_PLATFORM_NAME]")
-@click.option("--platform-key", envvar="TANGO_PLATFORM_KEY", help="[env: TANGO_PLATFORM_KEY]")
+# --- the group: global options before or after the command, one-line usage errors ------------
+
+_SOURCE = click.core.ParameterSource
+_GLOBAL_PREFIX = "_global_"  # the name of a global option's copy on a command
+# what --sandbox local replaces by its own: explicit ones are refused, env ones ignored
+_SANDBOX_REPLACES = ("base_url", "platform_name", "platform_key", "oauth_token_url")
+
+
+def _option_text(param: click.Parameter) -> str:
+    return max(param.opts, key=len) if param.opts else f"--{param.name}"
+
+
+def settings_from(ctx: click.Context, values: dict[str, Any]) -> Settings:
+    """The Settings of the global options' ``values`` (``ctx``: the group's context, which
+    tells where each came from: the command line, the environment, a default).
+
+    ``--sandbox local`` replaces the base URL, the platform credentials and the token URL
+    by the in-process sandbox's own: given as options beside it they are a usage error
+    (exit 2: the user meant another server); from the environment (TANGO_*, typically
+    exported for real use) they are ignored, with one note on stderr saying so."""
+    values = dict(values)
+
+    def source(name: str) -> click.core.ParameterSource | None:
+        given = ctx.meta.get(_AFTER_KEY, {})
+        return _SOURCE.COMMANDLINE if name in given else ctx.get_parameter_source(name)
+
+    verbose = values.get("verbose") or 0
+    if verbose:
+        logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        logging.getLogger("tango_async").setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
+    if values.get("sandbox") == "local":
+        options = {p.name: p for p in ctx.command.params if isinstance(p, click.Option)}
+        explicit = [n for n in _SANDBOX_REPLACES if values.get(n) is not None]
+        clash = [n for n in explicit if source(n) is not _SOURCE.ENVIRONMENT]
+        if clash:
+            names = ", ".join(_option_text(options[n]) for n in clash)
+            raise click.UsageError(
+                f"--sandbox local runs its own server with its own credentials: do not "
+                f"combine it with {names}",
+                ctx,
+            )
+        if explicit:
+            envs = ", ".join(str(options[n].envvar) for n in explicit)
+            if not ctx.meta.get(_NOTED_KEY):
+                ctx.meta[_NOTED_KEY] = True
+                echo_err(f"note: --sandbox local ignores {envs} (set in the environment)")
+            for n in explicit:
+                values[n] = None
+    platform_key = values.get("platform_key")
+    # OAuth (issue 15): a platform key from TANGO_PLATFORM_KEY is ignored when the --oauth-*
+    # options (or their env vars) are given, as TangoClient(auth=...) ignores it; an
+    # explicit --platform-key beside them stays ambiguous (exit 2).
+    if (
+        (values.get("oauth_client_id") is not None or values.get("oauth_client_secret") is not None)
+        and platform_key is not None
+        and source("platform_key") is _SOURCE.ENVIRONMENT
+    ):
+        platform_key = None
+    return Settings(
+        values.get("platform_name"),
+        platform_key,
+        values.get("base_url"),
+        values.get("sandbox"),
+        values.get("timeout", 30.0),
+        values.get("max_retries", 3),
+        oauth_client_id=values.get("oauth_client_id"),
+        oauth_client_secret=values.get("oauth_client_secret"),
+        oauth_username=values.get("oauth_username"),
+        oauth_password=values.get("oauth_password"),
+        oauth_grant_type=values.get("oauth_grant_type"),
+        oauth_audience=values.get("oauth_audience"),
+        oauth_token_url=values.get("oauth_token_url"),
+    )
+
+
+_AFTER_KEY = "tango_async.global_after"  # ctx.meta: the global options given after
+_NOTED_KEY = "tango_async.sandbox_noted"
+
+
+class TangoCommand(click.Command):
+    """A command that also takes the group's global options after its own arguments
+    (``tango-async submit FILE --base-url X``), shown in its ``--help`` under "Global
+    options". A global option whose name the command uses itself (``orders wait
+    --timeout``) is the command's. The same option before and after the command with
+    different values is a usage error; a value after the command wins over the
+    environment and the default."""
+
+    def _globals(self, ctx: click.Context) -> list[click.Option]:
+        cached: list[click.Option] | None = getattr(self, "_global_copies", None)
+        if cached is not None:
+            return cached
+        copies: list[click.Option] = []
+        root = ctx.find_root().command
+        if not isinstance(root, TangoGroup):  # invoked on its own: no group, no globals
+            return copies
+        if not self.context_settings.get("ignore_unknown_options"):
+            own = {o for p in self.params for o in (*p.opts, *p.secondary_opts)}
+            own |= set(ctx.help_option_names)
+            names = {p.name for p in self.params}
+            for param in root.params:
+                if not isinstance(param, click.Option) or not param.expose_value:
+                    continue
+                if param.name in names or own & {*param.opts, *param.secondary_opts}:
+                    continue
+                copies.append(
+                    click.Option(
+                        [*param.opts, f"{_GLOBAL_PREFIX}{param.name}"],
+                        type=None if param.count else param.type,
+                        count=param.count,
+                        default=0 if param.count else None,
+                        help=param.help,
+                    )
+                )
+        self._global_copies = copies
+        return copies
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        return [*super().get_params(ctx), *self._globals(ctx)]
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        copies = {p.name for p in self._globals(ctx)}
+        own: list[tuple[str, str]] = []
+        shared: list[tuple[str, str]] = []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is not None:
+                (shared if param.name in copies else own).append(record)
+        if own:
+            with formatter.section("Options"):
+                formatter.write_dl(own)
+        if shared:
+            with formatter.section("Global options (here or before the command)"):
+                formatter.write_dl(shared)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        given: dict[str, Any] = {}
+        for copy in self._globals(ctx):
+            assert copy.name is not None
+            value = ctx.params.pop(copy.name, None)
+            if ctx.get_parameter_source(copy.name) is _SOURCE.COMMANDLINE:
+                given[copy.name.removeprefix(_GLOBAL_PREFIX)] = value
+        if given:
+            _apply_after(ctx, given)
+        return super().invoke(ctx)
+
+
+def _apply_after(ctx: click.Context, given: dict[str, Any]) -> None:
+    """Merge the global options given after the command into the group's settings."""
+    root = ctx.find_root()
+    options = {p.name: p for p in root.command.params}
+    values = dict(root.params)
+    for name, value in given.items():
+        if name == "verbose":
+            values[name] = (values.get(name) or 0) + value
+            continue
+        before = root.get_parameter_source(name) is _SOURCE.COMMANDLINE
+        if before and root.params.get(name) != value:
+            text = _option_text(options[name])
+            raise click.UsageError(
+                f"{text} is given before and after the command, with different values: "
+                "give it once",
+                ctx,
+            )
+        values[name] = value
+    root.meta[_AFTER_KEY] = given
+    settings = settings_from(root, values)
+    current = ctx.find_object(Settings)
+    if current is None:  # pragma: no cover - the group always makes one
+        ctx.obj = settings
+        return
+    for f in fields(Settings):
+        setattr(current, f.name, getattr(settings, f.name))
+
+
+class TangoGroup(click.Group):
+    """The ``tango-async`` group and its sub-groups: their commands are TangoCommands (the
+    global options after them too); a usage error is one line on stderr, exit 2; an
+    environment error (a file that cannot be read, an address in use) or an input error
+    raised outside a command's run is one line and exit 2 too, never a traceback."""
+
+    command_class = TangoCommand
+    group_class = type
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, False, **extra)
+        except click.exceptions.NoArgsIsHelpError as e:  # no command: the help, as click does
+            e.show()
+            sys.exit(e.exit_code)
+        except click.UsageError as e:
+            echo_err(usage_line(e))
+            sys.exit(e.exit_code)
+        except click.ClickException as e:
+            e.show()
+            sys.exit(e.exit_code)
+        except click.Abort:
+            echo_err("Aborted!")
+            sys.exit(EXIT_FAILED)
+        except (InputFileError, JournalError, ValidationError, ReportError) as e:
+            echo_err(f"Error: {e}")
+            sys.exit(EXIT_USAGE)
+        except OSError as e:  # (a broken pipe is click's: a quiet exit 1)
+            echo_err(f"Error: {os_error_text(e)}")
+            sys.exit(EXIT_USAGE)
+        sys.exit(rv if isinstance(rv, int) else EXIT_OK)
+
+
+def usage_line(e: click.UsageError) -> str:
+    """A usage error as one line: ``Error: <what> (see 'tango-async CMD --help')``."""
+    message = " ".join(e.format_message().split())
+    if e.ctx is None:
+        return f"Error: {message}"
+    return f"Error: {message} (see '{e.ctx.command_path} --help')"
+
+
+@click.group(
+    cls=TangoGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.option(
+    "--platform-name",
+    envvar="TANGO_PLATFORM_NAME",
+    help="Platform name (HTTP Basic user) [env: TANGO_PLATFORM_NAME].",
+)
+@click.option(
+    "--platform-key",
+    envvar="TANGO_PLATFORM_KEY",
+    help="Platform key (HTTP Basic password); prefer the env var [env: TANGO_PLATFORM_KEY].",
+)
 @click.option(
     "--base-url",
     envvar="TANGO_BASE_URL",
@@ -202,7 +495,9 @@ async def connect(settings: Settings, **client_options: Any) -> AsyncIterator[Ta
 @click.option(
     "--sandbox",
     type=click.Choice(["local"]),
-    help="Run against an in-process local sandbox instead of an API.",
+    help="Run against an in-process local sandbox instead of an API (not with "
+    "--base-url, --platform-name, --platform-key or --oauth-token-url; their TANGO_* "
+    "env vars are ignored).",
 )
 @click.option(
     "--timeout",
@@ -261,52 +556,14 @@ async def connect(settings: Settings, **client_options: Any) -> AsyncIterator[Ta
 @click.option("-v", "--verbose", count=True, help="Log retries (-v) or every request (-vv).")
 @click.version_option(package_name="tango-async")
 @click.pass_context
-def cli(
-    ctx: click.Context,
-    platform_name: str | None,
-    platform_key: str | None,
-    base_url: str | None,
-    sandbox: str | None,
-    timeout: float,
-    max_retries: int,
-    oauth_client_id: str | None,
-    oauth_client_secret: str | None,
-    oauth_username: str | None,
-    oauth_password: str | None,
-    oauth_grant_type: str | None,
-    oauth_audience: str | None,
-    oauth_token_url: str | None,
-    verbose: int,
-) -> None:
+def cli(ctx: click.Context, /, **values: Any) -> None:
     """Send Tango rewards in bulk; look up, list, resend and follow orders and line items;
-    manage and receive webhooks; see accounts, the catalog and exchange rates."""
-    if verbose:
-        logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s")
-        logging.getLogger("tango_async").setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
-    # OAuth (issue 15): a platform key from TANGO_PLATFORM_KEY is ignored when the --oauth-*
-    # options (or their env vars) are given, as TangoClient(auth=...) ignores it; an
-    # explicit --platform-key beside them stays ambiguous (exit 2).
-    if (
-        (oauth_client_id is not None or oauth_client_secret is not None)
-        and platform_key is not None
-        and ctx.get_parameter_source("platform_key") is click.core.ParameterSource.ENVIRONMENT
-    ):
-        platform_key = None
-    ctx.obj = Settings(
-        platform_name,
-        platform_key,
-        base_url,
-        sandbox,
-        timeout,
-        max_retries,
-        oauth_client_id=oauth_client_id,
-        oauth_client_secret=oauth_client_secret,
-        oauth_username=oauth_username,
-        oauth_password=oauth_password,
-        oauth_grant_type=oauth_grant_type,
-        oauth_audience=oauth_audience,
-        oauth_token_url=oauth_token_url,
-    )
+    manage and receive webhooks; see accounts, the catalog and exchange rates.
+
+    The options below are accepted before the command or after it (`tango-async submit
+    FILE --sandbox local`), except after a command with an option of the same name
+    (`orders wait --timeout` is the wait's)."""
+    ctx.obj = settings_from(ctx, values)
 
 
 class _DecimalType(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click

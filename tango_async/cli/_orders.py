@@ -17,6 +17,7 @@ import shlex
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Iterable, Sequence
+from datetime import datetime
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
@@ -45,8 +46,15 @@ from ..pagination import (
     WINDOW_FILTERS,
     OrderListQuery,
     build_list_query,
+    filter_wire_name,
 )
-from ..resources.line_items import _ENUMS, SORT_COLUMNS, LineItemListQuery, line_item_query
+from ..resources.line_items import (
+    _ENUMS,
+    _WIRE_NAMES,
+    SORT_COLUMNS,
+    LineItemListQuery,
+    line_item_query,
+)
 from ..types.enums import (
     CancelReasonCode,
     FreezeReasonCode,
@@ -61,6 +69,7 @@ from ._common import (
     EXIT_OK,
     MAX_LIMIT,
     MAX_SECONDS,
+    KnownValue,
     Settings,
     _Checked,
     _DecimalType,
@@ -71,6 +80,7 @@ from ._common import (
     echo_err,
     run,
 )
+from ._format import format_amount, format_time
 
 T = TypeVar("T")
 
@@ -85,8 +95,17 @@ _QUERY_HINTS = get_type_hints(OrderListQuery)
 LIST_FILTERS = (*_QUERY_HINTS, "concurrency")
 
 
+def _enum_of(hint: Any) -> type[Enum] | None:
+    """The enum among a filter's types (``OrderStatus | str | None``: OrderStatus)."""
+    for kind in get_args(hint):
+        if isinstance(kind, type) and issubclass(kind, Enum):
+            return kind
+    return None
+
+
 def _filter_type(name: str) -> Any:
-    """The option type of filter ``name``, checked as orders.list() would check it."""
+    """The option type of filter ``name``, checked as orders.list() would check it; a
+    filter with known values (an enum) warns about another value and sends it."""
     if name == "concurrency":
         return click.IntRange(1, MAX_CONCURRENCY)
     kinds = set(get_args(_QUERY_HINTS[name])) - {type(None)}
@@ -97,11 +116,47 @@ def _filter_type(name: str) -> Any:
     if name in WINDOW_FILTERS:
         end = name == "end_date"
         return _Checked("date", lambda v: format_query_datetime(v, name, end=end))
+    enum = _enum_of(_QUERY_HINTS[name])
+    if enum is not None:
+        return KnownValue(_values(enum), lambda v: build_list_query(**{name: v}))
     return _Checked("text", lambda v: build_list_query(**{name: v}))
 
 
-def _plain(d: Decimal | None) -> str | None:
-    return None if d is None else plain_decimal(d)
+_DATE_HELP = (
+    "Only {noun} {what} at or {side} this instant: RFC 3339 (2026-01-31T12:00:00Z), or a "
+    "date (UTC), {day}."
+)
+
+
+def _filter_help(name: str, noun: str, wire: str, hint: Any) -> str:
+    """The --help line of list filter ``name`` (query parameter ``wire``) of ``noun``."""
+    kinds = set(get_args(hint)) - {type(None)}
+    if name in ("start_date", "end_date"):
+        what = "issued" if noun == "line items" else "created"
+        if name == "start_date":
+            return _DATE_HELP.format(noun=noun, what=what, side="after", day="from its start")
+        return _DATE_HELP.format(noun=noun, what=what, side="before", day="to its end")
+    if kinds == {bool}:
+        return f"Only {noun} with {wire} true or false."
+    if Decimal in kinds:
+        side = "at least" if name.startswith("min_") else "at most"
+        return f"Only {noun} with {wire} {side} this (a plain decimal)."
+    enum = _enum_of(hint)
+    if enum is not None:
+        return (
+            f"Only {noun} with this {wire} (any case). Another value is sent as given, "
+            "with a warning: the API may know newer ones."
+        )
+    return f"Only {noun} whose {wire} is this."
+
+
+def _values_help(name: str) -> str:
+    if name == "concurrency":
+        return (
+            f"Pages fetched at a time, 1 to {MAX_CONCURRENCY} (default 1: one after another; "
+            "4 speeds an export up)."
+        )
+    return _filter_help(name, "orders", filter_wire_name(name), _QUERY_HINTS[name])
 
 
 def _plain_json_decimal(d: Decimal) -> Any:
@@ -114,18 +169,30 @@ _JSONL_ENCODER = msgspec.json.Encoder(decimal_format=_plain_json_decimal)
 CSV_COLUMNS: tuple[tuple[str, Callable[[Order], Any]], ...] = (
     ("referenceOrderID", lambda o: o.reference_order_id),
     ("externalRefID", lambda o: o.external_ref_id),
-    ("createdAt", lambda o: o.created_at.isoformat() if o.created_at else None),
+    ("createdAt", lambda o: format_time(o.created_at)),
     ("status", lambda o: o.status),
     ("customerIdentifier", lambda o: o.customer_identifier),
     ("accountIdentifier", lambda o: o.account_identifier),
     ("utid", lambda o: o.utid),
     ("rewardName", lambda o: o.reward_name),
-    ("amount", lambda o: _plain(o.denomination.value) if o.denomination else None),
+    ("amount", lambda o: format_amount(o.denomination.value) if o.denomination else None),
     ("currencyCode", lambda o: o.denomination.currency_code if o.denomination else None),
     ("deliveryMethod", lambda o: o.delivery_method),
     ("recipientEmail", lambda o: o.recipient.email if o.recipient else None),
 )
 NUMBER_COLUMNS = frozenset({"amount"})  # numbers the CLI formats: a plain -5 stays a number
+# orders list --format table: one line an order on a terminal
+ORDER_TABLE_COLUMNS = (
+    "referenceOrderID",
+    "createdAt",
+    "status",
+    "utid",
+    "rewardName",
+    "amount",
+    "currencyCode",
+    "deliveryMethod",
+    "recipientEmail",
+)
 
 
 # --- what the commands share ------------------------------------------------------------------
@@ -304,7 +371,11 @@ def orders() -> None:
 def _filter_options(f: Callable[..., Any]) -> Callable[..., Any]:
     for name in reversed(LIST_FILTERS):
         option = click.option(
-            f"--{name.replace('_', '-')}", name, default=None, type=_filter_type(name)
+            f"--{name.replace('_', '-')}",
+            name,
+            default=None,
+            type=_filter_type(name),
+            help=_values_help(name),
         )
         f = option(f)
     return f
@@ -313,7 +384,12 @@ def _filter_options(f: Callable[..., Any]) -> Callable[..., Any]:
 @orders.command("list")
 @_filter_options
 @click.option(
-    "--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "csv", "table"]),
+    default="jsonl",
+    show_default=True,
+    help="JSON Lines (every field but the reward), CSV or a table (one line an order).",
 )
 @click.option(
     "--output",
@@ -333,10 +409,14 @@ def list_orders(
     csv_raw: bool,
     **filters: Any,
 ) -> None:
-    """Stream order history (every filter of GET /orders; dates as RFC 3339).
+    """Stream order history (every filter of GET /orders; dates as RFC 3339): the whole
+    history unless dates narrow it (past the API's 10,000-result window it is split by
+    date, each order once).
 
-    CSV is safe to open in a spreadsheet (a cell that would run as a formula gets a '
-    prefix) unless --csv-raw; JSONL stays raw."""
+    Amounts are plain decimals and timestamps RFC 3339 in UTC ending in Z, in every
+    format; lists carry no reward credentials (`orders get` shows them). CSV is safe to
+    open in a spreadsheet (a cell that would run as a formula gets a ' prefix) unless
+    --csv-raw; JSONL and the table escape what a terminal would act on."""
     given = {k: v for k, v in filters.items() if v is not None}
     try:  # the filters together (min_amount above max_amount...), before connecting
         build_list_query(**{k: v for k, v in given.items() if k in QUERY_FILTERS})
@@ -348,6 +428,9 @@ def list_orders(
 
     async def main() -> int:
         out = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+        terminal = out.isatty()
+        rows: list[list[Any]] = []
+        picks = [[c for c, _ in CSV_COLUMNS].index(name) for name in ORDER_TABLE_COLUMNS]
         try:
             writer = csv.writer(out) if fmt == "csv" else None
             if writer is not None:
@@ -358,15 +441,23 @@ def list_orders(
                     if writer is not None:
                         writer.writerow(
                             [
-                                csv_cell(get(order), raw=csv_raw, number=c in NUMBER_COLUMNS)
+                                terminal_cell(
+                                    csv_cell(get(order), raw=csv_raw, number=c in NUMBER_COLUMNS),
+                                    terminal,
+                                )
                                 for c, get in CSV_COLUMNS
                             ]
                         )
+                    elif fmt == "table":
+                        values = [get(order) for _, get in CSV_COLUMNS]
+                        rows.append([values[i] for i in picks])
                     else:
-                        out.write(_JSONL_ENCODER.encode(order).decode() + "\n")
+                        out.write(json_text(without_reward(order)) + "\n")
                     count += 1
                     if limit is not None and count >= limit:
                         break
+            if fmt == "table":
+                print_table(out, ORDER_TABLE_COLUMNS, rows, numbers=NUMBER_COLUMNS)
         finally:
             if output:
                 out.close()
@@ -392,10 +483,10 @@ def get_order(settings: Settings, reference_order_id: str) -> None:
 
 @orders.command("resend")
 @click.argument("reference_order_id")
-@click.option("--new-email")
-@click.option("--new-etid")
-@click.option("--new-mobile")
-@click.option("--new-delivery-method")
+@click.option("--new-email", help="Resend to this email address instead.")
+@click.option("--new-etid", help="Use this email template (ETID) for the resend.")
+@click.option("--new-mobile", help="Resend to this mobile number instead (E.164).")
+@click.option("--new-delivery-method", help="Resend by this delivery method instead.")
 @click.option("--wait", is_flag=True, help="Wait out the 30-second cooldown instead of failing.")
 @click.pass_obj
 def resend_order(settings: Settings, /, reference_order_id: str, wait: bool, **kw: Any) -> None:
@@ -513,17 +604,36 @@ def _line_item_filter_type(name: str) -> Any:
     if name in ("start_date", "end_date"):
         end = name == "end_date"
         return _Checked("date", lambda v: format_query_datetime(v, name, end=end))
-    if name in _ENUMS:
-        return click.Choice(sorted(_ENUMS[name]))
+    if name in _ENUMS:  # line_items.list() refuses other values (ValidationError)
+        return click.Choice(sorted(_ENUMS[name]), case_sensitive=False)
     if name == "sort_by":
         return click.Choice(sorted(SORT_COLUMNS))
     return _Checked("text", lambda v: line_item_query({name: v}))  # type: ignore[misc]
 
 
+def _line_item_wire(name: str) -> str:
+    head, *rest = name.split("_")
+    return _WIRE_NAMES.get(name, head + "".join(p[:1].upper() + p[1:] for p in rest))
+
+
+def _line_item_help(name: str) -> str:
+    if name == "sort_by":
+        return "Sort by this column (default: dateIssued, newest first)."
+    if name == "ascending":
+        return "Sort ascending (true) or descending (false)."
+    if name in _ENUMS:
+        return f"Only line items with this {_line_item_wire(name)} (any case)."
+    return _filter_help(name, "line items", _line_item_wire(name), _LI_HINTS[name])
+
+
 def _line_item_filter_options(f: Callable[..., Any]) -> Callable[..., Any]:
     for name in reversed(LINE_ITEM_FILTERS):
         option = click.option(
-            f"--{name.replace('_', '-')}", name, default=None, type=_line_item_filter_type(name)
+            f"--{name.replace('_', '-')}",
+            name,
+            default=None,
+            type=_line_item_filter_type(name),
+            help=_line_item_help(name),
         )
         f = option(f)
     return f
@@ -536,7 +646,7 @@ def _money(m: Any) -> Decimal | None:
 LINE_ITEM_COLUMNS: tuple[tuple[str, Callable[[LineItem], Any]], ...] = (
     ("referenceLineItemID", lambda i: i.reference_line_item_id),
     ("referenceOrderID", lambda i: i.reference_order_id),
-    ("dateIssued", lambda i: i.date_issued.isoformat() if i.date_issued else None),
+    ("dateIssued", lambda i: format_time(i.date_issued)),
     ("status", lambda i: i.status),
     ("deliveryMethod", lambda i: i.delivery_method),
     ("deliveryStatus", lambda i: i.delivery_status),
@@ -572,6 +682,8 @@ def _cell_text(value: Any) -> str:
         return ""
     if isinstance(value, Decimal):
         return plain_decimal(value) if value.is_finite() else str(value)
+    if isinstance(value, datetime):
+        return format_time(value) or ""
     return escape(str(value))
 
 
@@ -617,6 +729,7 @@ def print_table(
     type=click.Choice(["jsonl", "csv", "table"]),
     default="jsonl",
     show_default=True,
+    help="JSON Lines (every field but the reward), CSV or a table (one line a line item).",
 )
 @click.option(
     "--output",
@@ -695,7 +808,7 @@ def list_line_items(
 @line_items.command("update")
 @click.argument("reference_line_item_id", type=_LINE_ITEM_ID)
 @click.option("--campaign", help="Letters, digits and spaces, up to 100.")
-@click.option("--purchase-order-number")
+@click.option("--purchase-order-number", help="The new purchase order number.")
 @click.option("--notes", "order_notes", help="Up to 150 characters.")
 @click.pass_obj
 def update_line_item(
@@ -736,7 +849,13 @@ _REASON_OPTIONS = {"reason_code": "--reason", "other_reason": "--other-reason"}
 def _action_command(action: str, codes: type[Enum], summary: str) -> None:
     @line_items.command(action, help=summary)
     @click.argument("reference_line_item_id", type=_LINE_ITEM_ID)
-    @click.option("--reason", "reason_code", required=True, type=click.Choice(_values(codes)))
+    @click.option(
+        "--reason",
+        "reason_code",
+        required=True,
+        type=click.Choice(_values(codes)),
+        help="Why (line-items reason-codes describes each).",
+    )
     @click.option("--other-reason", help="Why, in words: required with --reason OTHER.")
     @click.pass_obj
     def command(
@@ -787,7 +906,11 @@ _REISSUE_OPTIONS = {
 @line_items.command("reissue")
 @click.argument("reference_line_item_id", type=_LINE_ITEM_ID)
 @click.option(
-    "--reason", "reason_code", required=True, type=click.Choice(_values(ReissueReasonCode))
+    "--reason",
+    "reason_code",
+    required=True,
+    type=click.Choice(_values(ReissueReasonCode)),
+    help="Why (line-items reason-codes describes each).",
 )
 @click.option("--other-reason", help="Why, in words: required with --reason OTHER.")
 @click.option(
@@ -795,10 +918,14 @@ _REISSUE_OPTIONS = {
     type=_DecimalType(check_amount),
     help="The new reward's amount (default: the same).",
 )
-@click.option("--delivery-method", type=click.Choice(sorted(REISSUE_METHODS)))
+@click.option(
+    "--delivery-method",
+    type=click.Choice(sorted(REISSUE_METHODS)),
+    help="The new reward's delivery method (default: the same).",
+)
 @click.option("--email", help="The new recipient's email.")
-@click.option("--first-name")
-@click.option("--last-name")
+@click.option("--first-name", help="The new recipient's first name.")
+@click.option("--last-name", help="The new recipient's last name.")
 @click.option("--mobile", "mobile_number", help="E.164, e.g. +14155550100 (PHONE, WHATSAPP).")
 @click.option("--notes", help="Up to 150 characters.")
 @YES_OPTION
@@ -904,17 +1031,18 @@ def reason_codes(settings: Settings) -> None:
 
 @line_items.command("resend")
 @click.argument("reference_line_item_id")
-@click.option("--new-delivery-method")
-@click.option("--new-email")
-@click.option("--new-mobile-number")
-@click.option("--new-etid")
+@click.option("--new-delivery-method", help="Resend by this delivery method instead.")
+@click.option("--new-email", help="Resend to this email address instead.")
+@click.option("--new-mobile-number", help="Resend to this mobile number instead (E.164).")
+@click.option("--new-etid", help="Use this email template (ETID) for the resend.")
 @click.option(
     "--reason-code",
     type=click.Choice(
         ["NOT_RECEIVED", "LOST_DELETED", "DELIVERY_INFO", "DELIVERY_METHOD", "REMINDER", "OTHER"]
     ),
+    help="Why the reward is resent.",
 )
-@click.option("--other-reason")
+@click.option("--other-reason", help="Why, in words: with --reason-code OTHER.")
 @click.option("--wait", is_flag=True, help="Wait out the cooldown instead of failing.")
 @click.pass_obj
 def resend_line_item(

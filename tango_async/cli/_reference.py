@@ -31,6 +31,7 @@ from ._common import (
     echo_err,
     run,
 )
+from ._format import format_time
 from ._orders import json_text, print_table, terminal_cell
 
 __all__ = ["accounts", "catalog", "exchange_rates"]
@@ -46,7 +47,7 @@ def _format_option(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _when(value: Any) -> str | None:
-    return None if value is None else value.isoformat()
+    return format_time(value)
 
 
 def _emit(

@@ -37,6 +37,7 @@ from ._common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_USAGE,
     MAX_LIMIT,
     Settings,
     _Checked,
@@ -46,6 +47,7 @@ from ._common import (
     echo_err,
     run,
 )
+from ._format import format_time
 from ._orders import (
     YES_OPTION,
     Interrupted,
@@ -99,13 +101,13 @@ WEBHOOK_COLUMNS: tuple[tuple[str, Callable[[Webhook], Any]], ...] = (
     ("payloadVerificationMethod", lambda h: h.payload_verification_method),
     ("eventTypes", lambda h: _joined(h.event_types)),
     ("categories", lambda h: _joined(h.categories)),
-    ("expiresAt", lambda h: h.expires_at.isoformat() if h.expires_at else None),
+    ("expiresAt", lambda h: format_time(h.expires_at)),
 )
 EVENT_COLUMNS: tuple[tuple[str, Callable[[WebhookEvent], Any]], ...] = (
     ("revision", lambda e: e.revision),
     ("eventId", lambda e: e.event_id),
     ("eventType", lambda e: e.event_type),
-    ("eventOccurredAt", lambda e: e.event_occurred_at.isoformat() if e.event_occurred_at else None),
+    ("eventOccurredAt", lambda e: format_time(e.event_occurred_at)),
     ("subject", lambda e: e.subject),
 )
 
@@ -350,14 +352,23 @@ def _request(
     metavar="VAR",
     help="Only those whose custom header has the value in this environment variable.",
 )
-@click.option("--category", "categories", multiple=True, help="(repeatable)")
-@click.option("--event-type", "event_types", multiple=True, help="(repeatable)")
-@click.option("--expires-at-from", type=_DATE)
-@click.option("--expires-at-to", type=_DATE)
-@click.option("--created-at-from", type=_DATE)
-@click.option("--created-at-to", type=_DATE)
 @click.option(
-    "--format", "fmt", type=click.Choice(["jsonl", "table"]), default="jsonl", show_default=True
+    "--category", "categories", multiple=True, help="Only those of this category (repeatable)."
+)
+@click.option(
+    "--event-type", "event_types", multiple=True, help="Only those of this event type (repeatable)."
+)
+@click.option("--expires-at-from", type=_DATE, help="Only those expiring at or after (RFC 3339).")
+@click.option("--expires-at-to", type=_DATE, help="Only those expiring at or before (RFC 3339).")
+@click.option("--created-at-from", type=_DATE, help="Only those created at or after (RFC 3339).")
+@click.option("--created-at-to", type=_DATE, help="Only those created at or before (RFC 3339).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "table"]),
+    default="jsonl",
+    show_default=True,
+    help="JSON Lines (one subscription a line, secrets masked) or a table.",
 )
 @click.option("--limit", type=click.IntRange(1, MAX_LIMIT), help="Stop after this many.")
 @click.pass_obj
@@ -454,7 +465,7 @@ def create_webhook(
             made = await client.webhooks.create(url, **fields)
         print_json(made)
         if made.webhook_id:
-            when = f" before {made.expires_at.isoformat()}" if made.expires_at else ""
+            when = f" before {format_time(made.expires_at)}" if made.expires_at else ""
             echo_err(
                 f"renew it{when} with: tango-async webhooks renew {shlex.quote(made.webhook_id)}"
             )
@@ -572,10 +583,15 @@ def _revisions(from_revision: int | None, to_revision: int | None) -> None:
 
 @webhooks.command("events")
 @click.argument("webhook_id", type=_WEBHOOK_ID)
-@click.option("--from-revision", type=_REVISION)
-@click.option("--to-revision", type=_REVISION)
+@click.option("--from-revision", type=_REVISION, help="Only events from this revision on.")
+@click.option("--to-revision", type=_REVISION, help="Only events up to this revision.")
 @click.option(
-    "--format", "fmt", type=click.Choice(["jsonl", "table"]), default="jsonl", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "table"]),
+    default="jsonl",
+    show_default=True,
+    help="JSON Lines (one event a line) or a table.",
 )
 @click.option("--limit", type=click.IntRange(1, MAX_LIMIT), help="Stop after this many.")
 @click.pass_obj
@@ -622,7 +638,9 @@ def list_events(
 
 @webhooks.command("replay")
 @click.argument("webhook_id", type=_WEBHOOK_ID)
-@click.option("--from-revision", type=_REVISION, required=True)
+@click.option(
+    "--from-revision", type=_REVISION, required=True, help="Replay from this revision on."
+)
 @click.option("--to-revision", type=_REVISION, help="Default: the latest.")
 @click.pass_obj
 def replay_webhook(
@@ -684,8 +702,19 @@ class _StderrHandler(logging.Handler):
 
 @webhooks.command("listen")
 @click.option("--port", type=click.IntRange(0, 65535), required=True, help="0: a free one.")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--path", default="/", show_default=True, type=_Checked("path", _check_path))
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on (0.0.0.0: every interface).",
+)
+@click.option(
+    "--path",
+    default="/",
+    show_default=True,
+    type=_Checked("path", _check_path),
+    help="URL path the deliveries are posted to.",
+)
 @_signing_options("Verify deliveries as signed with")
 @click.option(
     "--signature-encoding",
@@ -804,8 +833,9 @@ def listen(
         except Interrupted:
             code = EXIT_INTERRUPTED
         except OSError as e:
+            # the environment refuses (address in use, unknown host): exit 2, one line
             echo_err(f"error: cannot listen on {shown}:{port}: {e.strerror or e}")
-            return EXIT_FAILED
+            return EXIT_USAGE
         else:
             code = EXIT_OK
         finally:

@@ -109,6 +109,7 @@ class Resource:
         cooldown = req.resend_cooldown
         label = f"{kind} {ref}"
         server_refusals = 0
+        waited = 0.0  # for the observers: seconds waited for the cooldown
         while True:
             keys = self._cooldown_keys(kind, ref)
             left = await _claim_all(store, keys, cooldown)
@@ -116,9 +117,12 @@ class Resource:
                 if not wait:
                     raise ResendCooldownError(label, left)
                 await req.transport.sleep(left)
+                waited += left
                 continue
             try:
-                resp = await req.transport.request("POST", path, operation=operation, body=body)
+                resp = await req.transport.request(
+                    "POST", path, operation=operation, body=body, cooldown_wait=waited
+                )
             except APIConnectionError as e:
                 if not e.maybe_sent:
                     await _release_all(store, keys)
@@ -134,6 +138,7 @@ class Resource:
                     server_refusals += 1
                     if wait and refusal.retry:
                         await req.transport.sleep(refusal.delay)
+                        waited += refusal.delay
                         continue
                     raise ResendCooldownError(label, refusal.delay) from e
                 if e.status_code < 500:

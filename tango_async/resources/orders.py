@@ -82,9 +82,9 @@ class Orders(Resource):
 
     def __init__(self, requestor: Requestor) -> None:
         super().__init__(requestor)
-        self._in_flight: set[str] = set()  # externalRefIDs of this client's creates in flight
-        # externalRefIDs this client settled: never reused, even if the store kept them
-        self._settled: dict[str, None] = {}
+        # The client's creates in flight and settled, shared with its views (see CreateState)
+        self._in_flight: set[str] = requestor.creates.in_flight
+        self._settled: dict[str, None] = requestor.creates.settled
 
     async def create(self, request: CreateOrderRequest) -> CreatedOrder:
         """Place an order: ``POST /orders``.
@@ -470,7 +470,12 @@ class Orders(Resource):
         (``start_date`` and/or ``end_date``), larger results are split into smaller
         date windows transparently (also when the API refuses a period as too long,
         422.043), and every order in the range is yielded exactly once. Without one,
-        reaching the window raises ResultWindowError. Filter values are checked when
+        the whole history is yielded: past the window it is split by date the same way
+        (from 2000-01-01 to a day past the client's clock). ``.pages()`` numbers its pages
+        in one sequence across the windows, and each page's ``total_count`` is the whole
+        query's (a window's only where the API refused to count the whole range).
+        ResultWindowError only where no split is possible (``page=`` past the first page
+        of such a list; more than the window within one millisecond). Filter values are checked when
         ``list()`` is called, before any request (ValidationError): text filters take no
         control characters, and a date must be an instant within the years 1 to 9999 in
         UTC (``0001-01-01T00:00:00+12:00`` is not).

@@ -16,8 +16,10 @@ verifies X509-signed webhook deliveries is written there and a last line
 ``TANGO_WEBHOOK_CERT_FILE=PATH`` printed.
 
 A flag out of range (``inf``, ``nan``, a negative delay, a port past 65535, an unknown
-fault...) is a usage error: a message and exit status 2, no traceback, nothing served. An
-address that cannot be listened on is exit status 1 with the reason.
+fault...) is a usage error: a message and exit status 2, no traceback, nothing served. So
+is an environment error: an address that cannot be listened on (a port in use, an
+unknown host) or a ``--ca-file`` / ``--webhook-certificate-file`` that cannot be
+written: one line with the reason, exit status 2.
 """
 
 from __future__ import annotations
@@ -299,13 +301,25 @@ async def serve(
                 os.unlink(ca_file)
 
 
+class _FileError(Exception):
+    """A file the sandbox writes for its clients could not be written."""
+
+    def __init__(self, option: str, path: str, error: OSError) -> None:
+        super().__init__(option, path)
+        self.option, self.path = option, path
+        self.reason = error.strerror or str(error)
+
+
 def _write_webhook_certificate(sandbox: Sandbox, path: str | None) -> str | None:
     """Write the PEM certificate of the sandbox's X509 webhook signatures to ``path``
-    (None: nowhere); return its absolute path."""
+    (None: nowhere); return its absolute path (_FileError when it cannot be written)."""
     if path is None:
         return None
-    with open(path, "w", encoding="ascii") as f:
-        f.write(sandbox.webhook_certificate)
+    try:
+        with open(path, "w", encoding="ascii") as f:
+            f.write(sandbox.webhook_certificate)
+    except OSError as e:
+        raise _FileError("--webhook-certificate-file", path, e) from None
     return os.path.abspath(path)
 
 
@@ -319,8 +333,11 @@ def _write_ca(sandbox: Sandbox, path: str | None) -> tuple[str | None, bool]:
         with os.fdopen(fd, "wb") as f:
             f.write(sandbox.ca_pem)
         return path, True
-    with open(path, "wb") as f:
-        f.write(sandbox.ca_pem)
+    try:
+        with open(path, "wb") as f:
+            f.write(sandbox.ca_pem)
+    except OSError as e:
+        raise _FileError("--ca-file", path, e) from None
     return os.path.abspath(path), False
 
 
@@ -356,8 +373,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve(args, sandbox=sandbox))
+    except _FileError as e:
+        parser.exit(2, f"{parser.prog}: error: cannot write {e.option} {e.path!r}: {e.reason}\n")
     except OSError as e:  # the address cannot be listened on (in use, unknown host...)
-        parser.exit(1, f"{parser.prog}: error: cannot serve ({args.host}:{args.port}): {e}\n")
+        reason = e.strerror or str(e)
+        parser.exit(2, f"{parser.prog}: error: cannot serve on {args.host}:{args.port}: {reason}\n")
     return 0
 
 

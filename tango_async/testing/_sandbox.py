@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import re
 import secrets
 import ssl
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -921,13 +923,22 @@ class Sandbox:
         return self._store.views(self.clock.now().timestamp())
 
     def seed_orders(
-        self, count: int, *, start: datetime, step: timedelta, **fields: Any
+        self, count: int, *, start: datetime, step: timedelta | float, **fields: Any
     ) -> list[str]:
         """Store ``count`` orders created at ``start + i * step``; return their IDs.
 
-        ``fields`` set order fields by wire or snake_case name (``customer_identifier``,
-        ``amount``, ``status``...). Made for history tests: 100,000 in a few seconds.
+        ``step`` is a ``timedelta`` or a number of seconds (``step=300`` is five minutes;
+        an int or a finite float, not a bool); anything else is a ValidationError naming
+        ``step``, before anything is stored. ``fields`` set order fields by wire or
+        snake_case name (``customer_identifier``, ``amount``, ``status``...). Made for
+        history tests: 100,000 in a few seconds.
         """
+        if not isinstance(step, timedelta):
+            if not finite_number(step, lo=-_MAX_RANGE_DAYS * _DAY, hi=_MAX_RANGE_DAYS * _DAY):
+                raise ValidationError(
+                    "step", "must be a timedelta or a finite number of seconds (int or float)"
+                )
+            step = timedelta(seconds=float(step))
         return self._store.seed(count, start=start, step=step, fields=fields)
 
     def arrivals(self, method: str, path: str, *, exact: bool = False) -> list[float]:
@@ -971,6 +982,7 @@ class Sandbox:
                 request.transport.close()
             return web.Response(status=500)  # never reaches the client
         rec.status = response.status
+        _stamp_request_id(response)
         if self._contract is not None:
             self._check_contract(rec, response)
         if self.latency:
@@ -1086,3 +1098,16 @@ class Sandbox:
             headers=headers,
             errors=errors,
         )
+
+
+_BODY_REQUEST_ID = re.compile(rb'"requestId"\s*:\s*"([0-9a-f-]{36})"')
+
+
+def _stamp_request_id(response: web.StreamResponse) -> None:
+    """Tango's ``X-REQUEST-ID`` on every answer (its support reference): an error body's
+    own ``requestId``, else a new UUID."""
+    if "X-REQUEST-ID" in response.headers or response.prepared:
+        return
+    body = response.body if isinstance(response, web.Response) else None
+    found = _BODY_REQUEST_ID.search(body, 0, 400) if isinstance(body, bytes) else None
+    response.headers["X-REQUEST-ID"] = found.group(1).decode() if found else str(uuid.uuid4())

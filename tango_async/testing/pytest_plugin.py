@@ -4,10 +4,19 @@
 ``TangoClient`` connected to it. Override ``tango_sandbox_options`` (a dict of Sandbox
 arguments) to change the sandbox, e.g. ``{"order_rate": None}`` for no rate limit.
 Needs pytest-asyncio (the ``testing`` extra brings it).
+
+The plugin adds no warning to a project: pytest-asyncio warns (a
+PytestDeprecationWarning, an error under ``-W error``) when
+``asyncio_default_fixture_loop_scope`` is not configured, so when the project leaves it
+unset the plugin fills it in before pytest-asyncio reads it, with the value that keeps
+pytest-asyncio's behaviour: ``fixture-scope`` (pytest-asyncio 1.5 and later: each async
+fixture's loop has the fixture's scope, as when unset), else ``function`` (the default
+pytest-asyncio recommends). A value the project sets (ini file, ``-o``) is kept as it is.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,6 +31,30 @@ try:
     _HAVE_PYTEST_ASYNCIO = True
 except ImportError:  # pragma: no cover - the fixtures then explain what is missing
     _HAVE_PYTEST_ASYNCIO = False
+
+
+_LOOP_SCOPE = "asyncio_default_fixture_loop_scope"
+
+
+def _unset_loop_scope() -> str:
+    """The loop scope that means what "unset" means to the installed pytest-asyncio."""
+    numbers = [int(n) for n in re.findall(r"\d+", getattr(pytest_asyncio, "__version__", ""))]
+    return "fixture-scope" if tuple(numbers[:2]) >= (1, 5) else "function"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Set ``asyncio_default_fixture_loop_scope`` when the project has not (see the module
+    docstring), before pytest-asyncio's own ``pytest_configure`` warns about it."""
+    if not _HAVE_PYTEST_ASYNCIO:  # pragma: no cover
+        return
+    try:
+        current = config.getini(_LOOP_SCOPE)
+    except ValueError:  # pragma: no cover - a pytest-asyncio without the option
+        return
+    if not current:
+        # getini() reads this cache first; pytest has no public setter for an ini value
+        config._inicache[_LOOP_SCOPE] = _unset_loop_scope()
 
 
 @pytest.fixture
