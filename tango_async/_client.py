@@ -183,20 +183,12 @@ class TangoClient:
         if not isinstance(name, str) or not name:
             raise ValidationError("platform_name", "must be a non-empty string")
         url = base_url if base_url is not None else os.environ.get("TANGO_BASE_URL") or SANDBOX_URL
-        if not _positive(timeout):
-            raise ValidationError(
-                "timeout", "must be a finite number of seconds above 0, at most 86400"
-            )
-        if retry is not None and not isinstance(retry, RetryPolicy):
-            raise ValidationError("retry", "must be a RetryPolicy")
-        if max_retries is not None and not _count(max_retries):
-            raise ValidationError("max_retries", "must be an int of at least 0")
+        if timeout is None:
+            raise ValidationError("timeout", _TIMEOUT_RULE)
         # The policy as given; an explicit max_retries= wins over its max_retries.
-        policy = retry if retry is not None else RetryPolicy(max_retries=DEFAULT_MAX_RETRIES)
-        if max_retries is not None:
-            policy = policy.with_options(max_retries=max_retries)
-        elif not _count(policy.max_retries):
-            raise ValidationError("retry", "max_retries must be an int of at least 0")
+        policy = _call_options(
+            timeout, retry, max_retries, base=RetryPolicy(max_retries=DEFAULT_MAX_RETRIES)
+        )
         if not _positive(resend_cooldown, allow_zero=True):
             raise ValidationError("resend_cooldown", "must be a number of seconds, at least 0")
         if (
@@ -362,19 +354,7 @@ class TangoClient:
         ``with_raw_response`` works on a view.
 
         Raises ValidationError for a bad value (as the constructor does)."""
-        if timeout is not None and not _positive(timeout):
-            raise ValidationError(
-                "timeout", "must be a finite number of seconds above 0, at most 86400"
-            )
-        if retry is not None and not isinstance(retry, RetryPolicy):
-            raise ValidationError("retry", "must be a RetryPolicy")
-        if max_retries is not None and not _count(max_retries):
-            raise ValidationError("max_retries", "must be an int of at least 0")
-        policy = retry
-        if retry is not None and not _count(retry.max_retries):
-            raise ValidationError("retry", "max_retries must be an int of at least 0")
-        if max_retries is not None:
-            policy = (policy or self.retry).with_options(max_retries=max_retries)
+        policy = _call_options(timeout, retry, max_retries, base=self.retry)
         return self._view(timeout=None if timeout is None else float(timeout), retry=policy)
 
     @functools.cached_property
@@ -467,6 +447,29 @@ def _instrument(telemetry: object) -> list[Instrument]:
     raise ValidationError(
         "telemetry", "must be True, False or a tango_async.otel.Telemetry (an Instrument)"
     )
+
+
+_TIMEOUT_RULE = "must be a finite number of seconds above 0, at most 86400"
+
+
+def _call_options(
+    timeout: float | None, retry: RetryPolicy | None, max_retries: int | None, *, base: RetryPolicy
+) -> RetryPolicy:
+    """Check the per-call options of the constructor and of ``with_options`` (a
+    ValidationError names the argument) and return the retry policy in force: ``retry``
+    (else ``base``) with ``max_retries``, when given, over its own."""
+    if timeout is not None and not _positive(timeout):
+        raise ValidationError("timeout", _TIMEOUT_RULE)
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise ValidationError("retry", "must be a RetryPolicy")
+    if max_retries is not None and not _count(max_retries):
+        raise ValidationError("max_retries", "must be an int of at least 0")
+    policy = retry if retry is not None else base
+    if max_retries is not None:
+        return policy.with_options(max_retries=max_retries)
+    if not _count(policy.max_retries):
+        raise ValidationError("retry", "max_retries must be an int of at least 0")
+    return policy
 
 
 def _count(value: object) -> bool:

@@ -32,12 +32,11 @@ pytest.importorskip("opentelemetry.sdk")
 
 from opentelemetry import trace as otel_trace
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace import TracerProvider
 
 from tango_async.otel import Telemetry
+
+from .otel_support import Otel
 
 CUSTOMER, ACCOUNT = SANDBOX_CUSTOMER, SANDBOX_ACCOUNT
 AMOUNT = Decimal("12.34")
@@ -52,37 +51,6 @@ def request(**kw: Any) -> ta.CreateOrderRequest:
 async def sandbox() -> AsyncIterator[Sandbox]:
     async with Sandbox(order_rate=None, resend_cooldown=0.2) as sb:
         yield sb
-
-
-class Otel:
-    """An SDK tracer and meter provider recording in memory."""
-
-    def __init__(self) -> None:
-        self.exporter = InMemorySpanExporter()
-        self.tracer_provider = TracerProvider()
-        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
-        self.reader = InMemoryMetricReader()
-        self.meter_provider = MeterProvider(metric_readers=[self.reader])
-        self.telemetry = Telemetry(
-            tracer_provider=self.tracer_provider, meter_provider=self.meter_provider
-        )
-
-    def spans(self) -> list[ReadableSpan]:
-        return list(self.exporter.get_finished_spans())
-
-    def metric_texts(self) -> list[str]:
-        """Every metric name, attribute key and attribute value, as text."""
-        data = self.reader.get_metrics_data()
-        assert data is not None
-        out: list[str] = []
-        for resource in data.resource_metrics:
-            for scope in resource.scope_metrics:
-                for metric in scope.metrics:
-                    out.append(metric.name)
-                    for point in metric.data.data_points:
-                        for k, v in dict(point.attributes or {}).items():
-                            out += [str(k), str(v)]
-        return out
 
 
 def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:

@@ -19,53 +19,14 @@ from .conftest import BASE, FAST_RETRY, KEY, NAME, sandbox_order
 
 pytest.importorskip("opentelemetry.sdk")
 
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
-    InMemorySpanExporter,
-)
 
-from tango_async.otel import Telemetry
+from .otel_support import Otel
 
 ACCOUNT = "sandbox-account"
 
 
 def request(**kw: Any) -> ta.CreateOrderRequest:
     return sandbox_order(**{"amount": Decimal("12.34"), **kw})
-
-
-class Otel:
-    """An SDK tracer and meter provider recording in memory."""
-
-    def __init__(self) -> None:
-        self.exporter = InMemorySpanExporter()
-        self.tracer_provider = TracerProvider()
-        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
-        self.reader = InMemoryMetricReader()
-        self.meter_provider = MeterProvider(metric_readers=[self.reader])
-        self.telemetry = Telemetry(
-            tracer_provider=self.tracer_provider, meter_provider=self.meter_provider
-        )
-
-    def spans(self) -> list[ReadableSpan]:
-        return list(self.exporter.get_finished_spans())
-
-    def metrics(self) -> dict[str, list[tuple[dict[str, Any], Any]]]:
-        """metric name -> [(attributes, value or histogram count and sum)]."""
-        data = self.reader.get_metrics_data()
-        out: dict[str, list[tuple[dict[str, Any], Any]]] = {}
-        assert data is not None
-        for resource in data.resource_metrics:
-            for scope in resource.scope_metrics:
-                for metric in scope.metrics:
-                    for point in metric.data.data_points:
-                        value = getattr(point, "value", None)
-                        if value is None:
-                            value = (point.count, point.sum)  # type: ignore[attr-defined]
-                        out.setdefault(metric.name, []).append((dict(point.attributes), value))
-        return out
 
 
 @pytest.fixture

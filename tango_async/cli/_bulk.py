@@ -76,6 +76,14 @@ from ._common import (
     run,
 )
 
+_PROGRESS_INTERVAL = click.option(
+    "--progress-interval",
+    type=_SECONDS,
+    default=10.0,
+    show_default=True,
+    help="Seconds between progress lines when not on a terminal.",
+)
+
 
 def _check_files(
     *, inputs: dict[str, Path], journal: Path, report: Path, journal_hint: str = "'--journal'"
@@ -217,13 +225,7 @@ def _nothing_to_send(opened: Journal, file: Path, report: Path, *, csv_raw: bool
     type=click.Choice(["csv", "jsonl"]),
     help="The input file's format. Default: from its suffix (.csv; .jsonl, .ndjson, .json).",
 )
-@click.option(
-    "--progress-interval",
-    type=_SECONDS,
-    default=10.0,
-    show_default=True,
-    help="Seconds between progress lines when not on a terminal.",
-)
+@_PROGRESS_INTERVAL
 @_CSV_RAW
 @click.pass_obj
 def submit(
@@ -561,13 +563,7 @@ def _dry_run(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Results file, .csv or .jsonl. Default: the report the job was started with.",
 )
-@click.option(
-    "--progress-interval",
-    type=_SECONDS,
-    default=10.0,
-    show_default=True,
-    help="Seconds between progress lines when not on a terminal.",
-)
+@_PROGRESS_INTERVAL
 @_CSV_RAW
 @click.pass_obj
 def resume(
@@ -835,13 +831,7 @@ def _default_reconcile_report(journal: Path) -> Path:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Reconciliation results, .csv or .jsonl. Default: JOURNAL's stem + .reconciled.csv",
 )
-@click.option(
-    "--progress-interval",
-    type=_SECONDS,
-    default=10.0,
-    show_default=True,
-    help="Seconds between progress lines when not on a terminal.",
-)
+@_PROGRESS_INTERVAL
 @_CSV_RAW
 @click.pass_obj
 def reconcile_command(
