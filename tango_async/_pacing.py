@@ -36,6 +36,7 @@ from ._clock import Clock
 from ._exceptions import ValidationError
 from ._ratelimit import LocalRateLimiter, RateLimiter, WriteGate
 from ._repr import tolerant_repr
+from ._telemetry import route_template
 from ._validation import finite_number
 
 __all__ = ["Pace", "PacingPolicy", "RoutePacing", "route_of"]
@@ -106,9 +107,7 @@ class PacingPolicy:
 def route_of(method: str, path: str) -> str:
     """``GET /orders/RA1-2/resends`` -> ``GET /orders/{id}/resends``: the identifiers (every
     second segment) taken out."""
-    parts = path.split("?", 1)[0].split("/")
-    shape = ("{id}" if i >= 2 and i % 2 == 0 else p for i, p in enumerate(parts))
-    return method + " " + "/".join(shape)
+    return route_template(method, path)
 
 
 class Pace(Protocol):

@@ -40,6 +40,7 @@ __all__ = [
     "Tracing",
     "ActiveCall",
     "call_route",
+    "route_template",
     "retry_reason",
 ]
 
@@ -122,18 +123,21 @@ class Instrument(Protocol):
 _FIXED_SEGMENTS = frozenset({"reasonCodes", "eventtypes"})
 
 
-def call_route(method: str, path: str) -> str:
-    """The route template observers see: ``GET /orders/RA1-2/resends`` ->
-    ``GET /orders/{id}/resends`` (every second segment, where the API puts its
-    identifiers, taken out; the query dropped), except the API's fixed sub-paths
-    (``GET /lineItems/reasonCodes``, ``GET /webhooks/eventtypes``). Only fixed text of
-    the SDK's own paths is ever kept: never an identifier, amount or code."""
+def route_template(method: str, path: str, *, fixed: frozenset[str] = frozenset()) -> str:
+    """``GET /orders/RA1-2/resends`` -> ``GET /orders/{id}/resends``: every second segment,
+    where the API puts its identifiers, taken out (unless it is one of ``fixed``), and the
+    query dropped. The one route shape of the SDK: the pacing's routes (no ``fixed``) and
+    the observers' (:func:`call_route`)."""
     parts = path.split("?", 1)[0].split("/")
-    shape = (
-        "{id}" if i >= 2 and i % 2 == 0 and p not in _FIXED_SEGMENTS else p
-        for i, p in enumerate(parts)
-    )
+    shape = ("{id}" if i >= 2 and i % 2 == 0 and p not in fixed else p for i, p in enumerate(parts))
     return method + " " + "/".join(shape)
+
+
+def call_route(method: str, path: str) -> str:
+    """The route template observers see (:func:`route_template`), keeping the API's fixed
+    sub-paths (``GET /lineItems/reasonCodes``, ``GET /webhooks/eventtypes``). Only fixed
+    text of the SDK's own paths is ever kept: never an identifier, amount or code."""
+    return route_template(method, path, fixed=_FIXED_SEGMENTS)
 
 
 def retry_reason(failure: BaseException) -> str:

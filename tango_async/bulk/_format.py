@@ -16,7 +16,7 @@ import msgspec
 
 from .._validation import plain_decimal
 
-__all__ = ["format_amount", "format_time", "json_line"]
+__all__ = ["format_amount", "format_time", "json_line", "plain_json_decimal"]
 
 
 def format_amount(value: Decimal | int | None) -> str | None:
@@ -47,14 +47,19 @@ def format_time(value: datetime | None, *, seconds: bool = False) -> str | None:
 _ENCODER = msgspec.json.Encoder()
 
 
+def plain_json_decimal(d: Decimal) -> Any:
+    """A Decimal as a plain JSON number (1000, never 1E+3); a non-finite one as a string."""
+    return msgspec.Raw(plain_decimal(d).encode()) if d.is_finite() else str(d)
+
+
 def json_line(row: Mapping[str, Any]) -> str:
     """One JSON object on one line: a Decimal as a JSON number in plain decimal notation
     (``10.50``), a datetime as RFC 3339 with ``Z`` (see :func:`format_time`), every other
     value as ``json`` would write it (non-ASCII as is, control characters escaped)."""
     out: dict[str, Any] = {}
     for key, value in row.items():
-        if isinstance(value, Decimal) and value.is_finite():
-            out[key] = msgspec.Raw(plain_decimal(value).encode())
+        if isinstance(value, Decimal):
+            out[key] = plain_json_decimal(value)
         elif isinstance(value, datetime):
             out[key] = format_time(value)
         else:

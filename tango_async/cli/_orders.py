@@ -39,6 +39,7 @@ from .._validation import (
     plain_decimal,
     reissue_request,
 )
+from ..bulk._format import plain_json_decimal
 from ..bulk._report import csv_cell
 from ..pagination import (
     MAX_CONCURRENCY,
@@ -159,13 +160,8 @@ def _values_help(name: str) -> str:
     return _filter_help(name, "orders", filter_wire_name(name), _QUERY_HINTS[name])
 
 
-def _plain_json_decimal(d: Decimal) -> Any:
-    """A Decimal as a plain JSON number (1000, never 1E+3); a non-finite one as a string."""
-    return msgspec.Raw(plain_decimal(d).encode()) if d.is_finite() else str(d)
-
-
 # orders list --format jsonl: Decimals decoded from JSON like 1E3 would print as 1E+3.
-_JSONL_ENCODER = msgspec.json.Encoder(decimal_format=_plain_json_decimal)
+_JSONL_ENCODER = msgspec.json.Encoder(decimal_format=plain_json_decimal)
 CSV_COLUMNS: tuple[tuple[str, Callable[[Order], Any]], ...] = (
     ("referenceOrderID", lambda o: o.reference_order_id),
     ("externalRefID", lambda o: o.external_ref_id),
@@ -681,7 +677,7 @@ def _cell_text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, Decimal):
-        return plain_decimal(value) if value.is_finite() else str(value)
+        return plain_decimal(value)  # a non-finite one as str() gives it
     if isinstance(value, datetime):
         return format_time(value) or ""
     return escape(str(value))
